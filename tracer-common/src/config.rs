@@ -1,0 +1,65 @@
+//! Per-binary configuration the kernel programs read: the struct field offsets resolved in
+//! user space from the target binary. One slot per loaded binary, selected by the uprobe's
+//! attach cookie, so no offset is ever a literal in kernel code.
+
+/// Offset value meaning "this field does not exist in this Go version".
+pub const NO_FIELD: u32 = u32::MAX;
+
+/// Maximum number of binaries (configuration slots) traced at once.
+pub const MAX_CONFIGS: u32 = 256;
+
+/// Field offsets (bytes) inside Go runtime and `net/http` structs of one binary.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// `runtime.g.goid`.
+    pub g_goid: u32,
+    /// `net/http.Request.Method` (string).
+    pub req_method: u32,
+    /// `net/http.Request.URL` (*url.URL).
+    pub req_url: u32,
+    /// `net/http.Request.ProtoMajor` (int).
+    pub req_proto_major: u32,
+    /// `net/http.Request.ProtoMinor` (int).
+    pub req_proto_minor: u32,
+    /// `net/http.Request.Host` (string).
+    pub req_host: u32,
+    /// `net/http.Request.RemoteAddr` (string).
+    pub req_remote_addr: u32,
+    /// `net/http.Request.TLS` (*tls.ConnectionState).
+    pub req_tls: u32,
+    /// `net/http.Request.Pattern` (string, Go 1.23+), else [`NO_FIELD`].
+    pub req_pattern: u32,
+    /// `net/url.URL.Path` (string).
+    pub url_path: u32,
+    /// `net/url.URL.RawQuery` (string).
+    pub url_raw_query: u32,
+    /// `net/http.response.status` (int).
+    pub resp_status: u32,
+    /// Non-zero: copy query strings (`--capture-query`).
+    pub capture_query: u32,
+    pub _pad: u32,
+}
+crate::assert_size!(ProbeConfig, 56);
+
+impl ProbeConfig {
+    /// A configuration with every field absent.
+    pub const fn empty() -> Self {
+        Self {
+            g_goid: NO_FIELD,
+            req_method: NO_FIELD,
+            req_url: NO_FIELD,
+            req_proto_major: NO_FIELD,
+            req_proto_minor: NO_FIELD,
+            req_host: NO_FIELD,
+            req_remote_addr: NO_FIELD,
+            req_tls: NO_FIELD,
+            req_pattern: NO_FIELD,
+            url_path: NO_FIELD,
+            url_raw_query: NO_FIELD,
+            resp_status: NO_FIELD,
+            capture_query: 0,
+            _pad: 0,
+        }
+    }
+}

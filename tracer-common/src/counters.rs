@@ -1,0 +1,28 @@
+//! Indexes of the kernel's per-CPU counters: every event the kernel programs lose or
+//! cannot complete is counted under one of these reasons and reported by user space.
+
+/// A ring-buffer reserve failed (the buffer was full): the span is lost.
+pub const DROP_RINGBUF_FULL: u32 = 0;
+/// A span end was seen with no recorded start (attached mid-request, or the in-flight
+/// entry was evicted): the span is lost.
+pub const DROP_UNMATCHED_END: u32 = 1;
+/// Recording a span start in the in-flight map failed: the span is lost.
+pub const DROP_INFLIGHT_FULL: u32 = 2;
+/// A probe fired with no configuration for its attach cookie: the event is ignored.
+pub const DROP_NO_CONFIG: u32 = 3;
+/// Reading the goroutine id or a required pointer from the target failed.
+pub const DROP_READ_FAILED: u32 = 4;
+/// A start replaced an in-flight start of the same goroutine that never ended.
+pub const DROP_START_REPLACED: u32 = 5;
+/// Number of counters.
+pub const NUM_COUNTERS: u32 = 6;
+
+/// Stable names of the counters, indexed by their constant, for summaries and logs.
+pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
+    "ringbuf_full",
+    "unmatched_end",
+    "inflight_full",
+    "no_config",
+    "read_failed",
+    "start_replaced",
+];

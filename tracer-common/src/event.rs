@@ -1,0 +1,81 @@
+//! The header every ring-buffer event starts with, and the stable event kind ids.
+//!
+//! Kind ids are stable numbers grouped in ranges by instrumented library
+//! (`0x01xx`: Go `net/http`); user space dispatches decoding on them.
+
+/// Go `net/http` server span, see [`crate::probes::net_http::server::HttpServerEvent`].
+pub const KIND_NET_HTTP_SERVER: u16 = 0x0100;
+
+/// Version of the event layout; bumped when any event layout changes.
+pub const WIRE_VERSION: u16 = 1;
+
+/// First bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of the `KIND_*` constants.
+    pub kind: u16,
+    /// [`WIRE_VERSION`] of the writer.
+    pub version: u16,
+    /// Size in bytes of the whole record, header included.
+    pub size: u32,
+    /// Process id (kernel tgid) of the traced process.
+    pub pid: u32,
+    /// Thread id (kernel pid) that finished the event; informational only.
+    pub tid: u32,
+    /// Go goroutine id the event belongs to.
+    pub goid: u64,
+}
+crate::assert_size!(EventHeader, 24);
+
+/// Key of per-goroutine state in kernel maps: goroutines move between threads, so state
+/// is never keyed by thread id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GoroutineKey {
+    pub pid: u32,
+    pub _pad: u32,
+    pub goid: u64,
+}
+crate::assert_size!(GoroutineKey, 16);
+
+/// A Go string copied out of the target: the original length and as many bytes as fit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrBuf<const N: usize> {
+    /// Length of the string in the target, clamped to `u32::MAX`; may exceed `N`.
+    pub len: u32,
+    /// [`STR_READ_FAILED`] when the bytes could not be read.
+    pub flags: u32,
+    pub buf: [u8; N],
+}
+
+/// [`StrBuf::flags`] bit: reading the string header or its bytes failed.
+pub const STR_READ_FAILED: u32 = 1;
+
+impl<const N: usize> StrBuf<N> {
+    /// Number of valid bytes in `buf`.
+    pub fn copied(&self) -> usize {
+        if self.flags & STR_READ_FAILED != 0 {
+            0
+        } else {
+            (self.len as usize).min(N)
+        }
+    }
+
+    /// The copied bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.copied()]
+    }
+
+    /// True when the target's string was longer than what was copied.
+    pub fn truncated(&self) -> bool {
+        self.flags & STR_READ_FAILED == 0 && self.len as usize > N
+    }
+}
+
+impl<const N: usize> Default for StrBuf<N> {
+    fn default() -> Self {
+        Self { len: 0, flags: 0, buf: [0; N] }
+    }
+}

@@ -1,0 +1,2 @@
+//! Probes, one module per instrumented library.
+pub mod net_http;

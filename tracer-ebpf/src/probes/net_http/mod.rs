@@ -1,0 +1,2 @@
+//! Go `net/http`.
+pub mod server;

@@ -1,0 +1,197 @@
+//! The command line (see CONTRACT.md), parsed by clap and turned into a validated
+//! [`Config`]. Flags win over the environment variables named in `--help`.
+use clap::{Parser, ValueEnum};
+
+/// Traces the HTTP requests inside running Go programs, with no change to them.
+#[derive(Debug, Parser)]
+#[command(name = "tracer", version, about, long_about = None)]
+pub struct Cli {
+    /// Trace this running process (repeatable).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// Trace every process running this executable, now and later (repeatable).
+    #[arg(long = "binary", value_name = "PATH")]
+    pub binaries: Vec<std::path::PathBuf>,
+
+    /// Trace every supported process on the node.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Where spans go.
+    #[arg(long, value_enum, default_value_t = ExporterKind::Stdout)]
+    pub exporter: ExporterKind,
+
+    /// Output format on stdout [default: text on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// OTLP endpoint URL.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP protocol.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value_t = OtlpProtocol::Grpc)]
+    pub otlp_protocol: OtlpProtocol,
+
+    /// Service name [default: the target's OTEL_SERVICE_NAME, else its executable's name].
+    #[arg(long, env = "OTEL_SERVICE_NAME", value_name = "NAME")]
+    pub service_name: Option<String>,
+
+    /// Never write into a target's memory (no traceparent injection).
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Fraction of traces kept (parent-based, by trace id).
+    #[arg(long, value_name = "R")]
+    pub sample_ratio: Option<f64>,
+
+    /// Keep query strings (url.query); off by default since they often carry secrets.
+    #[arg(long)]
+    pub capture_query: bool,
+
+    /// Log level or RUST_LOG-style filter (error, warn, info, debug).
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Start this command and trace it.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExporterKind {
+    Stdout,
+    Otlp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    Grpc,
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// A command line that parses but cannot be carried out (exit code 2).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum UsageError {
+    #[error("nothing to trace: give --pid, --binary, --all or -- COMMAND")]
+    NoTarget,
+    #[error("give only one of --pid, --binary, --all and -- COMMAND")]
+    SeveralModes,
+    #[error("{0} is not supported yet")]
+    NotYet(&'static str),
+    #[error("--sample-ratio must be between 0 and 1, got {0}")]
+    SampleRatio(f64),
+    #[error("OTEL_TRACES_SAMPLER_ARG must be a number between 0 and 1, got {0:?}")]
+    SamplerArg(String),
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub pids: Vec<u32>,
+    pub format: Format,
+    pub service_name: Option<String>,
+    pub read_only: bool,
+    pub sample_ratio: f64,
+    pub capture_query: bool,
+}
+
+impl Cli {
+    /// Validates the command line. `stdout_is_terminal` picks the default format and
+    /// `env` reads the environment (OTEL_TRACES_SAMPLER / _ARG).
+    pub fn into_config(
+        self,
+        stdout_is_terminal: bool,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, UsageError> {
+        let modes = [!self.pids.is_empty(), !self.binaries.is_empty(), self.all, !self.command.is_empty()];
+        match modes.iter().filter(|&&m| m).count() {
+            0 => return Err(UsageError::NoTarget),
+            1 => {}
+            _ => return Err(UsageError::SeveralModes),
+        }
+        if !self.binaries.is_empty() {
+            return Err(UsageError::NotYet("--binary"));
+        }
+        if self.all {
+            return Err(UsageError::NotYet("--all"));
+        }
+        if !self.command.is_empty() {
+            return Err(UsageError::NotYet("-- COMMAND"));
+        }
+        if self.exporter == ExporterKind::Otlp {
+            return Err(UsageError::NotYet("--exporter otlp"));
+        }
+        let sample_ratio = match self.sample_ratio {
+            Some(r) if (0.0..=1.0).contains(&r) => r,
+            Some(r) => return Err(UsageError::SampleRatio(r)),
+            None if env("OTEL_TRACES_SAMPLER").as_deref() == Some("parentbased_traceidratio") => {
+                match env("OTEL_TRACES_SAMPLER_ARG") {
+                    None => 1.0,
+                    Some(arg) => match arg.trim().parse::<f64>() {
+                        Ok(r) if (0.0..=1.0).contains(&r) => r,
+                        _ => return Err(UsageError::SamplerArg(arg)),
+                    },
+                }
+            }
+            None => 1.0,
+        };
+        let mut pids = self.pids;
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(Config {
+            pids,
+            format: self.format.unwrap_or(if stdout_is_terminal { Format::Text } else { Format::Json }),
+            service_name: self.service_name.filter(|s| !s.is_empty()),
+            read_only: self.read_only,
+            sample_ratio,
+            capture_query: self.capture_query,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, UsageError> {
+        let cli = Cli::try_parse_from(std::iter::once("tracer").chain(args.iter().copied())).expect("parses");
+        cli.into_config(false, |_| None)
+    }
+
+    #[test]
+    fn pid_mode_defaults() {
+        let config = parse(&["--pid", "42", "--pid", "42"]).expect("valid");
+        assert_eq!(config.pids, vec![42]);
+        assert_eq!(config.format, Format::Json);
+        assert_eq!(config.sample_ratio, 1.0);
+        assert!(!config.capture_query);
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(parse(&[]), Err(UsageError::NoTarget));
+        assert_eq!(parse(&["--pid", "1", "--all"]), Err(UsageError::SeveralModes));
+        assert_eq!(parse(&["--pid", "1", "--sample-ratio", "2"]), Err(UsageError::SampleRatio(2.0)));
+        assert!(Cli::try_parse_from(["tracer", "--pid", "abc"]).is_err());
+    }
+
+    #[test]
+    fn sampler_from_environment() {
+        let cli = Cli::try_parse_from(["tracer", "--pid", "1"]).expect("parses");
+        let env = |k: &str| match k {
+            "OTEL_TRACES_SAMPLER" => Some("parentbased_traceidratio".to_owned()),
+            "OTEL_TRACES_SAMPLER_ARG" => Some("0.25".to_owned()),
+            _ => None,
+        };
+        assert_eq!(cli.into_config(true, env).expect("valid").sample_ratio, 0.25);
+    }
+}

@@ -1,0 +1,16 @@
+//! `tracer`: traces the HTTP requests inside running Go programs with eBPF uprobes, with
+//! no change to their code, build or process.
+//!
+//! Stages: [`target`] resolves a binary (functions, probe points, struct layouts);
+//! [`loader`] loads the kernel programs and attaches them; [`run`] drains the ring buffer
+//! through the [`pipeline`] (decode, span mapping in [`probes`], clock, resource) to the
+//! [`export`]ers.
+pub mod cli;
+pub mod export;
+pub mod loader;
+pub mod pipeline;
+pub mod privileges;
+pub mod probes;
+pub mod process;
+pub mod run;
+pub mod target;

@@ -1,0 +1,192 @@
+//! Loading the kernel programs and attaching them to traced processes.
+//!
+//! One set of programs and maps serves every traced process: each binary gets a
+//! configuration slot (its struct offsets) and every uprobe on it carries that slot as its
+//! attach cookie. Probes are attached by file offset, through `/proc/PID/exe`, filtered to
+//! the traced process.
+use std::{num::NonZeroU32, time::Duration};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        UProbe,
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
+    },
+};
+use tracer_common::{
+    config::{MAX_CONFIGS, ProbeConfig},
+    counters::NUM_COUNTERS,
+    event::GoroutineKey,
+    probes::net_http::server::ServerInflight,
+};
+
+use crate::{
+    probes::Hook,
+    process::Process,
+    target::{Inspection, ProbePoint},
+};
+
+/// The kernel programs, built by `build.rs`.
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
+
+/// Errors loading or attaching.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("loading the eBPF programs into the kernel failed")]
+    Load(#[source] aya::EbpfError),
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("loading eBPF program {program} failed")]
+    Program {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("eBPF map {map} failed")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("too many traced binaries (at most {MAX_CONFIGS})")]
+    NoSlot,
+    #[error("attaching {program} to {symbol} in pid {pid} failed")]
+    Attach {
+        program: &'static str,
+        symbol: &'static str,
+        pid: u32,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+}
+
+/// One attached probe, for logs.
+#[derive(Clone, Debug)]
+pub struct AttachedProbe {
+    pub hook: Hook,
+    pub point: ProbePoint,
+}
+
+/// The loaded programs and maps.
+pub struct Loader {
+    ebpf: Ebpf,
+    next_slot: u32,
+}
+
+impl Loader {
+    /// Loads every program into the kernel (nothing is attached yet).
+    pub fn load(programs: &[&'static str]) -> Result<Self, LoadError> {
+        let mut ebpf = EbpfLoader::new().load(PROGRAMS).map_err(LoadError::Load)?;
+        for &name in programs {
+            let program: &mut UProbe = ebpf
+                .program_mut(name)
+                .ok_or(LoadError::MissingProgram(name))?
+                .try_into()
+                .map_err(|source| LoadError::Program { program: name, source })?;
+            program.load().map_err(|source| LoadError::Program { program: name, source })?;
+        }
+        Ok(Self { ebpf, next_slot: 0 })
+    }
+
+    /// Stores a binary's configuration and returns its slot.
+    pub fn add_config(&mut self, config: ProbeConfig) -> Result<u32, LoadError> {
+        let slot = self.next_slot;
+        if slot >= MAX_CONFIGS {
+            return Err(LoadError::NoSlot);
+        }
+        let mut configs: Array<&mut MapData, ProbeConfig> = self.map_mut("CONFIGS")?;
+        configs.set(slot, config, 0).map_err(|source| LoadError::Map { map: "CONFIGS", source })?;
+        self.next_slot += 1;
+        Ok(slot)
+    }
+
+    /// Attaches `hooks` that exist in `inspection` to `process`, with configuration `slot`.
+    /// Optional hooks missing from the binary are skipped; a failure to attach any hook
+    /// found is an error.
+    pub fn attach(
+        &mut self,
+        process: &Process,
+        inspection: &Inspection,
+        hooks: &[Hook],
+        slot: u32,
+    ) -> Result<Vec<AttachedProbe>, LoadError> {
+        let pid = NonZeroU32::new(process.pid).ok_or(LoadError::NoSlot)?;
+        let exe = process.exe_handle();
+        let mut attached = Vec::new();
+        for hook in hooks {
+            let Some(point) = inspection.functions.get(hook.symbol) else { continue };
+            let program: &mut UProbe = self
+                .ebpf
+                .program_mut(hook.program)
+                .ok_or(LoadError::MissingProgram(hook.program))?
+                .try_into()
+                .map_err(|source| LoadError::Program { program: hook.program, source })?;
+            let attach_point = UProbeAttachPoint {
+                location: UProbeAttachLocation::AbsoluteOffset(point.file_offset),
+                cookie: Some(u64::from(slot)),
+            };
+            program.attach(attach_point, &exe, UProbeScope::OneProcess(pid)).map_err(|source| {
+                LoadError::Attach { program: hook.program, symbol: hook.symbol, pid: process.pid, source }
+            })?;
+            attached.push(AttachedProbe { hook: *hook, point: *point });
+        }
+        Ok(attached)
+    }
+
+    /// The ring buffer of finished events.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or(LoadError::MissingMap("EVENTS"))?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map { map: "EVENTS", source })
+    }
+
+    /// The kernel counters, summed over CPUs, indexed by `tracer_common::counters`.
+    pub fn counters(&self) -> Result<[u64; NUM_COUNTERS as usize], LoadError> {
+        let map = self.ebpf.map("COUNTERS").ok_or(LoadError::MissingMap("COUNTERS"))?;
+        let counters: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|source| LoadError::Map { map: "COUNTERS", source })?;
+        let mut totals = [0u64; NUM_COUNTERS as usize];
+        for (index, total) in totals.iter_mut().enumerate() {
+            let values = counters
+                .get(&(index as u32), 0)
+                .map_err(|source| LoadError::Map { map: "COUNTERS", source })?;
+            *total = values.iter().sum();
+        }
+        Ok(totals)
+    }
+
+    /// Removes in-flight server requests that started more than `ttl` before
+    /// `now_ns` (monotonic) or whose process is gone; returns how many were removed.
+    pub fn expire_inflight(&mut self, now_ns: u64, ttl: Duration, alive: impl Fn(u32) -> bool) -> Result<u64, LoadError> {
+        let mut inflight: HashMap<&mut MapData, GoroutineKey, ServerInflight> = self.map_mut("SERVER_INFLIGHT")?;
+        let ttl_ns = ttl.as_nanos() as u64;
+        let stale: Vec<GoroutineKey> = inflight
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(key, start)| now_ns.saturating_sub(start.start_ns) > ttl_ns || !alive(key.pid))
+            .map(|(key, _)| key)
+            .collect();
+        for key in &stale {
+            let _ = inflight.remove(key);
+        }
+        Ok(stale.len() as u64)
+    }
+
+    /// Number of server requests in flight.
+    pub fn inflight(&self) -> Result<u64, LoadError> {
+        let map = self.ebpf.map("SERVER_INFLIGHT").ok_or(LoadError::MissingMap("SERVER_INFLIGHT"))?;
+        let inflight: HashMap<&MapData, GoroutineKey, ServerInflight> =
+            HashMap::try_from(map).map_err(|source| LoadError::Map { map: "SERVER_INFLIGHT", source })?;
+        Ok(inflight.keys().filter(Result::is_ok).count() as u64)
+    }
+
+    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, LoadError>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self.ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
+        T::try_from(map).map_err(|source| LoadError::Map { map: name, source })
+    }
+}

@@ -1,0 +1,50 @@
+//! The `tracer` binary: parse the command line, run, print the summary; errors become one
+//! `error: ...` line with the cause chain and exit code 1, usage errors exit code 2.
+use std::{
+    io::IsTerminal as _,
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use clap::Parser as _;
+use tracer::{cli::Cli, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    let config = match cli.into_config(std::io::stdout().is_terminal(), |k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(error) = run::stop_on_signals(&stop) {
+        eprintln!("error: cannot install signal handlers: {error}");
+        return ExitCode::from(1);
+    }
+    match run::run(&config, &stop) {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {:#}", anyhow::Error::new(error));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs to stderr; `--log-level` wins over `RUST_LOG`; default `info`.
+fn init_logging(level: Option<&str>) {
+    let filter = level
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    env_logger::Builder::new()
+        .parse_filters(&filter)
+        .format_target(false)
+        .target(env_logger::Target::Stderr)
+        .init();
+}

@@ -1,0 +1,47 @@
+//! The resource of a traced process: who emitted its spans.
+use crate::process::Process;
+
+/// Resource attributes of one traced process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    pub service_name: String,
+    pub pid: u32,
+    pub executable_path: String,
+    pub runtime_version: String,
+    pub host_name: String,
+}
+
+impl Resource {
+    /// The resource of `process`. The service name is `override_name` if given, else the
+    /// process's own `OTEL_SERVICE_NAME`, else its executable's file name.
+    pub fn of(process: &Process, go_version: &str, override_name: Option<&str>) -> Self {
+        let executable_path = process.exe.display().to_string();
+        let file_name = process
+            .exe
+            .file_name()
+            .map_or_else(|| executable_path.clone(), |n| n.to_string_lossy().into_owned());
+        let service_name = override_name
+            .map(str::to_owned)
+            .or_else(|| process.env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()))
+            .unwrap_or(file_name);
+        Self {
+            service_name,
+            pid: process.pid,
+            executable_path,
+            runtime_version: go_version.to_owned(),
+            host_name: host_name(),
+        }
+    }
+}
+
+/// The node's host name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer and its length are valid; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}

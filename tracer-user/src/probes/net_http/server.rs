@@ -1,0 +1,340 @@
+//! Go `net/http` server spans: the manifest of the kernel side
+//! (`tracer-ebpf/src/probes/net_http/server.rs`) and the mapping of its events to spans
+//! with the OpenTelemetry HTTP server semantic conventions.
+use tracer_common::{
+    config::{NO_FIELD, ProbeConfig},
+    probes::net_http::server::{END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent},
+};
+
+use crate::{
+    pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
+    probes::{Fields, Hook},
+    target::dwarf::Offsets,
+};
+
+/// Functions hooked, see `tracer_common::probes::net_http::server`.
+pub const HOOKS: &[Hook] = &[
+    Hook {
+        symbol: "net/http.serverHandler.ServeHTTP",
+        program: "net_http_server_start",
+        required: true,
+        purpose: "start of server spans",
+    },
+    Hook {
+        symbol: "net/http.(*response).finishRequest",
+        program: "net_http_server_finish",
+        required: true,
+        purpose: "end of server spans",
+    },
+    Hook {
+        symbol: "net/http.(*conn).serve.func1",
+        program: "net_http_server_unwind",
+        required: false,
+        purpose: "spans of handlers that panic or hijack the connection",
+    },
+    Hook {
+        symbol: "runtime.gopanic",
+        program: "net_http_server_panic",
+        required: false,
+        purpose: "telling panicked handlers from hijacked connections",
+    },
+];
+
+/// Struct members read by the kernel programs.
+pub const FIELDS: Fields = &[
+    ("runtime.g", &["goid"]),
+    (
+        "net/http.Request",
+        &["Method", "URL", "ProtoMajor", "ProtoMinor", "Host", "RemoteAddr", "TLS", "Pattern"],
+    ),
+    ("net/url.URL", &["Path", "RawQuery"]),
+    ("net/http.response", &["status"]),
+];
+
+/// Members that exist only in some Go versions.
+const OPTIONAL_FIELDS: &[(&str, &str)] = &[("net/http.Request", "Pattern")];
+
+/// A struct member the binary's layout lacks.
+#[derive(Debug, thiserror::Error)]
+#[error("struct member {strukt}.{member} not found in the binary's debug information")]
+pub struct MissingField {
+    pub strukt: &'static str,
+    pub member: &'static str,
+}
+
+/// Options that change what the kernel copies.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub capture_query: bool,
+}
+
+/// Builds the kernel configuration from the binary's struct offsets.
+pub fn config(offsets: &Offsets, options: Options) -> Result<ProbeConfig, MissingField> {
+    let get = |strukt: &'static str, member: &'static str| -> Result<u32, MissingField> {
+        match offsets.get(&(strukt.to_owned(), member.to_owned())) {
+            Some(&offset) => u32::try_from(offset).map_err(|_| MissingField { strukt, member }),
+            None if OPTIONAL_FIELDS.contains(&(strukt, member)) => Ok(NO_FIELD),
+            None => Err(MissingField { strukt, member }),
+        }
+    };
+    let req = "net/http.Request";
+    Ok(ProbeConfig {
+        g_goid: get("runtime.g", "goid")?,
+        req_method: get(req, "Method")?,
+        req_url: get(req, "URL")?,
+        req_proto_major: get(req, "ProtoMajor")?,
+        req_proto_minor: get(req, "ProtoMinor")?,
+        req_host: get(req, "Host")?,
+        req_remote_addr: get(req, "RemoteAddr")?,
+        req_tls: get(req, "TLS")?,
+        req_pattern: get(req, "Pattern")?,
+        url_path: get("net/url.URL", "Path")?,
+        url_raw_query: get("net/url.URL", "RawQuery")?,
+        resp_status: get("net/http.response", "status")?,
+        capture_query: u32::from(options.capture_query),
+        _pad: 0,
+    })
+}
+
+/// HTTP methods the semantic conventions know; others are reported as `_OTHER`.
+const KNOWN_METHODS: &[&str] =
+    &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"];
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The path part of a `ServeMux` pattern (`[METHOD ][HOST]/PATH`), e.g. `/users/{id}`.
+fn route_of(pattern: &str) -> Option<&str> {
+    let rest = pattern.split_once(' ').map_or(pattern, |(_, rest)| rest.trim_start());
+    rest.find('/').map(|at| &rest[at..])
+}
+
+/// Maps a server event to a span (times still kernel-monotonic).
+pub fn span(ev: &HttpServerEvent) -> Span {
+    let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(14);
+    let mut truncated: Vec<&str> = Vec::new();
+
+    let method = lossy(ev.method.bytes());
+    let known = KNOWN_METHODS.contains(&method.as_str());
+    if known {
+        attributes.push(("http.request.method", method.clone().into()));
+    } else {
+        attributes.push(("http.request.method", "_OTHER".into()));
+        attributes.push(("http.request.method_original", method.clone().into()));
+    }
+    attributes.push(("url.path", lossy(ev.path.bytes()).into()));
+    if ev.path.truncated() {
+        truncated.push("url.path");
+    }
+    attributes.push(("url.scheme", if ev.tls != 0 { "https" } else { "http" }.into()));
+    if ev.query.copied() > 0 {
+        attributes.push(("url.query", lossy(ev.query.bytes()).into()));
+        if ev.query.truncated() {
+            truncated.push("url.query");
+        }
+    }
+    let pattern = lossy(ev.pattern.bytes());
+    let route = route_of(&pattern).map(str::to_owned);
+    if let Some(route) = &route {
+        attributes.push(("http.route", route.clone().into()));
+    }
+
+    let status = match (ev.end_reason, ev.status) {
+        (END_FINISHED, 0) => Some(200),
+        (END_FINISHED, code) => Some(code as i64),
+        _ => None,
+    };
+    if let Some(code) = status {
+        attributes.push(("http.response.status_code", code.into()));
+    }
+
+    let host = lossy(ev.host.bytes());
+    let (server_address, server_port) = split_host_port(&host);
+    if !server_address.is_empty() {
+        attributes.push(("server.address", server_address.into()));
+    }
+    let default_port = if ev.tls != 0 { 443 } else { 80 };
+    if !server_address.is_empty() || server_port.is_some() {
+        attributes.push(("server.port", i64::from(server_port.unwrap_or(default_port)).into()));
+    }
+    let remote = lossy(ev.remote_addr.bytes());
+    let (client_address, client_port) = split_host_port(&remote);
+    if !client_address.is_empty() {
+        attributes.push(("client.address", client_address.into()));
+    }
+    if let Some(port) = client_port {
+        attributes.push(("client.port", i64::from(port).into()));
+    }
+    let protocol = match (ev.proto_major, ev.proto_minor) {
+        (2, _) => "2".to_owned(),
+        (major, minor) => format!("{major}.{minor}"),
+    };
+    attributes.push(("network.protocol.version", protocol.into()));
+
+    let mut error = status.is_some_and(|code| code >= 500);
+    match ev.end_reason {
+        END_PANICKED => {
+            error = true;
+            attributes.push(("error.type", "panic".into()));
+        }
+        END_HIJACKED => attributes.push(("tracer.end", "hijacked".into())),
+        _ => {}
+    }
+    if error && status.is_some() {
+        attributes.push(("error.type", status.unwrap_or_default().to_string().into()));
+    }
+    if !truncated.is_empty() {
+        attributes.push(("tracer.truncated", truncated.join(",").into()));
+    }
+
+    let name_method = if known { method.as_str() } else { "HTTP" };
+    let name = match &route {
+        Some(route) => format!("{name_method} {route}"),
+        None => name_method.to_owned(),
+    };
+    Span {
+        trace_id: ev.trace_id,
+        span_id: ev.span_id,
+        parent_span_id: (ev.parent_span_id != [0; 8]).then_some(ev.parent_span_id),
+        name,
+        kind: SpanKind::Server,
+        start_ns: ev.start_ns,
+        end_ns: ev.end_ns,
+        status: if error { Status::Error } else { Status::Unset },
+        attributes,
+        pid: ev.header.pid,
+        goid: ev.header.goid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::event::{EventHeader, StrBuf};
+
+    use super::*;
+
+    fn buf<const N: usize>(s: &str) -> StrBuf<N> {
+        let mut b = StrBuf::<N>::default();
+        let n = s.len().min(N);
+        b.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        b.len = s.len() as u32;
+        b
+    }
+
+    fn event(method: &str, path: &str, status: u64) -> HttpServerEvent {
+        HttpServerEvent {
+            header: EventHeader { pid: 42, goid: 7, ..EventHeader::default() },
+            start_ns: 1_000,
+            end_ns: 5_000,
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_span_id: [0; 8],
+            status,
+            proto_major: 1,
+            proto_minor: 1,
+            tls: 0,
+            end_reason: END_FINISHED,
+            _pad: [0; 2],
+            method: buf(method),
+            path: buf(path),
+            query: buf(""),
+            host: buf("127.0.0.1:8080"),
+            remote_addr: buf("127.0.0.1:51000"),
+            pattern: buf(""),
+        }
+    }
+
+    fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
+        span.attribute(key)
+    }
+
+    #[test]
+    fn maps_a_plain_request() {
+        let span = span(&event("GET", "/hello", 0));
+        assert_eq!(span.name, "GET");
+        assert_eq!(span.kind, SpanKind::Server);
+        assert_eq!(span.status, Status::Unset);
+        assert_eq!(span.parent_span_id, None);
+        assert_eq!(attr(&span, "http.response.status_code"), Some(&Value::Int(200)));
+        assert_eq!(attr(&span, "url.path"), Some(&"/hello".into()));
+        assert_eq!(attr(&span, "url.scheme"), Some(&"http".into()));
+        assert_eq!(attr(&span, "server.address"), Some(&"127.0.0.1".into()));
+        assert_eq!(attr(&span, "server.port"), Some(&Value::Int(8080)));
+        assert_eq!(attr(&span, "client.address"), Some(&"127.0.0.1".into()));
+        assert_eq!(attr(&span, "client.port"), Some(&Value::Int(51000)));
+        assert_eq!(attr(&span, "network.protocol.version"), Some(&"1.1".into()));
+        assert_eq!(attr(&span, "url.query"), None);
+        assert_eq!(attr(&span, "http.route"), None);
+    }
+
+    #[test]
+    fn route_names_the_span_and_5xx_is_an_error() {
+        let mut ev = event("DELETE", "/users/42", 500);
+        ev.pattern = buf("DELETE /users/{id}");
+        let span = span(&ev);
+        assert_eq!(span.name, "DELETE /users/{id}");
+        assert_eq!(attr(&span, "http.route"), Some(&"/users/{id}".into()));
+        assert_eq!(span.status, Status::Error);
+        assert_eq!(attr(&span, "error.type"), Some(&"500".into()));
+    }
+
+    #[test]
+    fn routes_with_host_or_without_method() {
+        assert_eq!(route_of("GET example.com/a/{x}"), Some("/a/{x}"));
+        assert_eq!(route_of("/static/"), Some("/static/"));
+        assert_eq!(route_of(""), None);
+    }
+
+    #[test]
+    fn panics_hijacks_unknown_methods_and_truncation() {
+        let mut ev = event("BREW", &"x".repeat(400), 0);
+        ev.end_reason = END_PANICKED;
+        let panicked = span(&ev);
+        assert_eq!(panicked.status, Status::Error);
+        assert_eq!(panicked.name, "HTTP");
+        assert_eq!(attr(&panicked, "error.type"), Some(&"panic".into()));
+        assert_eq!(attr(&panicked, "http.response.status_code"), None);
+        assert_eq!(attr(&panicked, "http.request.method"), Some(&"_OTHER".into()));
+        assert_eq!(attr(&panicked, "tracer.truncated"), Some(&"url.path".into()));
+
+        let mut ev = event("GET", "/ws", 0);
+        ev.end_reason = END_HIJACKED;
+        let hijacked = span(&ev);
+        assert_eq!(hijacked.status, Status::Unset);
+        assert_eq!(attr(&hijacked, "tracer.end"), Some(&"hijacked".into()));
+    }
+
+    #[test]
+    fn query_tls_and_http2() {
+        let mut ev = event("GET", "/q", 201);
+        ev.query = buf("a=1&b=2");
+        ev.tls = 1;
+        ev.host = buf("example.com");
+        ev.proto_major = 2;
+        ev.proto_minor = 0;
+        let span = span(&ev);
+        assert_eq!(attr(&span, "url.query"), Some(&"a=1&b=2".into()));
+        assert_eq!(attr(&span, "url.scheme"), Some(&"https".into()));
+        assert_eq!(attr(&span, "server.port"), Some(&Value::Int(443)));
+        assert_eq!(attr(&span, "network.protocol.version"), Some(&"2".into()));
+        assert_eq!(attr(&span, "http.response.status_code"), Some(&Value::Int(201)));
+    }
+
+    #[test]
+    fn config_requires_fields_but_pattern() {
+        let mut offsets = Offsets::new();
+        for (strukt, members) in FIELDS {
+            for (i, member) in members.iter().enumerate() {
+                offsets.insert(((*strukt).to_owned(), (*member).to_owned()), 8 * i as u64);
+            }
+        }
+        offsets.remove(&("net/http.Request".to_owned(), "Pattern".to_owned()));
+        let cfg = config(&offsets, Options::default()).expect("config");
+        assert_eq!(cfg.req_pattern, NO_FIELD);
+        assert_eq!(cfg.req_url, 8);
+        offsets.remove(&("runtime.g".to_owned(), "goid".to_owned()));
+        let err = config(&offsets, Options::default()).expect_err("goid missing");
+        assert_eq!(err.to_string(), "struct member runtime.g.goid not found in the binary's debug information");
+    }
+}

@@ -1,0 +1,89 @@
+//! Facts about a running process from `/proc`: whether it exists (and is still the same
+//! process), its executable, and its environment.
+use std::path::PathBuf;
+
+/// Errors looking at a process.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("no process with pid {0}")]
+    NoSuchProcess(u32),
+    #[error("cannot read the executable of pid {pid} (needs CAP_SYS_PTRACE for other users' processes)")]
+    Exe {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running process, identified by pid and start time (pids are reused).
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
+    pub start_ticks: u64,
+    /// The executable's path as the process sees it.
+    pub exe: PathBuf,
+}
+
+impl Process {
+    /// Looks up a live process.
+    pub fn open(pid: u32) -> Result<Self, ProcessError> {
+        let (state, start_ticks) = stat(pid).ok_or(ProcessError::NoSuchProcess(pid))?;
+        if matches!(state, 'Z' | 'X') {
+            return Err(ProcessError::NoSuchProcess(pid));
+        }
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map_err(|source| ProcessError::Exe { pid, source })?;
+        Ok(Self { pid, start_ticks, exe })
+    }
+
+    /// A path through which the executable can be opened, even from another mount
+    /// namespace or after the file was replaced on disk.
+    pub fn exe_handle(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/exe", self.pid))
+    }
+
+    /// True while the process runs (not exited, not a zombie, pid not reused).
+    pub fn is_alive(&self) -> bool {
+        matches!(stat(self.pid), Some((state, start)) if start == self.start_ticks && !matches!(state, 'Z' | 'X'))
+    }
+
+    /// The value of `name` in the process's initial environment.
+    pub fn env(&self, name: &str) -> Option<String> {
+        let environ = std::fs::read(format!("/proc/{}/environ", self.pid)).ok()?;
+        environ.split(|&b| b == 0).find_map(|entry| {
+            let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+            String::from_utf8(value.to_vec()).ok()
+        })
+    }
+}
+
+/// State character and start time of `pid`.
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    // Field 3 is the state; the start time is field 22.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_process() {
+        let me = Process::open(std::process::id()).expect("own process");
+        assert!(me.is_alive());
+        assert_eq!(me.exe, std::env::current_exe().expect("current exe"));
+        assert!(me.env("PATH").is_some());
+    }
+
+    #[test]
+    fn missing_process() {
+        assert!(matches!(Process::open(u32::MAX - 1), Err(ProcessError::NoSuchProcess(_))));
+    }
+}

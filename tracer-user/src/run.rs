@@ -1,0 +1,289 @@
+//! The tracer's lifecycle: resolve and attach every target, drain the ring buffer on a
+//! short timer through the pipeline to the exporter, and on SIGINT/SIGTERM or when every
+//! target has exited, detach, flush and summarize.
+use std::{
+    collections::HashMap,
+    io::Write,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf};
+use tracer_common::counters::COUNTER_NAMES;
+
+use crate::{
+    cli::{Config, Format},
+    export::{Encoder, Exporter, Item, json::JsonLines, text::Text},
+    loader::{AttachedProbe, LoadError, Loader},
+    pipeline::{
+        clock::Clock,
+        decode::{Event, decode},
+        resource::Resource,
+        sampler::Sampler,
+    },
+    privileges::{self, PrivilegeError},
+    probes::{Hook, net_http::server},
+    process::{Process, ProcessError},
+    target::{self, TargetError},
+};
+
+/// How often the ring buffer is drained (events are submitted without wake-ups).
+const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+/// How often stale in-flight requests are looked for.
+const EXPIRE_INTERVAL: Duration = Duration::from_secs(10);
+/// A request in flight longer than this is forgotten (and counted).
+const INFLIGHT_TTL: Duration = Duration::from_secs(600);
+
+/// Errors that stop the tracer (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("{path} (pid {pid}) has no net/http server functions ({symbol} not found)")]
+    NoHttpServer { path: String, pid: u32, symbol: &'static str },
+    #[error("{path} (pid {pid}, {version}): unsupported struct layout")]
+    Layout {
+        path: String,
+        pid: u32,
+        version: String,
+        #[source]
+        source: server::MissingField,
+    },
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("cannot start the exporter")]
+    Exporter(#[source] std::io::Error),
+}
+
+/// What happened, for the exit summary.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub exported: u64,
+    /// Lost spans by reason; every one counts in `dropped`.
+    pub drops: Vec<(&'static str, u64)>,
+    pub sampled_out: u64,
+    pub in_flight_at_exit: u64,
+}
+
+impl Summary {
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reasons: Vec<String> = self.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        write!(
+            f,
+            "summary: spans_exported={} dropped={} ({}) sampled_out={} in_flight_at_exit={}",
+            self.exported,
+            self.dropped(),
+            reasons.join(" "),
+            self.sampled_out,
+            self.in_flight_at_exit
+        )
+    }
+}
+
+/// Every hook of every probe.
+fn hooks() -> Vec<Hook> {
+    server::HOOKS.to_vec()
+}
+
+/// A traced process.
+struct Target {
+    process: Process,
+    resource: Arc<Resource>,
+}
+
+/// Counters kept by user space.
+#[derive(Debug, Default)]
+struct UserCounters {
+    decode_errors: u64,
+    unknown_process: u64,
+    expired: u64,
+    sampled_out: u64,
+}
+
+/// Runs until `stop` is set or every target has exited.
+pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
+    privileges::check()?;
+    let hooks = hooks();
+    let programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
+    let mut resolved = Vec::new();
+    for &pid in &config.pids {
+        resolved.push(resolve(pid, config)?);
+    }
+    let mut loader = Loader::load(&programs)?;
+    let mut events = loader.take_events()?;
+    let mut targets: HashMap<u32, Target> = HashMap::new();
+    for (process, inspection, probe_config) in resolved {
+        let slot = loader.add_config(probe_config)?;
+        let attached = loader.attach(&process, &inspection, &hooks, slot)?;
+        let resource = Arc::new(Resource::of(&process, &inspection.build.go_version, config.service_name.as_deref()));
+        log_attached(&process, &resource, &attached, &hooks);
+        targets.insert(process.pid, Target { process, resource });
+    }
+
+    let clock = Clock::measure();
+    let sampler = Sampler::new(config.sample_ratio);
+    let encoder: Box<dyn Encoder> = match config.format {
+        Format::Json => Box::new(JsonLines),
+        Format::Text => Box::new(Text),
+    };
+    let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(std::io::stdout()));
+    let mut exporter = Exporter::spawn(encoder, out).map_err(RunError::Exporter)?;
+    let mut counters = UserCounters::default();
+    let mut last_expiry = Instant::now();
+
+    loop {
+        let all_exited = targets.values().all(|t| !t.process.is_alive());
+        let stopping = stop.load(Ordering::Relaxed) || all_exited;
+        drain(&mut events, &targets, clock, &sampler, &exporter, &mut counters);
+        if stopping {
+            if all_exited {
+                log::info!("every traced process has exited");
+            }
+            break;
+        }
+        if last_expiry.elapsed() >= EXPIRE_INTERVAL {
+            last_expiry = Instant::now();
+            let alive = |pid: u32| targets.get(&pid).is_some_and(|t| t.process.is_alive());
+            counters.expired += loader.expire_inflight(Clock::monotonic_now(), INFLIGHT_TTL, alive)?;
+        }
+        std::thread::sleep(DRAIN_INTERVAL);
+    }
+
+    // Whatever the kernel finished before we stopped is still in the buffer.
+    drain(&mut events, &targets, clock, &sampler, &exporter, &mut counters);
+    let in_flight_at_exit = loader.inflight()?;
+    let kernel = loader.counters()?;
+    drop(loader);
+    exporter.finish();
+
+    let stats = &exporter.stats;
+    let mut drops: Vec<(&'static str, u64)> = COUNTER_NAMES.iter().copied().zip(kernel).collect();
+    drops.push(("export_queue_full", stats.queue_full.load(Ordering::Relaxed)));
+    drops.push(("export_write_failed", stats.write_errors.load(Ordering::Relaxed)));
+    drops.push(("decode_failed", counters.decode_errors));
+    drops.push(("unknown_process", counters.unknown_process));
+    drops.push(("inflight_expired", counters.expired));
+    Ok(Summary {
+        exported: stats.exported.load(Ordering::Relaxed),
+        drops,
+        sampled_out: counters.sampled_out,
+        in_flight_at_exit,
+    })
+}
+
+/// Resolves one process: its binary, its probe points and its kernel configuration.
+fn resolve(pid: u32, config: &Config) -> Result<(Process, target::Inspection, tracer_common::config::ProbeConfig), RunError> {
+    let process = Process::open(pid)?;
+    let symbols: Vec<&str> = hooks().iter().map(|h| h.symbol).collect();
+    let shown = process.exe.display().to_string();
+    let inspection = target::inspect(&process.exe_handle(), &symbols, server::FIELDS).map_err(|e| match e {
+        TargetError::Read { source, .. } => TargetError::Read { path: shown.clone(), source },
+        other => relabel(other, &shown),
+    })?;
+    if let Some(missing) = server::HOOKS.iter().find(|h| h.required && !inspection.functions.contains_key(h.symbol)) {
+        return Err(RunError::NoHttpServer { path: shown, pid, symbol: missing.symbol });
+    }
+    let options = server::Options { capture_query: config.capture_query };
+    let probe_config = server::config(&inspection.offsets, options).map_err(|source| RunError::Layout {
+        path: shown.clone(),
+        pid,
+        version: inspection.build.go_version.clone(),
+        source,
+    })?;
+    Ok((process, inspection, probe_config))
+}
+
+/// Names the executable by its real path rather than `/proc/PID/exe` in messages.
+fn relabel(error: TargetError, path: &str) -> TargetError {
+    let path = path.to_owned();
+    match error {
+        TargetError::NotElf { source, .. } => TargetError::NotElf { path, source },
+        TargetError::NotGo { source, .. } => TargetError::NotGo { path, source },
+        TargetError::UnsupportedGo { version, .. } => TargetError::UnsupportedGo { path, version },
+        TargetError::Stripped { version, .. } => TargetError::Stripped { path, version },
+        TargetError::Layout { version, source, .. } => TargetError::Layout { path, version, source },
+        TargetError::Code { function, source, .. } => TargetError::Code { path, function, source },
+        other => other,
+    }
+}
+
+fn log_attached(process: &Process, resource: &Resource, attached: &[AttachedProbe], hooks: &[Hook]) {
+    for probe in attached.iter().filter(|p| !p.point.placement.emulated) {
+        log::warn!(
+            "pid={} probe on {} is on a single-stepped instruction (slow path, ~15 µs per hit in a VM)",
+            process.pid,
+            probe.hook.symbol
+        );
+    }
+    for hook in hooks.iter().filter(|h| !attached.iter().any(|a| a.hook.symbol == h.symbol)) {
+        log::warn!("pid={} {} not found: {} unavailable", process.pid, hook.symbol, hook.purpose);
+    }
+    let placements: Vec<String> = attached
+        .iter()
+        .map(|p| format!("{}+{:#x}({})", p.hook.symbol, p.point.placement.offset, p.point.placement.what))
+        .collect();
+    log::info!(
+        "attached pid={} exe={} go={} service={} probes=[{}]",
+        process.pid,
+        resource.executable_path,
+        resource.runtime_version,
+        resource.service_name,
+        placements.join(", ")
+    );
+}
+
+/// Moves every finished event from the ring buffer through the pipeline to the exporter.
+fn drain(
+    events: &mut RingBuf<MapData>,
+    targets: &HashMap<u32, Target>,
+    clock: Clock,
+    sampler: &Sampler,
+    exporter: &Exporter,
+    counters: &mut UserCounters,
+) {
+    while let Some(record) = events.next() {
+        let event = match decode(&record) {
+            Ok(event) => event,
+            Err(error) => {
+                counters.decode_errors += 1;
+                log::debug!("undecodable event: {error}");
+                continue;
+            }
+        };
+        let mut span = match event {
+            Event::NetHttpServer(ev) => server::span(&ev),
+        };
+        let Some(target) = targets.get(&span.pid) else {
+            counters.unknown_process += 1;
+            continue;
+        };
+        if span.parent_span_id.is_none() && !sampler.keep(&span.trace_id) {
+            counters.sampled_out += 1;
+            continue;
+        }
+        span.start_ns = clock.to_unix(span.start_ns);
+        span.end_ns = clock.to_unix(span.end_ns);
+        exporter.offer(Item { span, resource: Arc::clone(&target.resource) });
+    }
+}
+
+/// Sets `flag` on SIGINT or SIGTERM.
+pub fn stop_on_signals(flag: &Arc<AtomicBool>) -> std::io::Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(flag))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The Go build information every Go binary carries since Go 1.13, in the section
+//! `.go.buildinfo` (or, in a binary whose section headers are gone, found by its magic).
+//! Since Go 1.18 the version and module strings are stored inline after a 32-byte header,
+//! each prefixed with its length as a uvarint.
+//! See <https://go.dev/src/debug/buildinfo/buildinfo.go>.
+
+/// The 14 bytes the build information starts with.
+const MAGIC: &[u8] = b"\xff Go buildinf:";
+/// Header flag: strings are inline (Go >= 1.18) rather than pointers.
+const FLAG_INLINE: u8 = 0x2;
+const HEADER_LEN: usize = 32;
+
+/// Errors reading the build information.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildInfoError {
+    #[error("no Go build information")]
+    Missing,
+    #[error("Go build information in the pre-1.18 format: Go versions before 1.18 are not supported")]
+    OldFormat,
+    #[error("Go build information is truncated or corrupt")]
+    Corrupt,
+}
+
+/// What the build information says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The toolchain version, e.g. `go1.24.11`.
+    pub go_version: String,
+    /// The main module path, when the binary was built in module mode.
+    pub main_module: Option<String>,
+}
+
+/// Parses build information from the `.go.buildinfo` section, or from the whole file
+/// when `section` is `None`.
+pub fn parse(section: Option<&[u8]>, file: &[u8]) -> Result<BuildInfo, BuildInfoError> {
+    let data = match section {
+        Some(section) => section,
+        None => {
+            let at = find(file, MAGIC).ok_or(BuildInfoError::Missing)?;
+            &file[at..]
+        }
+    };
+    let at = find(data, MAGIC).ok_or(BuildInfoError::Missing)?;
+    let header = data.get(at..at + HEADER_LEN).ok_or(BuildInfoError::Corrupt)?;
+    if header[15] & FLAG_INLINE == 0 {
+        return Err(BuildInfoError::OldFormat);
+    }
+    let mut rest = &data[at + HEADER_LEN..];
+    let version = read_string(&mut rest)?;
+    let modinfo = read_string(&mut rest).unwrap_or_default();
+    if !version.starts_with("go") {
+        return Err(BuildInfoError::Corrupt);
+    }
+    Ok(BuildInfo { go_version: version, main_module: main_module(&modinfo) })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn read_uvarint(data: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (i, &byte) in data.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *data = &data[i + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn read_string(data: &mut &[u8]) -> Result<String, BuildInfoError> {
+    let len = read_uvarint(data).ok_or(BuildInfoError::Corrupt)? as usize;
+    let bytes = data.get(..len).ok_or(BuildInfoError::Corrupt)?;
+    *data = &data[len..];
+    String::from_utf8(bytes.to_vec()).map_err(|_| BuildInfoError::Corrupt)
+}
+
+/// The `mod` line of the module information (`path\tmod\tPATH\tVERSION...`).
+fn main_module(modinfo: &str) -> Option<String> {
+    modinfo.lines().find_map(|line| {
+        let mut fields = line.split('\t');
+        match (fields.next(), fields.next()) {
+            (Some("mod"), Some(path)) => Some(path.to_owned()),
+            _ => None,
+        }
+    })
+}
+
+/// A Go version as (major, minor, patch), parsed from `go1.24.11`, `go1.19`, `go1.27rc1`.
+pub fn parse_version(version: &str) -> Option<(u32, u32, u32)> {
+    let rest = version.strip_prefix("go")?;
+    let mut parts = rest.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor_text = parts.next()?;
+    let digits: String = minor_text.chars().take_while(char::is_ascii_digit).collect();
+    let minor = digits.parse().ok()?;
+    let patch = parts
+        .next()
+        .and_then(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok())
+        .unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inline_info(version: &str, modinfo: &str) -> Vec<u8> {
+        let mut data = b"junk".to_vec();
+        data.extend_from_slice(MAGIC);
+        data.push(8);
+        data.push(FLAG_INLINE);
+        data.resize(data.len() + 16, 0);
+        for s in [version, modinfo] {
+            data.push(s.len() as u8);
+            data.extend_from_slice(s.as_bytes());
+        }
+        data
+    }
+
+    #[test]
+    fn parses_inline_strings() {
+        let data = inline_info("go1.24.11", "path\tfixture/x\nmod\tfixture/x\t(devel)\t\n");
+        let info = parse(Some(&data), &[]).expect("parse");
+        assert_eq!(info.go_version, "go1.24.11");
+        assert_eq!(info.main_module.as_deref(), Some("fixture/x"));
+    }
+
+    #[test]
+    fn finds_magic_without_section() {
+        let data = inline_info("go1.19.8", "");
+        assert_eq!(parse(None, &data).expect("parse").go_version, "go1.19.8");
+    }
+
+    #[test]
+    fn rejects_non_go_and_corrupt_data() {
+        assert_eq!(parse(None, b"\x7fELF plain C program"), Err(BuildInfoError::Missing));
+        let mut data = inline_info("go1.24.11", "");
+        data.truncate(data.len() - 4);
+        assert_eq!(parse(Some(&data), &[]), Err(BuildInfoError::Corrupt));
+        let mut old = inline_info("go1.17", "");
+        old[4 + 15] = 0;
+        assert_eq!(parse(Some(&old), &[]), Err(BuildInfoError::OldFormat));
+    }
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(parse_version("go1.24.11"), Some((1, 24, 11)));
+        assert_eq!(parse_version("go1.19"), Some((1, 19, 0)));
+        assert_eq!(parse_version("go1.27rc1"), Some((1, 27, 0)));
+        assert_eq!(parse_version("devel"), None);
+    }
+}

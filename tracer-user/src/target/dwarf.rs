@@ -1,0 +1,87 @@
+//! Struct member offsets from DWARF (gimli). Go emits its types as top-level DIEs named by
+//! their full package path (`runtime.g`, `net/http.Request`) with constant
+//! `DW_AT_data_member_location`s; its debug sections are usually zlib-compressed, which
+//! [`super::elf::Elf::section`] undoes.
+use std::{borrow::Cow, collections::HashMap};
+
+use gimli::{EndianSlice, RunTimeEndian};
+
+use super::elf::Elf;
+
+/// Errors reading DWARF.
+#[derive(Debug, thiserror::Error)]
+pub enum DwarfError {
+    #[error("no DWARF debug information (the binary was stripped or built with -ldflags=-w)")]
+    Missing,
+    #[error("corrupt DWARF debug information")]
+    Corrupt(#[source] gimli::Error),
+}
+
+/// Offsets found, keyed by `(struct, member)`.
+pub type Offsets = HashMap<(String, String), u64>;
+
+/// Reads the offsets of the `members` of each struct in `wanted`. Structs or members that
+/// are not in the DWARF are absent from the result.
+pub fn member_offsets(elf: &Elf<'_>, wanted: &[(&str, &[&str])]) -> Result<Offsets, DwarfError> {
+    if elf.section(".debug_info").is_none() {
+        return Err(DwarfError::Missing);
+    }
+    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, gimli::Error> {
+        Ok(elf.section(id.name()).unwrap_or(Cow::Borrowed(&[])))
+    })
+    .map_err(DwarfError::Corrupt)?;
+    let dwarf = sections.borrow(|section| EndianSlice::new(section, RunTimeEndian::Little));
+    scan(&dwarf, wanted).map_err(DwarfError::Corrupt)
+}
+
+type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
+
+fn scan(dwarf: &gimli::Dwarf<Reader<'_>>, wanted: &[(&str, &[&str])]) -> gimli::Result<Offsets> {
+    let mut offsets = Offsets::new();
+    let mut remaining: Vec<&str> = wanted.iter().map(|(name, _)| *name).collect();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        if remaining.is_empty() {
+            break;
+        }
+        let unit = dwarf.unit(header)?;
+        let mut tree = unit.entries_tree(None)?;
+        let root = tree.root()?;
+        let mut children = root.children();
+        while let Some(child) = children.next()? {
+            let entry = child.entry();
+            if entry.tag() != gimli::DW_TAG_structure_type {
+                continue;
+            }
+            let Some(name) = entry.attr_value(gimli::DW_AT_name)? else { continue };
+            let name = dwarf.attr_string(&unit, name)?;
+            let Some(index) = remaining.iter().position(|w| w.as_bytes() == name.slice()) else {
+                continue;
+            };
+            let struct_name = remaining.swap_remove(index);
+            let members = wanted
+                .iter()
+                .find(|(n, _)| *n == struct_name)
+                .map(|(_, m)| *m)
+                .unwrap_or(&[]);
+            let mut fields = child.children();
+            while let Some(field) = fields.next()? {
+                let field = field.entry();
+                if field.tag() != gimli::DW_TAG_member {
+                    continue;
+                }
+                let Some(fname) = field.attr_value(gimli::DW_AT_name)? else { continue };
+                let fname = dwarf.attr_string(&unit, fname)?;
+                let Ok(fname) = std::str::from_utf8(fname.slice()) else { continue };
+                if !members.contains(&fname) {
+                    continue;
+                }
+                let location = field.attr(gimli::DW_AT_data_member_location)?;
+                if let Some(offset) = location.and_then(|a| a.udata_value()) {
+                    offsets.insert((struct_name.to_owned(), fname.to_owned()), offset);
+                }
+            }
+        }
+    }
+    Ok(offsets)
+}

@@ -1,0 +1,85 @@
+//! ELF access: the symbols of a binary, the bytes of a function, and the translation of
+//! virtual addresses to file offsets (uprobes are placed by file offset) through the
+//! program headers, which works the same for PIE and non-PIE executables.
+use std::collections::HashMap;
+
+use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _};
+
+/// Errors reading an ELF file.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    #[error("not a readable ELF file")]
+    Parse(#[source] object::Error),
+    #[error("unsupported architecture {0:?} (only x86-64 is supported)")]
+    Architecture(object::Architecture),
+    #[error("address {0:#x} is not in any loadable segment")]
+    NotLoaded(u64),
+}
+
+/// A function found in the symbol table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Virtual address of the first instruction.
+    pub address: u64,
+    /// Size in bytes (0 when the symbol table does not say).
+    pub size: u64,
+}
+
+/// A parsed ELF file borrowing its bytes.
+pub struct Elf<'data> {
+    pub file: object::File<'data>,
+    data: &'data [u8],
+}
+
+impl<'data> Elf<'data> {
+    pub fn parse(data: &'data [u8]) -> Result<Self, ElfError> {
+        let file = object::File::parse(data).map_err(ElfError::Parse)?;
+        if file.architecture() != object::Architecture::X86_64 {
+            return Err(ElfError::Architecture(file.architecture()));
+        }
+        Ok(Self { file, data })
+    }
+
+    /// Looks up the given function names in the symbol table (`.symtab`); names not
+    /// found are absent from the result.
+    pub fn functions(&self, names: &[&str]) -> HashMap<String, Function> {
+        let mut found = HashMap::new();
+        for symbol in self.file.symbols() {
+            let Ok(name) = symbol.name() else { continue };
+            if names.contains(&name) && symbol.kind() == object::SymbolKind::Text {
+                let function = Function { address: symbol.address(), size: symbol.size() };
+                found.insert(name.to_owned(), function);
+            }
+        }
+        found
+    }
+
+    /// True when the file has a symbol table.
+    pub fn has_symbols(&self) -> bool {
+        self.file.symbols().next().is_some()
+    }
+
+    /// The file offset of virtual address `address`, from the loadable segment holding it.
+    pub fn file_offset(&self, address: u64) -> Result<u64, ElfError> {
+        for segment in self.file.segments() {
+            let (offset, file_size) = segment.file_range();
+            let start = segment.address();
+            if address >= start && address < start + file_size {
+                return Ok(address - start + offset);
+            }
+        }
+        Err(ElfError::NotLoaded(address))
+    }
+
+    /// Up to `len` bytes of code starting at virtual address `address`.
+    pub fn code(&self, address: u64, len: u64) -> Result<&'data [u8], ElfError> {
+        let offset = self.file_offset(address)? as usize;
+        let end = offset.saturating_add(len as usize).min(self.data.len());
+        Ok(&self.data[offset.min(end)..end])
+    }
+
+    /// The uncompressed contents of section `name`, if present.
+    pub fn section(&self, name: &str) -> Option<std::borrow::Cow<'data, [u8]>> {
+        self.file.section_by_name(name)?.uncompressed_data().ok()
+    }
+}
