@@ -76,6 +76,10 @@ impl<const N: usize> StrBuf<N> {
 
 impl<const N: usize> Default for StrBuf<N> {
     fn default() -> Self {
-        Self { len: 0, flags: 0, buf: [0; N] }
+        Self {
+            len: 0,
+            flags: 0,
+            buf: [0; N],
+        }
     }
 }

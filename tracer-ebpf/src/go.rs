@@ -32,7 +32,11 @@ impl Regs {
     pub fn of(ctx: &ProbeContext) -> Self {
         // SAFETY: `regs` points to the kernel's pt_regs for this probe hit.
         let regs = unsafe { &*ctx.regs };
-        Self { rcx: regs.rcx, rdi: regs.rdi, r14: regs.r14 }
+        Self {
+            rcx: regs.rcx,
+            rdi: regs.rdi,
+            r14: regs.r14,
+        }
     }
 }
 
@@ -58,7 +62,11 @@ pub fn goroutine(regs: &Regs, cfg: &ProbeConfig) -> Option<GoroutineKey> {
     if goid.is_none() {
         count(DROP_READ_FAILED);
     }
-    Some(GoroutineKey { pid, _pad: 0, goid: goid? })
+    Some(GoroutineKey {
+        pid,
+        _pad: 0,
+        goid: goid?,
+    })
 }
 
 /// Reads the 8-byte word at `base + offset` in the target; `None` when the field does
@@ -91,7 +99,11 @@ pub fn read_string<const N: usize>(dst: &mut StrBuf<N>, base: u64, offset: u32) 
         dst.flags = STR_READ_FAILED;
         return;
     };
-    dst.len = if len > u32::MAX as u64 { u32::MAX } else { len as u32 };
+    dst.len = if len > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        len as u32
+    };
     let n = if len > N as u64 { N as u32 } else { len as u32 };
     if n == 0 {
         return;

@@ -112,7 +112,12 @@ impl Cli {
         stdout_is_terminal: bool,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, UsageError> {
-        let modes = [!self.pids.is_empty(), !self.binaries.is_empty(), self.all, !self.command.is_empty()];
+        let modes = [
+            !self.pids.is_empty(),
+            !self.binaries.is_empty(),
+            self.all,
+            !self.command.is_empty(),
+        ];
         match modes.iter().filter(|&&m| m).count() {
             0 => return Err(UsageError::NoTarget),
             1 => {}
@@ -149,7 +154,11 @@ impl Cli {
         pids.dedup();
         Ok(Config {
             pids,
-            format: self.format.unwrap_or(if stdout_is_terminal { Format::Text } else { Format::Json }),
+            format: self.format.unwrap_or(if stdout_is_terminal {
+                Format::Text
+            } else {
+                Format::Json
+            }),
             service_name: self.service_name.filter(|s| !s.is_empty()),
             read_only: self.read_only,
             sample_ratio,
@@ -163,7 +172,8 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, UsageError> {
-        let cli = Cli::try_parse_from(std::iter::once("tracer").chain(args.iter().copied())).expect("parses");
+        let cli = Cli::try_parse_from(std::iter::once("tracer").chain(args.iter().copied()))
+            .expect("parses");
         cli.into_config(false, |_| None)
     }
 
@@ -179,8 +189,14 @@ mod tests {
     #[test]
     fn usage_errors() {
         assert_eq!(parse(&[]), Err(UsageError::NoTarget));
-        assert_eq!(parse(&["--pid", "1", "--all"]), Err(UsageError::SeveralModes));
-        assert_eq!(parse(&["--pid", "1", "--sample-ratio", "2"]), Err(UsageError::SampleRatio(2.0)));
+        assert_eq!(
+            parse(&["--pid", "1", "--all"]),
+            Err(UsageError::SeveralModes)
+        );
+        assert_eq!(
+            parse(&["--pid", "1", "--sample-ratio", "2"]),
+            Err(UsageError::SampleRatio(2.0))
+        );
         assert!(Cli::try_parse_from(["tracer", "--pid", "abc"]).is_err());
     }
 
@@ -192,6 +208,9 @@ mod tests {
             "OTEL_TRACES_SAMPLER_ARG" => Some("0.25".to_owned()),
             _ => None,
         };
-        assert_eq!(cli.into_config(true, env).expect("valid").sample_ratio, 0.25);
+        assert_eq!(
+            cli.into_config(true, env).expect("valid").sample_ratio,
+            0.25
+        );
     }
 }

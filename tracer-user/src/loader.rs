@@ -85,8 +85,14 @@ impl Loader {
                 .program_mut(name)
                 .ok_or(LoadError::MissingProgram(name))?
                 .try_into()
-                .map_err(|source| LoadError::Program { program: name, source })?;
-            program.load().map_err(|source| LoadError::Program { program: name, source })?;
+                .map_err(|source| LoadError::Program {
+                    program: name,
+                    source,
+                })?;
+            program.load().map_err(|source| LoadError::Program {
+                program: name,
+                source,
+            })?;
         }
         Ok(Self { ebpf, next_slot: 0 })
     }
@@ -98,14 +104,19 @@ impl Loader {
             return Err(LoadError::NoSlot);
         }
         let mut configs: Array<&mut MapData, ProbeConfig> = self.map_mut("CONFIGS")?;
-        configs.set(slot, config, 0).map_err(|source| LoadError::Map { map: "CONFIGS", source })?;
+        configs
+            .set(slot, config, 0)
+            .map_err(|source| LoadError::Map {
+                map: "CONFIGS",
+                source,
+            })?;
         self.next_slot += 1;
         Ok(slot)
     }
 
     /// Attaches `hooks` that exist in `inspection` to `process`, with configuration `slot`.
-    /// Optional hooks missing from the binary are skipped; a failure to attach any hook
-    /// found is an error.
+    /// Optional hooks missing from the binary are skipped and optional hooks that fail to
+    /// attach are logged with the reason; a required hook that fails is an error.
     pub fn attach(
         &mut self,
         process: &Process,
@@ -117,41 +128,78 @@ impl Loader {
         let exe = process.exe_handle();
         let mut attached = Vec::new();
         for hook in hooks {
-            let Some(point) = inspection.functions.get(hook.symbol) else { continue };
+            let Some(point) = inspection.functions.get(hook.symbol) else {
+                continue;
+            };
             let program: &mut UProbe = self
                 .ebpf
                 .program_mut(hook.program)
                 .ok_or(LoadError::MissingProgram(hook.program))?
                 .try_into()
-                .map_err(|source| LoadError::Program { program: hook.program, source })?;
+                .map_err(|source| LoadError::Program {
+                    program: hook.program,
+                    source,
+                })?;
             let attach_point = UProbeAttachPoint {
                 location: UProbeAttachLocation::AbsoluteOffset(point.file_offset),
                 cookie: Some(u64::from(slot)),
             };
-            program.attach(attach_point, &exe, UProbeScope::OneProcess(pid)).map_err(|source| {
-                LoadError::Attach { program: hook.program, symbol: hook.symbol, pid: process.pid, source }
-            })?;
-            attached.push(AttachedProbe { hook: *hook, point: *point });
+            match program.attach(attach_point, &exe, UProbeScope::OneProcess(pid)) {
+                Ok(_) => attached.push(AttachedProbe {
+                    hook: *hook,
+                    point: *point,
+                }),
+                Err(source) if hook.required => {
+                    return Err(LoadError::Attach {
+                        program: hook.program,
+                        symbol: hook.symbol,
+                        pid: process.pid,
+                        source,
+                    });
+                }
+                Err(source) => log::warn!(
+                    "pid={} could not attach to {} ({}): {} unavailable",
+                    process.pid,
+                    hook.symbol,
+                    source,
+                    hook.purpose
+                ),
+            }
         }
         Ok(attached)
     }
 
     /// The ring buffer of finished events.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
-        let map = self.ebpf.take_map("EVENTS").ok_or(LoadError::MissingMap("EVENTS"))?;
-        RingBuf::try_from(map).map_err(|source| LoadError::Map { map: "EVENTS", source })
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or(LoadError::MissingMap("EVENTS"))?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map {
+            map: "EVENTS",
+            source,
+        })
     }
 
     /// The kernel counters, summed over CPUs, indexed by `tracer_common::counters`.
     pub fn counters(&self) -> Result<[u64; NUM_COUNTERS as usize], LoadError> {
-        let map = self.ebpf.map("COUNTERS").ok_or(LoadError::MissingMap("COUNTERS"))?;
+        let map = self
+            .ebpf
+            .map("COUNTERS")
+            .ok_or(LoadError::MissingMap("COUNTERS"))?;
         let counters: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| LoadError::Map { map: "COUNTERS", source })?;
+            PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
+                map: "COUNTERS",
+                source,
+            })?;
         let mut totals = [0u64; NUM_COUNTERS as usize];
         for (index, total) in totals.iter_mut().enumerate() {
             let values = counters
                 .get(&(index as u32), 0)
-                .map_err(|source| LoadError::Map { map: "COUNTERS", source })?;
+                .map_err(|source| LoadError::Map {
+                    map: "COUNTERS",
+                    source,
+                })?;
             *total = values.iter().sum();
         }
         Ok(totals)
@@ -159,13 +207,21 @@ impl Loader {
 
     /// Removes in-flight server requests that started more than `ttl` before
     /// `now_ns` (monotonic) or whose process is gone; returns how many were removed.
-    pub fn expire_inflight(&mut self, now_ns: u64, ttl: Duration, alive: impl Fn(u32) -> bool) -> Result<u64, LoadError> {
-        let mut inflight: HashMap<&mut MapData, GoroutineKey, ServerInflight> = self.map_mut("SERVER_INFLIGHT")?;
+    pub fn expire_inflight(
+        &mut self,
+        now_ns: u64,
+        ttl: Duration,
+        alive: impl Fn(u32) -> bool,
+    ) -> Result<u64, LoadError> {
+        let mut inflight: HashMap<&mut MapData, GoroutineKey, ServerInflight> =
+            self.map_mut("SERVER_INFLIGHT")?;
         let ttl_ns = ttl.as_nanos() as u64;
         let stale: Vec<GoroutineKey> = inflight
             .iter()
             .filter_map(Result::ok)
-            .filter(|(key, start)| now_ns.saturating_sub(start.start_ns) > ttl_ns || !alive(key.pid))
+            .filter(|(key, start)| {
+                now_ns.saturating_sub(start.start_ns) > ttl_ns || !alive(key.pid)
+            })
             .map(|(key, _)| key)
             .collect();
         for key in &stale {
@@ -176,9 +232,15 @@ impl Loader {
 
     /// Number of server requests in flight.
     pub fn inflight(&self) -> Result<u64, LoadError> {
-        let map = self.ebpf.map("SERVER_INFLIGHT").ok_or(LoadError::MissingMap("SERVER_INFLIGHT"))?;
-        let inflight: HashMap<&MapData, GoroutineKey, ServerInflight> =
-            HashMap::try_from(map).map_err(|source| LoadError::Map { map: "SERVER_INFLIGHT", source })?;
+        let map = self
+            .ebpf
+            .map("SERVER_INFLIGHT")
+            .ok_or(LoadError::MissingMap("SERVER_INFLIGHT"))?;
+        let inflight: HashMap<&MapData, GoroutineKey, ServerInflight> = HashMap::try_from(map)
+            .map_err(|source| LoadError::Map {
+                map: "SERVER_INFLIGHT",
+                source,
+            })?;
         Ok(inflight.keys().filter(Result::is_ok).count() as u64)
     }
 

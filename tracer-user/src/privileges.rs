@@ -55,9 +55,18 @@ mod tests {
 
     #[test]
     fn names_missing_capabilities() {
-        assert_eq!(missing_capabilities(0).as_deref(), Some("CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)"));
-        assert_eq!(missing_capabilities(1 << CAP_BPF).as_deref(), Some("CAP_PERFMON (or CAP_SYS_ADMIN)"));
+        assert_eq!(
+            missing_capabilities(0).as_deref(),
+            Some("CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)")
+        );
+        assert_eq!(
+            missing_capabilities(1 << CAP_BPF).as_deref(),
+            Some("CAP_PERFMON (or CAP_SYS_ADMIN)")
+        );
         assert_eq!(missing_capabilities(1 << CAP_SYS_ADMIN), None);
-        assert_eq!(missing_capabilities((1 << CAP_BPF) | (1 << CAP_PERFMON)), None);
+        assert_eq!(
+            missing_capabilities((1 << CAP_BPF) | (1 << CAP_PERFMON)),
+            None
+        );
     }
 }

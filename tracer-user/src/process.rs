@@ -7,7 +7,9 @@ use std::path::PathBuf;
 pub enum ProcessError {
     #[error("no process with pid {0}")]
     NoSuchProcess(u32),
-    #[error("cannot read the executable of pid {pid} (needs CAP_SYS_PTRACE for other users' processes)")]
+    #[error(
+        "cannot read the executable of pid {pid} (needs CAP_SYS_PTRACE for other users' processes)"
+    )]
     Exe {
         pid: u32,
         #[source]
@@ -34,7 +36,11 @@ impl Process {
         }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .map_err(|source| ProcessError::Exe { pid, source })?;
-        Ok(Self { pid, start_ticks, exe })
+        Ok(Self {
+            pid,
+            start_ticks,
+            exe,
+        })
     }
 
     /// A path through which the executable can be opened, even from another mount
@@ -84,6 +90,9 @@ mod tests {
 
     #[test]
     fn missing_process() {
-        assert!(matches!(Process::open(u32::MAX - 1), Err(ProcessError::NoSuchProcess(_))));
+        assert!(matches!(
+            Process::open(u32::MAX - 1),
+            Err(ProcessError::NoSuchProcess(_))
+        ));
     }
 }

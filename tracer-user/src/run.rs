@@ -47,7 +47,11 @@ pub enum RunError {
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error("{path} (pid {pid}) has no net/http server functions ({symbol} not found)")]
-    NoHttpServer { path: String, pid: u32, symbol: &'static str },
+    NoHttpServer {
+        path: String,
+        pid: u32,
+        symbol: &'static str,
+    },
     #[error("{path} (pid {pid}, {version}): unsupported struct layout")]
     Layout {
         path: String,
@@ -128,8 +132,12 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     for (process, inspection, probe_config) in resolved {
         let slot = loader.add_config(probe_config)?;
         let attached = loader.attach(&process, &inspection, &hooks, slot)?;
-        let resource = Arc::new(Resource::of(&process, &inspection.build.go_version, config.service_name.as_deref()));
-        log_attached(&process, &resource, &attached, &hooks);
+        let resource = Arc::new(Resource::of(
+            &process,
+            &inspection.build.go_version,
+            config.service_name.as_deref(),
+        ));
+        log_attached(&process, &resource, &attached, &hooks, &inspection);
         targets.insert(process.pid, Target { process, resource });
     }
 
@@ -147,7 +155,14 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     loop {
         let all_exited = targets.values().all(|t| !t.process.is_alive());
         let stopping = stop.load(Ordering::Relaxed) || all_exited;
-        drain(&mut events, &targets, clock, &sampler, &exporter, &mut counters);
+        drain(
+            &mut events,
+            &targets,
+            clock,
+            &sampler,
+            &exporter,
+            &mut counters,
+        );
         if stopping {
             if all_exited {
                 log::info!("every traced process has exited");
@@ -157,13 +172,21 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         if last_expiry.elapsed() >= EXPIRE_INTERVAL {
             last_expiry = Instant::now();
             let alive = |pid: u32| targets.get(&pid).is_some_and(|t| t.process.is_alive());
-            counters.expired += loader.expire_inflight(Clock::monotonic_now(), INFLIGHT_TTL, alive)?;
+            counters.expired +=
+                loader.expire_inflight(Clock::monotonic_now(), INFLIGHT_TTL, alive)?;
         }
         std::thread::sleep(DRAIN_INTERVAL);
     }
 
     // Whatever the kernel finished before we stopped is still in the buffer.
-    drain(&mut events, &targets, clock, &sampler, &exporter, &mut counters);
+    drain(
+        &mut events,
+        &targets,
+        clock,
+        &sampler,
+        &exporter,
+        &mut counters,
+    );
     let in_flight_at_exit = loader.inflight()?;
     let kernel = loader.counters()?;
     drop(loader);
@@ -171,8 +194,14 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
 
     let stats = &exporter.stats;
     let mut drops: Vec<(&'static str, u64)> = COUNTER_NAMES.iter().copied().zip(kernel).collect();
-    drops.push(("export_queue_full", stats.queue_full.load(Ordering::Relaxed)));
-    drops.push(("export_write_failed", stats.write_errors.load(Ordering::Relaxed)));
+    drops.push((
+        "export_queue_full",
+        stats.queue_full.load(Ordering::Relaxed),
+    ));
+    drops.push((
+        "export_write_failed",
+        stats.write_errors.load(Ordering::Relaxed),
+    ));
     drops.push(("decode_failed", counters.decode_errors));
     drops.push(("unknown_process", counters.unknown_process));
     drops.push(("inflight_expired", counters.expired));
@@ -185,24 +214,48 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
 }
 
 /// Resolves one process: its binary, its probe points and its kernel configuration.
-fn resolve(pid: u32, config: &Config) -> Result<(Process, target::Inspection, tracer_common::config::ProbeConfig), RunError> {
+fn resolve(
+    pid: u32,
+    config: &Config,
+) -> Result<
+    (
+        Process,
+        target::Inspection,
+        tracer_common::config::ProbeConfig,
+    ),
+    RunError,
+> {
     let process = Process::open(pid)?;
     let symbols: Vec<&str> = hooks().iter().map(|h| h.symbol).collect();
     let shown = process.exe.display().to_string();
-    let inspection = target::inspect(&process.exe_handle(), &symbols, server::FIELDS).map_err(|e| match e {
-        TargetError::Read { source, .. } => TargetError::Read { path: shown.clone(), source },
-        other => relabel(other, &shown),
-    })?;
-    if let Some(missing) = server::HOOKS.iter().find(|h| h.required && !inspection.functions.contains_key(h.symbol)) {
-        return Err(RunError::NoHttpServer { path: shown, pid, symbol: missing.symbol });
+    let inspection =
+        target::inspect(&process.exe_handle(), &symbols, server::FIELDS).map_err(|e| match e {
+            TargetError::Read { source, .. } => TargetError::Read {
+                path: shown.clone(),
+                source,
+            },
+            other => relabel(other, &shown),
+        })?;
+    if let Some(missing) = server::HOOKS
+        .iter()
+        .find(|h| h.required && !inspection.functions.contains_key(h.symbol))
+    {
+        return Err(RunError::NoHttpServer {
+            path: shown,
+            pid,
+            symbol: missing.symbol,
+        });
     }
-    let options = server::Options { capture_query: config.capture_query };
-    let probe_config = server::config(&inspection.offsets, options).map_err(|source| RunError::Layout {
-        path: shown.clone(),
-        pid,
-        version: inspection.build.go_version.clone(),
-        source,
-    })?;
+    let options = server::Options {
+        capture_query: config.capture_query,
+    };
+    let probe_config =
+        server::config(&inspection.offsets, options).map_err(|source| RunError::Layout {
+            path: shown.clone(),
+            pid,
+            version: inspection.build.go_version.clone(),
+            source,
+        })?;
     Ok((process, inspection, probe_config))
 }
 
@@ -214,13 +267,31 @@ fn relabel(error: TargetError, path: &str) -> TargetError {
         TargetError::NotGo { source, .. } => TargetError::NotGo { path, source },
         TargetError::UnsupportedGo { version, .. } => TargetError::UnsupportedGo { path, version },
         TargetError::Stripped { version, .. } => TargetError::Stripped { path, version },
-        TargetError::Layout { version, source, .. } => TargetError::Layout { path, version, source },
-        TargetError::Code { function, source, .. } => TargetError::Code { path, function, source },
+        TargetError::Layout {
+            version, source, ..
+        } => TargetError::Layout {
+            path,
+            version,
+            source,
+        },
+        TargetError::Code {
+            function, source, ..
+        } => TargetError::Code {
+            path,
+            function,
+            source,
+        },
         other => other,
     }
 }
 
-fn log_attached(process: &Process, resource: &Resource, attached: &[AttachedProbe], hooks: &[Hook]) {
+fn log_attached(
+    process: &Process,
+    resource: &Resource,
+    attached: &[AttachedProbe],
+    hooks: &[Hook],
+    inspection: &target::Inspection,
+) {
     for probe in attached.iter().filter(|p| !p.point.placement.emulated) {
         log::warn!(
             "pid={} probe on {} is on a single-stepped instruction (slow path, ~15 µs per hit in a VM)",
@@ -228,12 +299,25 @@ fn log_attached(process: &Process, resource: &Resource, attached: &[AttachedProb
             probe.hook.symbol
         );
     }
-    for hook in hooks.iter().filter(|h| !attached.iter().any(|a| a.hook.symbol == h.symbol)) {
-        log::warn!("pid={} {} not found: {} unavailable", process.pid, hook.symbol, hook.purpose);
+    for hook in hooks
+        .iter()
+        .filter(|h| !inspection.functions.contains_key(h.symbol))
+    {
+        log::warn!(
+            "pid={} {} not found: {} unavailable",
+            process.pid,
+            hook.symbol,
+            hook.purpose
+        );
     }
     let placements: Vec<String> = attached
         .iter()
-        .map(|p| format!("{}+{:#x}({})", p.hook.symbol, p.point.placement.offset, p.point.placement.what))
+        .map(|p| {
+            format!(
+                "{}+{:#x}({})",
+                p.hook.symbol, p.point.placement.offset, p.point.placement.what
+            )
+        })
         .collect();
     log::info!(
         "attached pid={} exe={} go={} service={} probes=[{}]",
@@ -276,7 +360,10 @@ fn drain(
         }
         span.start_ns = clock.to_unix(span.start_ns);
         span.end_ns = clock.to_unix(span.end_ns);
-        exporter.offer(Item { span, resource: Arc::clone(&target.resource) });
+        exporter.offer(Item {
+            span,
+            resource: Arc::clone(&target.resource),
+        });
     }
 }
 

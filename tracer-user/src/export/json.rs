@@ -85,7 +85,10 @@ mod tests {
                 start_ns: 10,
                 end_ns: 20,
                 status: Status::Unset,
-                attributes: vec![("http.request.method", "GET".into()), ("server.port", 8080.into())],
+                attributes: vec![
+                    ("http.request.method", "GET".into()),
+                    ("server.port", 8080.into()),
+                ],
                 pid: 7,
                 goid: 1,
             },

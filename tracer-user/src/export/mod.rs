@@ -48,14 +48,23 @@ pub struct Exporter {
 
 impl Exporter {
     /// Starts an exporter thread writing `encoder`'s output to `out`.
-    pub fn spawn(mut encoder: Box<dyn Encoder>, mut out: Box<dyn Write + Send>) -> std::io::Result<Self> {
+    pub fn spawn(
+        mut encoder: Box<dyn Encoder>,
+        mut out: Box<dyn Write + Send>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = sync_channel::<Item>(QUEUE_CAPACITY);
         let stats = Arc::new(Stats::default());
         let thread_stats = Arc::clone(&stats);
-        let thread = std::thread::Builder::new().name("exporter".into()).spawn(move || {
-            drain(&receiver, encoder.as_mut(), out.as_mut(), &thread_stats);
-        })?;
-        Ok(Self { sender: Some(sender), thread: Some(thread), stats })
+        let thread = std::thread::Builder::new()
+            .name("exporter".into())
+            .spawn(move || {
+                drain(&receiver, encoder.as_mut(), out.as_mut(), &thread_stats);
+            })?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+            stats,
+        })
     }
 
     /// Queues a span; drops and counts it when the queue is full.

@@ -13,7 +13,12 @@ pub struct Text;
 /// `HH:MM:SS.mmm` (UTC) of UNIX nanoseconds.
 fn clock_time(unix_ns: u64) -> String {
     let ms = unix_ns / 1_000_000;
-    let (h, m, s, ms) = ((ms / 3_600_000) % 24, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000);
+    let (h, m, s, ms) = (
+        (ms / 3_600_000) % 24,
+        (ms / 60_000) % 60,
+        (ms / 1000) % 60,
+        ms % 1000,
+    );
     format!("{h:02}:{m:02}:{s:02}.{ms:03}")
 }
 
@@ -25,12 +30,22 @@ pub fn line(item: &Item) -> String {
         _ => "-".to_owned(),
     };
     let millis = span.end_ns.saturating_sub(span.start_ns) as f64 / 1e6;
-    let mark = if span.status == Status::Error { " ERROR" } else { "" };
-    let target = match span.attribute("url.full").or_else(|| span.attribute("url.path")) {
+    let mark = if span.status == Status::Error {
+        " ERROR"
+    } else {
+        ""
+    };
+    let target = match span
+        .attribute("url.full")
+        .or_else(|| span.attribute("url.path"))
+    {
         Some(Value::Str(s)) => s.as_str(),
         _ => "",
     };
-    let parent = span.parent_span_id.map(|p| format!(" parent={}", hex(&p))).unwrap_or_default();
+    let parent = span
+        .parent_span_id
+        .map(|p| format!(" parent={}", hex(&p)))
+        .unwrap_or_default();
     format!(
         "{} {} {} {}{} {:.2}ms {} service={} pid={} trace={} span={}{}",
         clock_time(span.start_ns),

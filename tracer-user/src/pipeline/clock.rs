@@ -10,7 +10,10 @@ pub struct Clock {
 }
 
 fn now(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; both clocks exist on every Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
@@ -30,7 +33,9 @@ impl Clock {
                 best = Some((width, offset));
             }
         }
-        Self { offset: best.map_or(0, |(_, offset)| offset) }
+        Self {
+            offset: best.map_or(0, |(_, offset)| offset),
+        }
     }
 
     /// A clock with a known offset (tests).

@@ -24,7 +24,11 @@ pub enum DecodeError {
     #[error("unknown event kind {0:#06x}")]
     UnknownKind(u16),
     #[error("event kind {kind:#06x} has {got} bytes, expected {expected}")]
-    Size { kind: u16, got: usize, expected: usize },
+    Size {
+        kind: u16,
+        got: usize,
+        expected: usize,
+    },
 }
 
 fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
@@ -39,9 +43,17 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
 fn read_exact<T: Copy>(kind: u16, bytes: &[u8]) -> Result<T, DecodeError> {
     let expected = size_of::<T>();
     if bytes.len() != expected {
-        return Err(DecodeError::Size { kind, got: bytes.len(), expected });
+        return Err(DecodeError::Size {
+            kind,
+            got: bytes.len(),
+            expected,
+        });
     }
-    read(bytes).ok_or(DecodeError::Size { kind, got: bytes.len(), expected })
+    read(bytes).ok_or(DecodeError::Size {
+        kind,
+        got: bytes.len(),
+        expected,
+    })
 }
 
 /// Decodes one ring-buffer record.
@@ -61,7 +73,14 @@ mod tests {
     use super::*;
 
     fn header_bytes(kind: u16, version: u16, total: usize) -> Vec<u8> {
-        let header = EventHeader { kind, version, size: total as u32, pid: 1, tid: 1, goid: 9 };
+        let header = EventHeader {
+            kind,
+            version,
+            size: total as u32,
+            pid: 1,
+            tid: 1,
+            goid: 9,
+        };
         let mut bytes = vec![0u8; total.max(size_of::<EventHeader>())];
         // SAFETY: EventHeader is plain old data; the buffer is large enough.
         unsafe { std::ptr::write_unaligned(bytes.as_mut_ptr().cast(), header) };
@@ -71,8 +90,14 @@ mod tests {
 
     #[test]
     fn decodes_server_event() {
-        let bytes = header_bytes(KIND_NET_HTTP_SERVER, WIRE_VERSION, size_of::<HttpServerEvent>());
-        let Ok(Event::NetHttpServer(ev)) = decode(&bytes) else { panic!("not decoded") };
+        let bytes = header_bytes(
+            KIND_NET_HTTP_SERVER,
+            WIRE_VERSION,
+            size_of::<HttpServerEvent>(),
+        );
+        let Ok(Event::NetHttpServer(ev)) = decode(&bytes) else {
+            panic!("not decoded")
+        };
         assert_eq!(ev.header.goid, 9);
     }
 
@@ -82,8 +107,14 @@ mod tests {
         let bytes = header_bytes(KIND_NET_HTTP_SERVER, 99, 64);
         assert_eq!(decode(&bytes).unwrap_err(), DecodeError::Version(99));
         let bytes = header_bytes(0x7777, WIRE_VERSION, 64);
-        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::UnknownKind(0x7777));
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            DecodeError::UnknownKind(0x7777)
+        );
         let bytes = header_bytes(KIND_NET_HTTP_SERVER, WIRE_VERSION, 100);
-        assert!(matches!(decode(&bytes), Err(DecodeError::Size { got: 100, .. })));
+        assert!(matches!(
+            decode(&bytes),
+            Err(DecodeError::Size { got: 100, .. })
+        ));
     }
 }

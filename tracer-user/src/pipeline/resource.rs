@@ -16,10 +16,10 @@ impl Resource {
     /// process's own `OTEL_SERVICE_NAME`, else its executable's file name.
     pub fn of(process: &Process, go_version: &str, override_name: Option<&str>) -> Self {
         let executable_path = process.exe.display().to_string();
-        let file_name = process
-            .exe
-            .file_name()
-            .map_or_else(|| executable_path.clone(), |n| n.to_string_lossy().into_owned());
+        let file_name = process.exe.file_name().map_or_else(
+            || executable_path.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let service_name = override_name
             .map(str::to_owned)
             .or_else(|| process.env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()))

@@ -12,7 +12,10 @@ impl Sampler {
     /// `ratio` in `[0, 1]`.
     pub fn new(ratio: f64) -> Self {
         let ratio = ratio.clamp(0.0, 1.0);
-        Self { threshold: (ratio * u64::MAX as f64) as u64, all: ratio >= 1.0 }
+        Self {
+            threshold: (ratio * u64::MAX as f64) as u64,
+            all: ratio >= 1.0,
+        }
     }
 
     /// Whether to keep a span of `trace_id` (its last 8 bytes, as W3C recommends for

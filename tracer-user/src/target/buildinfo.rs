@@ -15,7 +15,9 @@ const HEADER_LEN: usize = 32;
 pub enum BuildInfoError {
     #[error("no Go build information")]
     Missing,
-    #[error("Go build information in the pre-1.18 format: Go versions before 1.18 are not supported")]
+    #[error(
+        "Go build information in the pre-1.18 format: Go versions before 1.18 are not supported"
+    )]
     OldFormat,
     #[error("Go build information is truncated or corrupt")]
     Corrupt,
@@ -41,7 +43,9 @@ pub fn parse(section: Option<&[u8]>, file: &[u8]) -> Result<BuildInfo, BuildInfo
         }
     };
     let at = find(data, MAGIC).ok_or(BuildInfoError::Missing)?;
-    let header = data.get(at..at + HEADER_LEN).ok_or(BuildInfoError::Corrupt)?;
+    let header = data
+        .get(at..at + HEADER_LEN)
+        .ok_or(BuildInfoError::Corrupt)?;
     if header[15] & FLAG_INLINE == 0 {
         return Err(BuildInfoError::OldFormat);
     }
@@ -51,7 +55,10 @@ pub fn parse(section: Option<&[u8]>, file: &[u8]) -> Result<BuildInfo, BuildInfo
     if !version.starts_with("go") {
         return Err(BuildInfoError::Corrupt);
     }
-    Ok(BuildInfo { go_version: version, main_module: main_module(&modinfo) })
+    Ok(BuildInfo {
+        go_version: version,
+        main_module: main_module(&modinfo),
+    })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -94,11 +101,20 @@ pub fn parse_version(version: &str) -> Option<(u32, u32, u32)> {
     let mut parts = rest.split('.');
     let major = parts.next()?.parse().ok()?;
     let minor_text = parts.next()?;
-    let digits: String = minor_text.chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = minor_text
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     let minor = digits.parse().ok()?;
     let patch = parts
         .next()
-        .and_then(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok())
+        .and_then(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0);
     Some((major, minor, patch))
 }
@@ -136,7 +152,10 @@ mod tests {
 
     #[test]
     fn rejects_non_go_and_corrupt_data() {
-        assert_eq!(parse(None, b"\x7fELF plain C program"), Err(BuildInfoError::Missing));
+        assert_eq!(
+            parse(None, b"\x7fELF plain C program"),
+            Err(BuildInfoError::Missing)
+        );
         let mut data = inline_info("go1.24.11", "");
         data.truncate(data.len() - 4);
         assert_eq!(parse(Some(&data), &[]), Err(BuildInfoError::Corrupt));

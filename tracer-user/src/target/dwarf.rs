@@ -53,7 +53,9 @@ fn scan(dwarf: &gimli::Dwarf<Reader<'_>>, wanted: &[(&str, &[&str])]) -> gimli::
             if entry.tag() != gimli::DW_TAG_structure_type {
                 continue;
             }
-            let Some(name) = entry.attr_value(gimli::DW_AT_name)? else { continue };
+            let Some(name) = entry.attr_value(gimli::DW_AT_name)? else {
+                continue;
+            };
             let name = dwarf.attr_string(&unit, name)?;
             let Some(index) = remaining.iter().position(|w| w.as_bytes() == name.slice()) else {
                 continue;
@@ -70,9 +72,13 @@ fn scan(dwarf: &gimli::Dwarf<Reader<'_>>, wanted: &[(&str, &[&str])]) -> gimli::
                 if field.tag() != gimli::DW_TAG_member {
                     continue;
                 }
-                let Some(fname) = field.attr_value(gimli::DW_AT_name)? else { continue };
+                let Some(fname) = field.attr_value(gimli::DW_AT_name)? else {
+                    continue;
+                };
                 let fname = dwarf.attr_string(&unit, fname)?;
-                let Ok(fname) = std::str::from_utf8(fname.slice()) else { continue };
+                let Ok(fname) = std::str::from_utf8(fname.slice()) else {
+                    continue;
+                };
                 if !members.contains(&fname) {
                     continue;
                 }

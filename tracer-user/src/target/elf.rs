@@ -47,7 +47,10 @@ impl<'data> Elf<'data> {
         for symbol in self.file.symbols() {
             let Ok(name) = symbol.name() else { continue };
             if names.contains(&name) && symbol.kind() == object::SymbolKind::Text {
-                let function = Function { address: symbol.address(), size: symbol.size() };
+                let function = Function {
+                    address: symbol.address(),
+                    size: symbol.size(),
+                };
                 found.insert(name.to_owned(), function);
             }
         }

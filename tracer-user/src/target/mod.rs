@@ -85,7 +85,10 @@ pub fn inspect(
     structs: &[(&str, &[&str])],
 ) -> Result<Inspection, TargetError> {
     let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|source| TargetError::Read { path: shown.clone(), source })?;
+    let data = std::fs::read(path).map_err(|source| TargetError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     inspect_bytes(&shown, &data, functions, structs)
 }
 
@@ -96,17 +99,31 @@ pub fn inspect_bytes(
     functions: &[&str],
     structs: &[(&str, &[&str])],
 ) -> Result<Inspection, TargetError> {
-    let elf = Elf::parse(data).map_err(|source| TargetError::NotElf { path: path.into(), source })?;
+    let elf = Elf::parse(data).map_err(|source| TargetError::NotElf {
+        path: path.into(),
+        source,
+    })?;
     let section = elf.section(".go.buildinfo");
-    let build = buildinfo::parse(section.as_deref(), data)
-        .map_err(|source| TargetError::NotGo { path: path.into(), source })?;
+    let build =
+        buildinfo::parse(section.as_deref(), data).map_err(|source| TargetError::NotGo {
+            path: path.into(),
+            source,
+        })?;
     let version = build.go_version.clone();
     match buildinfo::parse_version(&version) {
         Some((major, minor, _)) if (major, minor) >= MIN_GO => {}
-        _ => return Err(TargetError::UnsupportedGo { path: path.into(), version }),
+        _ => {
+            return Err(TargetError::UnsupportedGo {
+                path: path.into(),
+                version,
+            });
+        }
     }
     if !elf.has_symbols() {
-        return Err(TargetError::Stripped { path: path.into(), version });
+        return Err(TargetError::Stripped {
+            path: path.into(),
+            version,
+        });
     }
     let offsets = dwarf::member_offsets(&elf, structs).map_err(|source| TargetError::Layout {
         path: path.into(),
@@ -115,12 +132,33 @@ pub fn inspect_bytes(
     })?;
     let mut points = HashMap::new();
     for (name, function) in elf.functions(functions) {
-        let code_error = |source| TargetError::Code { path: path.into(), function: name.clone(), source };
-        let len = if function.size == 0 { 64 } else { function.size.min(64) };
+        let code_error = |source| TargetError::Code {
+            path: path.into(),
+            function: name.clone(),
+            source,
+        };
+        let len = if function.size == 0 {
+            64
+        } else {
+            function.size.min(64)
+        };
         let code = elf.code(function.address, len).map_err(code_error)?;
         let placement = placement::entry_point(code, function.address);
-        let file_offset = elf.file_offset(function.address + placement.offset).map_err(code_error)?;
-        points.insert(name, ProbePoint { function: function.address, file_offset, placement });
+        let file_offset = elf
+            .file_offset(function.address + placement.offset)
+            .map_err(code_error)?;
+        points.insert(
+            name,
+            ProbePoint {
+                function: function.address,
+                file_offset,
+                placement,
+            },
+        );
     }
-    Ok(Inspection { build, functions: points, offsets })
+    Ok(Inspection {
+        build,
+        functions: points,
+        offsets,
+    })
 }

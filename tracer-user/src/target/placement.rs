@@ -60,7 +60,11 @@ pub fn entry_point(code: &[u8], address: u64) -> Placement {
         }
         let offset = instruction.ip() - address;
         if instruction.code() == Code::Push_r64 && instruction.op0_register() == Register::RBP {
-            return Placement { offset, emulated: true, what: PlacementKind::PushFramePointer };
+            return Placement {
+                offset,
+                emulated: true,
+                what: PlacementKind::PushFramePointer,
+            };
         }
         if first_emulated.is_none() && is_emulated(&instruction) {
             let what = if instruction.flow_control() == FlowControl::ConditionalBranch {
@@ -68,11 +72,17 @@ pub fn entry_point(code: &[u8], address: u64) -> Placement {
             } else {
                 PlacementKind::OtherEmulated
             };
-            first_emulated = Some(Placement { offset, emulated: true, what });
+            first_emulated = Some(Placement {
+                offset,
+                emulated: true,
+                what,
+            });
         }
         // The frame is set up or the body started: nothing later is part of the prologue.
-        if matches!(instruction.flow_control(), FlowControl::Return | FlowControl::UnconditionalBranch)
-        {
+        if matches!(
+            instruction.flow_control(),
+            FlowControl::Return | FlowControl::UnconditionalBranch
+        ) {
             break;
         }
     }
@@ -105,7 +115,14 @@ mod tests {
         // cmp rsp,[r14+0x10]; jbe +0x20; push rbp; mov rbp,rsp
         let code = [0x49, 0x3b, 0x66, 0x10, 0x76, 0x20, 0x55, 0x48, 0x89, 0xe5];
         let p = entry_point(&code, 0x1000);
-        assert_eq!(p, Placement { offset: 6, emulated: true, what: PlacementKind::PushFramePointer });
+        assert_eq!(
+            p,
+            Placement {
+                offset: 6,
+                emulated: true,
+                what: PlacementKind::PushFramePointer
+            }
+        );
     }
 
     #[test]
@@ -116,7 +133,14 @@ mod tests {
             0x10,
         ];
         let p = entry_point(&code, 0x1000);
-        assert_eq!(p, Placement { offset: 4, emulated: true, what: PlacementKind::StackCheckBranch });
+        assert_eq!(
+            p,
+            Placement {
+                offset: 4,
+                emulated: true,
+                what: PlacementKind::StackCheckBranch
+            }
+        );
     }
 
     #[test]
@@ -124,6 +148,13 @@ mod tests {
         // mov rax,[rsp+8]; ret
         let code = [0x48, 0x8b, 0x44, 0x24, 0x08, 0xc3];
         let p = entry_point(&code, 0x1000);
-        assert_eq!(p, Placement { offset: 0, emulated: false, what: PlacementKind::FirstInstruction });
+        assert_eq!(
+            p,
+            Placement {
+                offset: 0,
+                emulated: false,
+                what: PlacementKind::FirstInstruction
+            }
+        );
     }
 }

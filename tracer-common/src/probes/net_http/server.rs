@@ -82,5 +82,17 @@ pub struct HttpServerEvent {
 }
 crate::assert_size!(
     HttpServerEvent,
-    24 + 2 * 8 + 16 + 8 + 8 + 8 + 8 + 6 * 8 + METHOD_LEN + PATH_LEN + QUERY_LEN + HOST_LEN + REMOTE_LEN + PATTERN_LEN
+    24 + 2 * 8
+        + 16
+        + 8
+        + 8
+        + 8
+        + 8
+        + 6 * 8
+        + METHOD_LEN
+        + PATH_LEN
+        + QUERY_LEN
+        + HOST_LEN
+        + REMOTE_LEN
+        + PATTERN_LEN
 );

@@ -45,7 +45,16 @@ pub const FIELDS: Fields = &[
     ("runtime.g", &["goid"]),
     (
         "net/http.Request",
-        &["Method", "URL", "ProtoMajor", "ProtoMinor", "Host", "RemoteAddr", "TLS", "Pattern"],
+        &[
+            "Method",
+            "URL",
+            "ProtoMajor",
+            "ProtoMinor",
+            "Host",
+            "RemoteAddr",
+            "TLS",
+            "Pattern",
+        ],
     ),
     ("net/url.URL", &["Path", "RawQuery"]),
     ("net/http.response", &["status"]),
@@ -97,8 +106,9 @@ pub fn config(offsets: &Offsets, options: Options) -> Result<ProbeConfig, Missin
 }
 
 /// HTTP methods the semantic conventions know; others are reported as `_OTHER`.
-const KNOWN_METHODS: &[&str] =
-    &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"];
+const KNOWN_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
+];
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -106,7 +116,9 @@ fn lossy(bytes: &[u8]) -> String {
 
 /// The path part of a `ServeMux` pattern (`[METHOD ][HOST]/PATH`), e.g. `/users/{id}`.
 fn route_of(pattern: &str) -> Option<&str> {
-    let rest = pattern.split_once(' ').map_or(pattern, |(_, rest)| rest.trim_start());
+    let rest = pattern
+        .split_once(' ')
+        .map_or(pattern, |(_, rest)| rest.trim_start());
     rest.find('/').map(|at| &rest[at..])
 }
 
@@ -127,7 +139,10 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     if ev.path.truncated() {
         truncated.push("url.path");
     }
-    attributes.push(("url.scheme", if ev.tls != 0 { "https" } else { "http" }.into()));
+    attributes.push((
+        "url.scheme",
+        if ev.tls != 0 { "https" } else { "http" }.into(),
+    ));
     if ev.query.copied() > 0 {
         attributes.push(("url.query", lossy(ev.query.bytes()).into()));
         if ev.query.truncated() {
@@ -156,7 +171,10 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     }
     let default_port = if ev.tls != 0 { 443 } else { 80 };
     if !server_address.is_empty() || server_port.is_some() {
-        attributes.push(("server.port", i64::from(server_port.unwrap_or(default_port)).into()));
+        attributes.push((
+            "server.port",
+            i64::from(server_port.unwrap_or(default_port)).into(),
+        ));
     }
     let remote = lossy(ev.remote_addr.bytes());
     let (client_address, client_port) = split_host_port(&remote);
@@ -224,7 +242,11 @@ mod tests {
 
     fn event(method: &str, path: &str, status: u64) -> HttpServerEvent {
         HttpServerEvent {
-            header: EventHeader { pid: 42, goid: 7, ..EventHeader::default() },
+            header: EventHeader {
+                pid: 42,
+                goid: 7,
+                ..EventHeader::default()
+            },
             start_ns: 1_000,
             end_ns: 5_000,
             trace_id: [1; 16],
@@ -256,7 +278,10 @@ mod tests {
         assert_eq!(span.kind, SpanKind::Server);
         assert_eq!(span.status, Status::Unset);
         assert_eq!(span.parent_span_id, None);
-        assert_eq!(attr(&span, "http.response.status_code"), Some(&Value::Int(200)));
+        assert_eq!(
+            attr(&span, "http.response.status_code"),
+            Some(&Value::Int(200))
+        );
         assert_eq!(attr(&span, "url.path"), Some(&"/hello".into()));
         assert_eq!(attr(&span, "url.scheme"), Some(&"http".into()));
         assert_eq!(attr(&span, "server.address"), Some(&"127.0.0.1".into()));
@@ -295,8 +320,14 @@ mod tests {
         assert_eq!(panicked.name, "HTTP");
         assert_eq!(attr(&panicked, "error.type"), Some(&"panic".into()));
         assert_eq!(attr(&panicked, "http.response.status_code"), None);
-        assert_eq!(attr(&panicked, "http.request.method"), Some(&"_OTHER".into()));
-        assert_eq!(attr(&panicked, "tracer.truncated"), Some(&"url.path".into()));
+        assert_eq!(
+            attr(&panicked, "http.request.method"),
+            Some(&"_OTHER".into())
+        );
+        assert_eq!(
+            attr(&panicked, "tracer.truncated"),
+            Some(&"url.path".into())
+        );
 
         let mut ev = event("GET", "/ws", 0);
         ev.end_reason = END_HIJACKED;
@@ -318,7 +349,10 @@ mod tests {
         assert_eq!(attr(&span, "url.scheme"), Some(&"https".into()));
         assert_eq!(attr(&span, "server.port"), Some(&Value::Int(443)));
         assert_eq!(attr(&span, "network.protocol.version"), Some(&"2".into()));
-        assert_eq!(attr(&span, "http.response.status_code"), Some(&Value::Int(201)));
+        assert_eq!(
+            attr(&span, "http.response.status_code"),
+            Some(&Value::Int(201))
+        );
     }
 
     #[test]
@@ -335,6 +369,9 @@ mod tests {
         assert_eq!(cfg.req_url, 8);
         offsets.remove(&("runtime.g".to_owned(), "goid".to_owned()));
         let err = config(&offsets, Options::default()).expect_err("goid missing");
-        assert_eq!(err.to_string(), "struct member runtime.g.goid not found in the binary's debug information");
+        assert_eq!(
+            err.to_string(),
+            "struct member runtime.g.goid not found in the binary's debug information"
+        );
     }
 }
