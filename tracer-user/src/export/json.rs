@@ -11,7 +11,7 @@
 //! nanoseconds; attributes and resource follow the OpenTelemetry semantic conventions.
 use std::io::Write;
 
-use serde_json::{Map, Value as Json, json};
+use serde::{Serialize, Serializer, ser::SerializeMap as _};
 
 use super::{Encoder, Item};
 use crate::pipeline::span::{Value, hex};
@@ -20,45 +20,79 @@ use crate::pipeline::span::{Value, hex};
 #[derive(Debug, Default)]
 pub struct JsonLines;
 
-/// The JSON object of one span.
-pub fn to_json(item: &Item) -> Json {
+/// The JSON object of one span, serialized straight from the span (no intermediate tree).
+#[derive(Serialize)]
+struct SpanJson<'a> {
+    trace_id: String,
+    span_id: String,
+    parent_span_id: Option<String>,
+    name: &'a str,
+    kind: &'static str,
+    start_time_unix_nano: u64,
+    end_time_unix_nano: u64,
+    status_code: &'static str,
+    attributes: Attributes<'a>,
+    resource: ResourceJson<'a>,
+}
+
+struct Attributes<'a>(&'a [(&'static str, Value)]);
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            match value {
+                Value::Str(s) => map.serialize_entry(key, s)?,
+                Value::Int(i) => map.serialize_entry(key, i)?,
+            }
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ResourceJson<'a> {
+    #[serde(rename = "service.name")]
+    service_name: &'a str,
+    #[serde(rename = "process.pid")]
+    pid: u32,
+    #[serde(rename = "process.executable.path")]
+    executable_path: &'a str,
+    #[serde(rename = "process.runtime.name")]
+    runtime_name: &'static str,
+    #[serde(rename = "process.runtime.version")]
+    runtime_version: &'a str,
+    #[serde(rename = "host.name")]
+    host_name: &'a str,
+}
+
+fn view(item: &Item) -> SpanJson<'_> {
     let span = &item.span;
-    let attributes: Map<String, Json> = span
-        .attributes
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::Str(s) => Json::from(s.as_str()),
-                Value::Int(i) => Json::from(*i),
-            };
-            ((*k).to_owned(), v)
-        })
-        .collect();
     let r = &item.resource;
-    json!({
-        "trace_id": hex(&span.trace_id),
-        "span_id": hex(&span.span_id),
-        "parent_span_id": span.parent_span_id.map(|p| hex(&p)),
-        "name": span.name,
-        "kind": span.kind.as_str(),
-        "start_time_unix_nano": span.start_ns,
-        "end_time_unix_nano": span.end_ns,
-        "status_code": span.status.as_str(),
-        "attributes": attributes,
-        "resource": {
-            "service.name": r.service_name,
-            "process.pid": r.pid,
-            "process.executable.path": r.executable_path,
-            "process.runtime.name": "go",
-            "process.runtime.version": r.runtime_version,
-            "host.name": r.host_name,
+    SpanJson {
+        trace_id: hex(&span.trace_id),
+        span_id: hex(&span.span_id),
+        parent_span_id: span.parent_span_id.map(|p| hex(&p)),
+        name: &span.name,
+        kind: span.kind.as_str(),
+        start_time_unix_nano: span.start_ns,
+        end_time_unix_nano: span.end_ns,
+        status_code: span.status.as_str(),
+        attributes: Attributes(&span.attributes),
+        resource: ResourceJson {
+            service_name: &r.service_name,
+            pid: r.pid,
+            executable_path: &r.executable_path,
+            runtime_name: "go",
+            runtime_version: &r.runtime_version,
+            host_name: &r.host_name,
         },
-    })
+    }
 }
 
 impl Encoder for JsonLines {
     fn encode(&mut self, item: &Item, out: &mut dyn Write) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *out, &to_json(item))?;
+        serde_json::to_writer(&mut *out, &view(item))?;
         out.write_all(b"\n")
     }
 }
@@ -104,10 +138,10 @@ mod tests {
         JsonLines.encode(&item, &mut out).expect("encode");
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.ends_with('\n') && text.lines().count() == 1);
-        let v: Json = serde_json::from_str(&text).expect("json");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(v["trace_id"], "abababababababababababababababab");
         assert_eq!(v["span_id"], "0101010101010101");
-        assert_eq!(v["parent_span_id"], Json::Null);
+        assert_eq!(v["parent_span_id"], serde_json::Value::Null);
         assert_eq!(v["kind"], "server");
         assert_eq!(v["status_code"], "unset");
         assert_eq!(v["start_time_unix_nano"], 10);

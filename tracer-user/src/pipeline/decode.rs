@@ -103,12 +103,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_records() {
-        assert_eq!(decode(&[0; 3]).unwrap_err(), DecodeError::Short(3));
+        assert_eq!(decode(&[0; 3]).expect_err("short"), DecodeError::Short(3));
         let bytes = header_bytes(KIND_NET_HTTP_SERVER, 99, 64);
-        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::Version(99));
+        assert_eq!(decode(&bytes).expect_err("rejected"), DecodeError::Version(99));
         let bytes = header_bytes(0x7777, WIRE_VERSION, 64);
         assert_eq!(
-            decode(&bytes).unwrap_err(),
+            decode(&bytes).expect_err("rejected"),
             DecodeError::UnknownKind(0x7777)
         );
         let bytes = header_bytes(KIND_NET_HTTP_SERVER, WIRE_VERSION, 100);

@@ -101,10 +101,8 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Splits `host:port`, `[v6]:port`, or a bare host into host and optional port.
 pub fn split_host_port(s: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some((host, after)) = rest.split_once(']') {
-            return (host, after.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
+    if let Some((host, after)) = s.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
+        return (host, after.strip_prefix(':').and_then(|p| p.parse().ok()));
     }
     match s.rsplit_once(':') {
         Some((host, port)) if !host.contains(':') => match port.parse() {

@@ -57,7 +57,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     let (slot, cfg) = config(ctx)?;
     let regs = Regs::of(ctx);
     let key = goroutine(&regs, cfg)?;
-    if let Some(previous) = SERVER_INFLIGHT.get_ptr(&key) {
+    if let Some(previous) = SERVER_INFLIGHT.get_ptr(key) {
         // SAFETY: map values stay valid while the program runs.
         if unsafe { (*previous).req } == regs.rdi {
             // The same call seen again (a probe on the stack check fires again after the
@@ -76,7 +76,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     };
     random_id(&mut start.trace_id);
     random_id(&mut start.span_id);
-    if SERVER_INFLIGHT.insert(&key, &start, 0).is_err() {
+    if SERVER_INFLIGHT.insert(key, start, 0).is_err() {
         count(DROP_INFLIGHT_FULL);
     }
     Some(())
@@ -85,7 +85,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
 fn try_mark_panic(ctx: &ProbeContext) -> Option<()> {
     let (_, cfg) = config(ctx)?;
     let key = goroutine(&Regs::of(ctx), cfg)?;
-    let start = SERVER_INFLIGHT.get_ptr_mut(&key)?;
+    let start = SERVER_INFLIGHT.get_ptr_mut(key)?;
     // SAFETY: map values stay valid while the program runs; only this goroutine's
     // probes touch this entry, and a goroutine runs on one thread at a time.
     unsafe { (*start).flags |= INFLIGHT_PANICKING };
@@ -98,7 +98,7 @@ fn try_mark_panic(ctx: &ProbeContext) -> Option<()> {
 fn try_end(ctx: &ProbeContext, unwinding: bool) -> Option<()> {
     let (_, cfg) = config(ctx)?;
     let key = goroutine(&Regs::of(ctx), cfg)?;
-    let Some(start) = SERVER_INFLIGHT.get_ptr(&key) else {
+    let Some(start) = SERVER_INFLIGHT.get_ptr(key) else {
         if !unwinding {
             count(DROP_UNMATCHED_END);
         }
@@ -106,7 +106,7 @@ fn try_end(ctx: &ProbeContext, unwinding: bool) -> Option<()> {
     };
     // SAFETY: map values stay valid while the program runs.
     let start = unsafe { *start };
-    let _ = SERVER_INFLIGHT.remove(&key);
+    let _ = SERVER_INFLIGHT.remove(key);
     let end_reason = match (unwinding, start.flags & INFLIGHT_PANICKING != 0) {
         (false, _) => END_FINISHED,
         (true, true) => END_PANICKED,

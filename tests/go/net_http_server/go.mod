@@ -1,0 +1,3 @@
+module fixture/net_http_server
+
+go 1.19

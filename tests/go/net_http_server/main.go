@@ -1,0 +1,111 @@
+// Command net_http_server is the end-to-end test fixture for the tracer's net/http
+// server probes: a plain net/http server whose routes cover the cases the tests check
+// (methods, bodies, status codes, path patterns, a panicking handler, a slow handler).
+//
+// It listens on -addr (default 127.0.0.1:0, any free port) and prints exactly one line,
+// "listening on 127.0.0.1:PORT", to stdout once the socket is bound, so a test knows
+// where to send requests. The routes are registered by routes(), which has two
+// versions: Go 1.22+ ServeMux patterns (routes_patterns.go) and the same routing done by
+// hand for older toolchains (routes_legacy.go). Both answer every request identically;
+// only the patterns make net/http set Request.Pattern (Go 1.23+), which the tracer
+// reports as http.route.
+//
+// It must build with every Go toolchain the tests use (1.19 up), standard library only.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
+	flag.Parse()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "net_http_server:", err)
+		os.Exit(1)
+	}
+	// os.Stdout is unbuffered: the line is out as soon as Printf returns.
+	fmt.Printf("listening on %s\n", ln.Addr())
+
+	mux := http.NewServeMux()
+	routes(mux)
+	if err := http.Serve(ln, mux); err != nil {
+		fmt.Fprintln(os.Stderr, "net_http_server:", err)
+		os.Exit(1)
+	}
+}
+
+// hello answers GET /hello with 200 "hello".
+func hello(w http.ResponseWriter, _ *http.Request) {
+	io.WriteString(w, "hello")
+}
+
+// createUser answers POST /users with 201 "created N", N the size of the body it read.
+func createUser(w http.ResponseWriter, r *http.Request) {
+	n, err := io.Copy(io.Discard, r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, "created %d", n)
+}
+
+// getUser answers GET /users/{id} with 200 "user ID".
+func getUser(w http.ResponseWriter, _ *http.Request, id string) {
+	fmt.Fprintf(w, "user %s", id)
+}
+
+// updateUser answers PUT /users/{id} with 200 "updated ID N", N the size of the body.
+func updateUser(w http.ResponseWriter, r *http.Request, id string) {
+	n, err := io.Copy(io.Discard, r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fmt.Fprintf(w, "updated %s %d", id, n)
+}
+
+// deleteUser answers DELETE /users/{id} with 204 and no body.
+func deleteUser(w http.ResponseWriter, _ *http.Request, _ string) {
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// status answers GET /status/{code} with that status code (200 to 599) and body
+// "status CODE"; anything else is a 400.
+func status(w http.ResponseWriter, _ *http.Request, code string) {
+	c, err := strconv.Atoi(code)
+	if err != nil || c < 200 || c > 599 {
+		http.Error(w, "bad status code", http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(c)
+	fmt.Fprintf(w, "status %d", c)
+}
+
+// panicking panics. net/http recovers, logs the panic to stderr and closes the
+// connection without a response.
+func panicking(http.ResponseWriter, *http.Request) {
+	panic("net_http_server: this handler panics on purpose")
+}
+
+// sleep answers GET /sleep?ms=N with 200 "slept N ms" after sleeping N milliseconds
+// (0 to 60000).
+func sleep(w http.ResponseWriter, r *http.Request) {
+	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+	if err != nil || ms < 0 || ms > 60000 {
+		http.Error(w, "ms must be 0 to 60000", http.StatusBadRequest)
+		return
+	}
+	time.Sleep(time.Duration(ms) * time.Millisecond)
+	fmt.Fprintf(w, "slept %d ms", ms)
+}

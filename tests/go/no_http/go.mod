@@ -1,0 +1,3 @@
+module fixture/no_http
+
+go 1.19

@@ -1,0 +1,252 @@
+//! Go toolchains and the fixtures built with them.
+//!
+//! A toolchain for version `V` lives at `$TRACER_TOOLS/go/V/go/bin/go` (`TRACER_TOOLS`
+//! defaults to `$HOME/.cache/tracer-tools`); Go 1.19 may instead be Debian's
+//! `/usr/lib/go-1.19/bin/go`. Fixtures are the `package main` directories under
+//! `tests/go/`; [`Toolchain::build_fixture`] builds one into
+//! `<workspace>/target/go-fixtures/<version>/<name>` and rebuilds it only when a source
+//! file is newer than the binary. Builds use no module proxy (standard library only)
+//! and no cgo.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
+
+use crate::{Context, Error, Result, workspace_root};
+
+/// The Go version most tests use.
+pub const DEFAULT: &str = "1.24.11";
+/// The oldest Go version the tracer supports.
+pub const OLDEST: &str = "1.19";
+/// The newest Go version the tests cover.
+pub const NEWEST: &str = "1.27.3";
+
+/// One installed Go toolchain.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    version: String,
+    go: PathBuf,
+    runtime_version: String,
+}
+
+impl Toolchain {
+    /// Finds the toolchain for `version` (e.g. `"1.24.11"`, `"1.19"`) and asks it for its
+    /// exact runtime version.
+    pub fn find(version: &str) -> Result<Self> {
+        let candidates = toolchain_candidates(version)?;
+        let Some(go) = candidates.iter().find(|path| path.is_file()) else {
+            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            return Err(Error::new(format!(
+                "Go {version} is not installed (looked for {}): run the README's set-up \
+                 command, which installs the Go toolchains the tests use",
+                tried.join(", ")
+            )));
+        };
+        let mut toolchain = Self {
+            version: version.to_owned(),
+            go: go.clone(),
+            runtime_version: String::new(),
+        };
+        let output = toolchain
+            .command()
+            .args(["env", "GOVERSION"])
+            .output()
+            .context(format_args!("run {} env GOVERSION", go.display()))?;
+        if !output.status.success() {
+            return Err(Error::new(format!(
+                "{} env GOVERSION failed ({}): {}",
+                go.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        toolchain.runtime_version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        Ok(toolchain)
+    }
+
+    /// The version it was looked up by, e.g. `"1.24.11"` or `"1.19"`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// What `runtime.Version()` says in programs it builds, e.g. `"go1.24.11"`: the
+    /// expected `process.runtime.version`.
+    pub fn runtime_version(&self) -> &str {
+        &self.runtime_version
+    }
+
+    /// The `go` command.
+    pub fn go(&self) -> &Path {
+        &self.go
+    }
+
+    /// The minor version: 24 for `"1.24.11"`.
+    pub fn minor(&self) -> u32 {
+        self.version
+            .split('.')
+            .nth(1)
+            .and_then(|minor| minor.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether net/http sets `Request.Pattern` (Go 1.23+), so that the tracer can report
+    /// `http.route` for requests the fixture routes with a pattern.
+    pub fn has_request_pattern(&self) -> bool {
+        self.minor() >= 23
+    }
+
+    /// A `go` command set up for hermetic builds: this toolchain only, no module proxy,
+    /// no workspace file, no cgo.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.go);
+        command
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOWORK", "off")
+            .env("CGO_ENABLED", "0")
+            .stdin(Stdio::null());
+        if env::var_os("GOCACHE").is_none()
+            && env::var_os("HOME").is_none()
+            && env::var_os("XDG_CACHE_HOME").is_none()
+        {
+            // Go needs a build cache and finds none without HOME.
+            command.env("GOCACHE", fixtures_dir().join("gocache"));
+        }
+        command
+    }
+
+    /// Builds the fixture `tests/go/<name>` (with symbols and DWARF) and returns the
+    /// binary's path, `<workspace>/target/go-fixtures/<version>/<name>`.
+    pub fn build_fixture(&self, name: &str) -> Result<PathBuf> {
+        self.build(name, false)
+    }
+
+    /// Builds the fixture `tests/go/<name>` stripped (`-ldflags=-s -w`: no symbol table,
+    /// no DWARF) into `<workspace>/target/go-fixtures/<version>/<name>-stripped`.
+    pub fn build_fixture_stripped(&self, name: &str) -> Result<PathBuf> {
+        self.build(name, true)
+    }
+
+    fn build(&self, name: &str, stripped: bool) -> Result<PathBuf> {
+        let source = fixture_source(name);
+        if !source.join("go.mod").is_file() {
+            return Err(Error::new(format!(
+                "no Go fixture {name}: {} has no go.mod",
+                source.display()
+            )));
+        }
+        let out_dir = fixtures_dir().join(&self.version);
+        let file_name = if stripped {
+            format!("{name}-stripped")
+        } else {
+            name.to_owned()
+        };
+        let out = out_dir.join(&file_name);
+
+        // Threads of one test binary build one at a time; separate test binaries may
+        // build the same fixture at once, which the temporary name and the atomic rename
+        // make safe.
+        static BUILDING: Mutex<()> = Mutex::new(());
+        let _building = BUILDING.lock().unwrap_or_else(PoisonError::into_inner);
+        if is_up_to_date(&out, &source)? {
+            return Ok(out);
+        }
+        fs::create_dir_all(&out_dir).context(format_args!("create {}", out_dir.display()))?;
+        let temporary = out_dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        let mut command = self.command();
+        command
+            .current_dir(&source)
+            .arg("build")
+            .arg("-o")
+            .arg(&temporary);
+        if stripped {
+            command.arg("-ldflags=-s -w");
+        }
+        command.arg(".");
+        let output = command
+            .output()
+            .context(format_args!("run {}", self.go.display()))?;
+        if !output.status.success() {
+            let _ = fs::remove_file(&temporary);
+            return Err(Error::new(format!(
+                "building fixture {name} with Go {} failed ({}):\n{}",
+                self.version,
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            )));
+        }
+        fs::rename(&temporary, &out).context(format_args!(
+            "rename {} to {}",
+            temporary.display(),
+            out.display()
+        ))?;
+        Ok(out)
+    }
+}
+
+/// The source directory of fixture `name`: `tests/go/<name>`.
+pub fn fixture_source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("go").join(name)
+}
+
+/// Where fixtures are built: `<workspace>/target/go-fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    workspace_root().join("target").join("go-fixtures")
+}
+
+/// The paths where the toolchain for `version` may be, in order of preference.
+fn toolchain_candidates(version: &str) -> Result<Vec<PathBuf>> {
+    let tools = match env::var_os("TRACER_TOOLS") {
+        Some(tools) => PathBuf::from(tools),
+        None => {
+            let home = env::var_os("HOME").ok_or_else(|| {
+                Error::new("neither TRACER_TOOLS nor HOME is set: cannot find Go toolchains")
+            })?;
+            PathBuf::from(home).join(".cache").join("tracer-tools")
+        }
+    };
+    let mut candidates = vec![tools.join("go").join(version).join("go/bin/go")];
+    if version == OLDEST {
+        // Debian's golang-1.19-go.
+        candidates.push(PathBuf::from(format!("/usr/lib/go-{version}/bin/go")));
+    }
+    Ok(candidates)
+}
+
+/// Whether `binary` exists and is at least as new as every file under `source`.
+fn is_up_to_date(binary: &Path, source: &Path) -> Result<bool> {
+    let built = match fs::metadata(binary) {
+        Ok(metadata) => metadata
+            .modified()
+            .context(format_args!("mtime of {}", binary.display()))?,
+        Err(_) => return Ok(false),
+    };
+    Ok(newest_mtime(source)? <= built)
+}
+
+/// The newest modification time of the files under `dir`, recursively.
+fn newest_mtime(dir: &Path) -> Result<SystemTime> {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).context(format_args!("read {}", dir.display()))? {
+            let entry = entry.context(format_args!("read {}", dir.display()))?;
+            let metadata = entry
+                .metadata()
+                .context(format_args!("stat {}", entry.path().display()))?;
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else {
+                let modified = metadata
+                    .modified()
+                    .context(format_args!("mtime of {}", entry.path().display()))?;
+                newest = newest.max(modified);
+            }
+        }
+    }
+    Ok(newest)
+}

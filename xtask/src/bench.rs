@@ -1,0 +1,270 @@
+//! `cargo xtask bench`: the tracer's overhead on a Go hello-world server
+//! (`xtask/bench/hello`). The server runs with `GOMAXPROCS=1` on CPU 0; wrk and the tracer
+//! share CPU 1; everything stays on loopback. Untraced and traced runs alternate for
+//! `--rounds` rounds, each with a fresh server; the report (medians, added µs per request,
+//! latency at one connection, spans written, the tracer's drop summary) is printed and
+//! written to `results/bench-<UTC timestamp>.md`.
+
+mod report;
+mod wrk;
+
+use std::fs::{self, File};
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::go::Server;
+use crate::tracer::{Launch, Tracer};
+use crate::{cmd, go, setup, target_dir, test, workspace_root};
+use report::{Config, Sample, Setup};
+use wrk::Load;
+
+/// The Go release the server is built with.
+const GO_VERSION: &str = "1.24.11";
+
+/// Deadline for a server to listen, a tracer to attach, a tracer to exit.
+const STEP: Duration = Duration::from_secs(20);
+
+/// Longest one-connection latency run, in seconds (shorter if `--duration` is).
+const LATENCY_SECONDS: u32 = 3;
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Rounds per configuration.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
+    rounds: u32,
+    /// Seconds of the throughput run in each round.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=120))]
+    duration: u32,
+}
+
+/// What every run of the bench shares.
+struct Bench {
+    server: PathBuf,
+    /// Where the traced runs write their spans (each file removed once counted).
+    scratch: PathBuf,
+    throughput: Load,
+    latency: Load,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    cmd::ensure_root("cargo xtask bench", "the tracer attaches uprobes")?;
+    ensure_two_cpus()?;
+    setup::run()?;
+    test::build_release()?;
+    let (stamp, started_utc) = report::utc_stamps(unix_now()?);
+    let bench = prepare(options, &stamp)?;
+    let samples = run_rounds(&bench, options.rounds)?;
+    // Every spans file is removed once counted; the directory goes too when empty.
+    let _ = fs::remove_dir(&bench.scratch);
+    let setup = describe_setup(&bench, options.rounds, started_utc)?;
+    let markdown = report::markdown(&setup, &samples);
+    println!("{markdown}");
+    let path = write_results(&stamp, &markdown)?;
+    cmd::say(format!("bench: wrote {}", path.display()));
+    Ok(())
+}
+
+/// Builds the server and fixes the loads.
+fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
+    let dir = target_dir().join("xtask").join("bench");
+    let server = dir.join("hello");
+    let source = workspace_root().join("xtask").join("bench").join("hello");
+    go::build(&setup::go_bin(GO_VERSION)?, &source, &server)?;
+    let scratch = dir.join(stamp);
+    fs::create_dir_all(&scratch)?;
+    Ok(Bench {
+        server,
+        scratch,
+        throughput: Load {
+            threads: 2,
+            connections: 50,
+            seconds: options.duration,
+        },
+        latency: Load {
+            threads: 1,
+            connections: 1,
+            seconds: options.duration.min(LATENCY_SECONDS),
+        },
+    })
+}
+
+/// Runs both configurations each round, alternating which goes first.
+fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
+    let mut samples = Vec::new();
+    for round in 1..=rounds {
+        let order = if round % 2 == 1 {
+            [Config::Untraced, Config::Traced]
+        } else {
+            [Config::Traced, Config::Untraced]
+        };
+        for config in order {
+            cmd::say(format!("bench: round {round}/{rounds}, {}", config.name()));
+            samples.push(run_once(bench, round, config)?);
+        }
+    }
+    Ok(samples)
+}
+
+/// One run: a fresh server, the tracer if `config` says so, both wrk loads.
+fn run_once(bench: &Bench, round: u32, config: Config) -> Result<Sample> {
+    let mut server = Server::start(
+        "hello",
+        Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(&bench.server)
+            .args(["-addr", "127.0.0.1:0"])
+            .env("GOMAXPROCS", "1"),
+        Instant::now() + STEP,
+    )?;
+    let spans_file = bench.scratch.join(format!("round-{round}.jsonl"));
+    let tracer = match config {
+        Config::Untraced => None,
+        Config::Traced => Some(attach(server.process.pid(), &spans_file)?),
+    };
+    let throughput = wrk::run(server.addr, bench.throughput)?;
+    let latency = wrk::run(server.addr, bench.latency)?;
+    let (spans, summary) = match tracer {
+        Some(tracer) => {
+            let (spans, summary) = detach(tracer, &spans_file)?;
+            (Some(spans), Some(summary))
+        }
+        None => (None, None),
+    };
+    server.process.kill();
+    Ok(Sample {
+        round,
+        config,
+        throughput,
+        latency,
+        spans,
+        summary,
+    })
+}
+
+/// Starts the tracer on CPU 1 with JSON spans going to `spans_file`.
+fn attach(pid: u32, spans_file: &Path) -> Result<Tracer> {
+    let out =
+        File::create(spans_file).with_context(|| format!("creating {}", spans_file.display()))?;
+    let launch = Launch {
+        pid,
+        cpu: Some(1),
+        args: &["--format", "json"],
+        stdout: Stdio::from(out),
+    };
+    Tracer::attach(launch, Instant::now() + STEP)
+}
+
+/// Stops the tracer; returns the spans it wrote (the file is then removed) and its
+/// summary line.
+fn detach(tracer: Tracer, spans_file: &Path) -> Result<(u64, String)> {
+    let stopped = tracer.stop(Instant::now() + STEP)?;
+    if !stopped.status.success() {
+        bail!(
+            "the tracer failed ({}): {}",
+            stopped.status,
+            stopped.stderr.join("\n")
+        );
+    }
+    let spans = count_lines(spans_file)?;
+    fs::remove_file(spans_file)?;
+    let summary = stopped.stderr.last().cloned().unwrap_or_default();
+    Ok((spans, summary))
+}
+
+fn count_lines(path: &Path) -> Result<u64> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut lines = 0;
+    for line in BufReader::new(file).split(b'\n') {
+        line?;
+        lines += 1;
+    }
+    Ok(lines)
+}
+
+/// The bench pins to CPUs 0 and 1.
+fn ensure_two_cpus() -> Result<()> {
+    let cpus = std::thread::available_parallelism()?.get();
+    if cpus < 2 {
+        bail!("the bench pins the server to CPU 0 and the load to CPU 1; only {cpus} CPU here");
+    }
+    Ok(())
+}
+
+/// Kernel, CPU, Go and wrk versions, and the loads.
+fn describe_setup(bench: &Bench, rounds: u32, started_utc: String) -> Result<Setup> {
+    let go = cmd::output(
+        Command::new(setup::go_bin(GO_VERSION)?)
+            .arg("version")
+            .env("GOTOOLCHAIN", "local"),
+    )?;
+    Ok(Setup {
+        started_utc,
+        kernel: cmd::output(Command::new("uname").arg("-r"))?
+            .trim()
+            .to_owned(),
+        cpu: cpu_model()?,
+        go: go.trim().to_owned(),
+        wrk: wrk_version(),
+        rounds,
+        throughput: bench.throughput,
+        latency: bench.latency,
+    })
+}
+
+/// `model name` from /proc/cpuinfo, with the CPU count.
+fn cpu_model() -> Result<String> {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo")?;
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim())
+        })
+        .unwrap_or("unknown");
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    Ok(format!("{model} ({cpus} CPUs)"))
+}
+
+/// The first line of `wrk -v` (which exits non-zero by design).
+fn wrk_version() -> String {
+    Command::new("wrk")
+        .arg("-v")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let first = text.lines().next()?;
+            Some(
+                first
+                    .split(" Copyright")
+                    .next()
+                    .unwrap_or(first)
+                    .trim()
+                    .to_owned(),
+            )
+        })
+        .unwrap_or_else(|| "wrk (unknown version)".to_owned())
+}
+
+fn unix_now() -> Result<u64> {
+    Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())
+}
+
+/// Writes the report under `results/`.
+fn write_results(stamp: &str, markdown: &str) -> Result<PathBuf> {
+    let dir = workspace_root().join("results");
+    fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("bench-{stamp}.md"));
+    fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}

@@ -1,0 +1,300 @@
+//! The bench's results: medians per configuration and the markdown report. Pure.
+
+use std::fmt::Write as _;
+
+use super::wrk::{Load, Report};
+
+/// A configuration under measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Config {
+    Untraced,
+    Traced,
+}
+
+impl Config {
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::Untraced => "untraced",
+            Config::Traced => "traced",
+        }
+    }
+}
+
+/// One round of one configuration.
+pub struct Sample {
+    pub round: u32,
+    pub config: Config,
+    /// The many-connection run.
+    pub throughput: Report,
+    /// The one-connection run.
+    pub latency: Report,
+    /// Lines the tracer wrote (traced only).
+    pub spans: Option<u64>,
+    /// The tracer's last stderr line, its summary (traced only).
+    pub summary: Option<String>,
+}
+
+impl Sample {
+    /// Requests wrk completed in both runs of the round.
+    fn requests(&self) -> u64 {
+        self.throughput.requests + self.latency.requests
+    }
+}
+
+/// How the numbers were obtained, printed under the table.
+pub struct Setup {
+    pub started_utc: String,
+    pub kernel: String,
+    pub cpu: String,
+    pub go: String,
+    pub wrk: String,
+    pub rounds: u32,
+    pub throughput: Load,
+    pub latency: Load,
+}
+
+/// The markdown report: summary table, set-up, every round, the tracer's summaries.
+pub fn markdown(setup: &Setup, samples: &[Sample]) -> String {
+    let mut out = String::from("# Tracer overhead on a Go hello-world server\n\n");
+    summary_table(&mut out, samples);
+    setup_section(&mut out, setup);
+    rounds_table(&mut out, samples);
+    summaries(&mut out, samples);
+    out
+}
+
+fn summary_table(out: &mut String, samples: &[Sample]) {
+    out.push_str(
+        "| configuration | median req/s | added µs/request | p50 @1 conn (µs) | p99 @1 conn (µs) \
+         | requests | spans written | tracer summary (last round) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    let base_rps = median_of(samples, Config::Untraced, |s| s.throughput.rps);
+    for config in [Config::Untraced, Config::Traced] {
+        let of: Vec<&Sample> = samples.iter().filter(|s| s.config == config).collect();
+        let rps = median_of(samples, config, |s| s.throughput.rps);
+        let added = match (config, rps, base_rps) {
+            (Config::Traced, Some(rps), Some(base)) => format!("{:.2}", 1e6 / rps - 1e6 / base),
+            _ => "—".to_owned(),
+        };
+        let spans: Option<u64> = of.iter().map(|s| s.spans).sum();
+        let summary = of.last().and_then(|s| s.summary.as_deref());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {added} | {} | {} | {} | {} | {} |",
+            config.name(),
+            fixed(rps, 0),
+            fixed(median_of(samples, config, |s| s.latency.p50_us), 1),
+            fixed(median_of(samples, config, |s| s.latency.p99_us), 1),
+            of.iter().map(|s| s.requests()).sum::<u64>(),
+            spans.map_or("—".to_owned(), |n| n.to_string()),
+            summary.map_or("—".to_owned(), |s| format!("`{s}`")),
+        );
+    }
+    out.push('\n');
+}
+
+fn setup_section(out: &mut String, setup: &Setup) {
+    let (t, l) = (setup.throughput, setup.latency);
+    let _ = write!(
+        out,
+        "## Set-up\n\n\
+         - date: {}\n\
+         - kernel: {}\n\
+         - CPU: {}\n\
+         - server: `xtask/bench/hello` (net/http, one handler writing `hello`), {}, \
+           `GOMAXPROCS=1`, pinned to CPU 0 (`taskset -c 0`)\n\
+         - traced: `tracer --pid PID --format json` with stdout to a file, pinned to CPU 1\n\
+         - load: {} on loopback, pinned to CPU 1: `wrk -t{} -c{} -d{}s` for throughput, \
+           then `wrk -t{} -c{} -d{}s --latency` for latency at one connection\n\
+         - rounds: {} per configuration, alternating (odd rounds start untraced, even rounds \
+           traced); a fresh server every run; figures are medians over rounds\n\
+         - added µs/request: 1e6/req/s(traced) − 1e6/req/s(untraced)\n\n",
+        setup.started_utc,
+        setup.kernel,
+        setup.cpu,
+        setup.go,
+        setup.wrk,
+        t.threads,
+        t.connections,
+        t.seconds,
+        l.threads,
+        l.connections,
+        l.seconds,
+        setup.rounds,
+    );
+}
+
+fn rounds_table(out: &mut String, samples: &[Sample]) {
+    out.push_str(
+        "## Rounds\n\n\
+         | round | configuration | req/s | p50 @1 conn (µs) | p99 @1 conn (µs) | requests \
+         | spans written | wrk errors |\n\
+         |---:|---|---:|---:|---:|---:|---:|---|\n",
+    );
+    for s in samples {
+        let errors: Vec<&str> = s
+            .throughput
+            .errors
+            .iter()
+            .chain(&s.latency.errors)
+            .map(String::as_str)
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} |",
+            s.round,
+            s.config.name(),
+            s.throughput.rps,
+            s.latency.p50_us,
+            s.latency.p99_us,
+            s.requests(),
+            s.spans.map_or("—".to_owned(), |n| n.to_string()),
+            if errors.is_empty() {
+                "none".to_owned()
+            } else {
+                errors.join("; ")
+            },
+        );
+    }
+    out.push('\n');
+}
+
+fn summaries(out: &mut String, samples: &[Sample]) {
+    out.push_str("## Tracer summaries (last stderr line at SIGINT)\n\n");
+    for s in samples {
+        if let Some(summary) = &s.summary {
+            let _ = writeln!(out, "- round {}: `{summary}`", s.round);
+        }
+    }
+}
+
+/// The median of `value` over the samples of `config`.
+fn median_of(samples: &[Sample], config: Config, value: impl Fn(&Sample) -> f64) -> Option<f64> {
+    median(
+        samples
+            .iter()
+            .filter(|s| s.config == config)
+            .map(value)
+            .collect(),
+    )
+}
+
+/// The median (mean of the middle two for an even count); `None` when empty.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+fn fixed(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("—".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+/// `(file-name stamp, readable)` for a UNIX time: `20261123T041500Z`, `2026-11-23 04:15:00 UTC`.
+pub fn utc_stamps(unix_secs: u64) -> (String, String) {
+    let (days, secs) = (unix_secs / 86_400, unix_secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    (
+        format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z"),
+        format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC"),
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`,
+/// <https://howardhinnant.github.io/date_algorithms.html#civil_from_days>).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(rps: f64, p50_us: f64) -> Report {
+        Report {
+            requests: 10,
+            rps,
+            p50_us,
+            p99_us: 2.0 * p50_us,
+            errors: Vec::new(),
+        }
+    }
+
+    fn sample(round: u32, config: Config, rps: f64) -> Sample {
+        let traced = config == Config::Traced;
+        Sample {
+            round,
+            config,
+            throughput: report(rps, 100.0),
+            latency: report(1000.0, 50.0),
+            spans: traced.then_some(20),
+            summary: traced.then(|| format!("exported 20 spans, dropped 0 (round {round})")),
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn stamps() {
+        assert_eq!(utc_stamps(0).0, "19700101T000000Z");
+        // 2024-02-29 12:34:56 UTC, a leap day.
+        assert_eq!(utc_stamps(1_709_210_096).1, "2024-02-29 12:34:56 UTC");
+    }
+
+    #[test]
+    fn summary_row_shows_the_added_cost() {
+        let samples = [
+            sample(1, Config::Untraced, 50_000.0),
+            sample(1, Config::Traced, 40_000.0),
+            sample(2, Config::Traced, 40_000.0),
+            sample(2, Config::Untraced, 50_000.0),
+        ];
+        let setup = Setup {
+            started_utc: "2024-02-29 12:34:56 UTC".into(),
+            kernel: "6.1".into(),
+            cpu: "test cpu".into(),
+            go: "go1.24.11".into(),
+            wrk: "wrk 4.1.0".into(),
+            rounds: 2,
+            throughput: Load {
+                threads: 2,
+                connections: 50,
+                seconds: 5,
+            },
+            latency: Load {
+                threads: 1,
+                connections: 1,
+                seconds: 3,
+            },
+        };
+        let md = markdown(&setup, &samples);
+        // 1e6/40000 - 1e6/50000 = 25 - 20 = 5 µs.
+        assert!(md.contains(
+            "| traced | 40000 | 5.00 | 50.0 | 100.0 | 40 | 40 | `exported 20 spans, dropped 0 (round 2)` |"
+        ), "{md}");
+        assert!(
+            md.contains("| untraced | 50000 | — | 50.0 | 100.0 | 40 | — | — |"),
+            "{md}"
+        );
+    }
+}
