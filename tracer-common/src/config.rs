@@ -36,11 +36,20 @@ pub struct ProbeConfig {
     pub url_raw_query: u32,
     /// `net/http.response.status` (int).
     pub resp_status: u32,
+    /// Bytes of `net/http.Request` read at once (covers every field above, a multiple of
+    /// 8, at most [`WINDOW_BYTES`]).
+    pub req_window: u32,
+    /// Bytes of `net/url.URL` read at once (likewise).
+    pub url_window: u32,
     /// Non-zero: copy query strings (`--capture-query`).
     pub capture_query: u32,
     pub _pad: u32,
 }
-crate::assert_size!(ProbeConfig, 56);
+crate::assert_size!(ProbeConfig, 64);
+
+/// Size of the per-CPU buffers a struct is copied into before its fields are picked out:
+/// one read per struct instead of one per field.
+pub const WINDOW_BYTES: u32 = 512;
 
 impl ProbeConfig {
     /// A configuration with every field absent.
@@ -58,6 +67,8 @@ impl ProbeConfig {
             url_path: NO_FIELD,
             url_raw_query: NO_FIELD,
             resp_status: NO_FIELD,
+            req_window: 0,
+            url_window: 0,
             capture_query: 0,
             _pad: 0,
         }

@@ -23,21 +23,44 @@ pub struct EventHeader {
     pub pid: u32,
     /// Thread id (kernel pid) that finished the event; informational only.
     pub tid: u32,
-    /// Go goroutine id the event belongs to.
-    pub goid: u64,
+    /// Address of the `runtime.g` of the goroutine the event belongs to: constant for a
+    /// goroutine's life (stacks move, `g` does not) and free to read (R14).
+    pub g: u64,
 }
 crate::assert_size!(EventHeader, 24);
 
 /// Key of per-goroutine state in kernel maps: goroutines move between threads, so state
-/// is never keyed by thread id.
+/// is never keyed by thread id. A goroutine is named by its `runtime.g` address, which the
+/// Go ABI keeps in R14: no memory read, unlike `g.goid`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GoroutineKey {
     pub pid: u32,
     pub _pad: u32,
-    pub goid: u64,
+    pub g: u64,
 }
 crate::assert_size!(GoroutineKey, 16);
+
+/// Per-CPU state the kernel draws span and trace ids from: ids are a bijective mix
+/// (splitmix64) of a per-CPU counter with per-CPU random seeds that user space writes at
+/// start, so they are unique and well spread at the cost of a few ALU instructions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdState {
+    /// Seeds of the trace id's two halves and of the span id.
+    pub seeds: [u64; 3],
+    pub counter: u64,
+}
+crate::assert_size!(IdState, 32);
+
+/// The splitmix64 finalizer: a bijection on `u64`.
+#[inline(always)]
+pub const fn mix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// A Go string copied out of the target: the original length and as many bytes as fit.
 #[repr(C)]

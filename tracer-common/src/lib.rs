@@ -10,6 +10,7 @@
 pub mod config;
 pub mod counters;
 pub mod event;
+pub mod inflight;
 pub mod probes;
 
 /// Asserts at compile time that a wire type has the expected size.
@@ -35,6 +36,6 @@ macro_rules! impl_pod {
 #[cfg(feature = "user")]
 impl_pod!(
     config::ProbeConfig,
-    event::GoroutineKey,
+    event::IdState,
     probes::net_http::server::ServerInflight,
 );

@@ -15,10 +15,10 @@ use aya_ebpf::{
 use tracer_common::{
     config::{NO_FIELD, ProbeConfig},
     counters::{DROP_NO_CONFIG, DROP_READ_FAILED},
-    event::{GoroutineKey, STR_READ_FAILED, StrBuf},
+    event::{GoroutineKey, STR_READ_FAILED, StrBuf, mix64},
 };
 
-use crate::maps::{CONFIGS, count};
+use crate::maps::{CONFIGS, IDS, SCRATCH, WINDOW_WORDS, count};
 
 /// The registers a probe reads, copied once from the context.
 pub struct Regs {
@@ -54,18 +54,18 @@ pub fn config(ctx: &ProbeContext) -> Option<(u32, &'static ProbeConfig)> {
     }
 }
 
-/// The key of the running goroutine: process id and `g.goid`.
+/// The key of the running goroutine: process id and `runtime.g` address (R14).
 #[inline(always)]
-pub fn goroutine(regs: &Regs, cfg: &ProbeConfig) -> Option<GoroutineKey> {
-    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let goid = read_u64(regs.r14, cfg.g_goid);
-    if goid.is_none() {
+pub fn goroutine(regs: &Regs) -> Option<GoroutineKey> {
+    if regs.r14 == 0 {
         count(DROP_READ_FAILED);
+        return None;
     }
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     Some(GoroutineKey {
         pid,
         _pad: 0,
-        goid: goid?,
+        g: regs.r14,
     })
 }
 
@@ -80,25 +80,80 @@ pub fn read_u64(base: u64, offset: u32) -> Option<u64> {
     unsafe { bpf_probe_read_user((base + offset as u64) as *const u64) }.ok()
 }
 
-/// Copies the Go string stored at `base + offset` into `dst`. A field that does not exist
-/// leaves an empty string; a failed read sets [`STR_READ_FAILED`].
+/// A struct of the target copied into a per-CPU scratch buffer with one read; fields
+/// (8-byte aligned, as every Go pointer, int and string header is) are picked out of it.
+pub struct Window {
+    words: &'static [u64; WINDOW_WORDS],
+    len: u32,
+}
+
+impl Window {
+    /// Copies `len` bytes at `base` into scratch buffer `slot`. `None` when `base` is nil,
+    /// `len` is 0 or the read fails.
+    #[inline(always)]
+    pub fn read(slot: u32, base: u64, len: u32) -> Option<Self> {
+        if base == 0 || len == 0 {
+            return None;
+        }
+        let len = if len > (WINDOW_WORDS * 8) as u32 {
+            (WINDOW_WORDS * 8) as u32
+        } else {
+            len
+        };
+        let words = SCRATCH.get_ptr_mut(slot)?;
+        // SAFETY: `words` is this CPU's scratch buffer of WINDOW_WORDS * 8 bytes and
+        // `len` is at most that; the helper never faults on `base`.
+        let rc = unsafe {
+            generated::bpf_probe_read_user(words as *mut c_void, len, base as *const c_void)
+        };
+        if rc < 0 {
+            return None;
+        }
+        // SAFETY: the buffer lives as long as the map; only this program uses it on this
+        // CPU while it runs.
+        Some(Self {
+            words: unsafe { &*words },
+            len,
+        })
+    }
+
+    /// The 8-byte word at byte `offset`; `None` for a field that does not exist or lies
+    /// outside what was read.
+    #[inline(always)]
+    pub fn word(&self, offset: u32) -> Option<u64> {
+        if offset == NO_FIELD || offset + 8 > self.len {
+            return None;
+        }
+        // Offsets are 8-byte aligned (user space checks); the mask keeps the index provably
+        // inside the buffer for the verifier.
+        Some(self.words[(offset >> 3) as usize & (WINDOW_WORDS - 1)])
+    }
+
+    /// Copies the Go string whose header is at byte `offset` into `dst`.
+    #[inline(always)]
+    pub fn string<const N: usize>(&self, dst: &mut StrBuf<N>, offset: u32) {
+        dst.len = 0;
+        dst.flags = 0;
+        if offset == NO_FIELD {
+            return;
+        }
+        match (self.word(offset), self.word(offset + 8)) {
+            (Some(ptr), Some(len)) => copy_string(dst, ptr, len),
+            _ => dst.flags = STR_READ_FAILED,
+        }
+    }
+}
+
+/// Marks `dst` as unreadable (its struct could not be read).
 #[inline(always)]
-pub fn read_string<const N: usize>(dst: &mut StrBuf<N>, base: u64, offset: u32) {
+pub fn string_failed<const N: usize>(dst: &mut StrBuf<N>) {
     dst.len = 0;
-    dst.flags = 0;
-    if offset == NO_FIELD {
-        return;
-    }
-    if base == 0 {
-        dst.flags = STR_READ_FAILED;
-        return;
-    }
-    // SAFETY: bpf_probe_read_user never faults; a bad address returns an error.
-    let header = unsafe { bpf_probe_read_user((base + offset as u64) as *const [u64; 2]) };
-    let Ok([ptr, len]) = header else {
-        dst.flags = STR_READ_FAILED;
-        return;
-    };
+    dst.flags = STR_READ_FAILED;
+}
+
+/// Copies up to `N` bytes of the Go string `{ptr, len}` into `dst`.
+#[inline(always)]
+fn copy_string<const N: usize>(dst: &mut StrBuf<N>, ptr: u64, len: u64) {
     dst.len = if len > u32::MAX as u64 {
         u32::MAX
     } else {
@@ -117,19 +172,19 @@ pub fn read_string<const N: usize>(dst: &mut StrBuf<N>, base: u64, offset: u32) 
     }
 }
 
-/// Fills `out` with random bytes, never all zero (an all-zero W3C id is invalid).
+/// Draws a new trace id and span id (see `tracer_common::event::IdState`); never all zero.
 #[inline(always)]
-pub fn random_id<const N: usize>(out: &mut [u8; N]) {
-    let mut i = 0;
-    while i < N {
-        // SAFETY: the helper has no preconditions.
-        let r = unsafe { generated::bpf_get_prandom_u32() }.to_ne_bytes();
-        let mut j = 0;
-        while j < 4 && i + j < N {
-            out[i + j] = r[j];
-            j += 1;
-        }
-        i += 4;
-    }
-    out[0] |= 1;
+pub fn new_ids(trace_id: &mut [u8; 16], span_id: &mut [u8; 8]) -> Option<()> {
+    let state = IDS.get_ptr_mut(0)?;
+    // SAFETY: this CPU's entry; uprobe programs on one CPU do not run concurrently.
+    let state = unsafe { &mut *state };
+    state.counter = state.counter.wrapping_add(1);
+    let n = state.counter;
+    let high = mix64(n ^ state.seeds[0]);
+    let low = mix64(n ^ state.seeds[1]) | u64::from(high == 0);
+    let span = mix64(n ^ state.seeds[2]);
+    trace_id[..8].copy_from_slice(&high.to_be_bytes());
+    trace_id[8..].copy_from_slice(&low.to_be_bytes());
+    *span_id = (span | u64::from(span == 0)).to_be_bytes();
+    Some(())
 }

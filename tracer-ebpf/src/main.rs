@@ -10,6 +10,7 @@
 mod go;
 mod maps;
 mod probes;
+mod slots;
 
 #[cfg(not(test))]
 #[panic_handler]

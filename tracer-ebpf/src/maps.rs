@@ -1,20 +1,18 @@
 //! The maps shared by all probes, and the per-CPU counters of lost events.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
 };
 use tracer_common::{
-    config::{MAX_CONFIGS, ProbeConfig},
+    config::{MAX_CONFIGS, ProbeConfig, WINDOW_BYTES},
     counters::NUM_COUNTERS,
-    event::GoroutineKey,
+    event::IdState,
+    inflight::SLOTS,
     probes::net_http::server::ServerInflight,
 };
 
 /// Size of the ring buffer every probe writes finished events to.
 const EVENTS_BYTES: u32 = 8 << 20;
-/// In-flight server requests tracked at once; the least recently used are evicted (a
-/// handler that never returns must not fill the map for ever).
-const SERVER_INFLIGHT_ENTRIES: u32 = 16384;
 
 /// Finished events for user space. Submitted without a wake-up; user space drains it on
 /// a short timer.
@@ -25,10 +23,23 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map]
 pub static CONFIGS: Array<ProbeConfig> = Array::with_max_entries(MAX_CONFIGS, 0);
 
-/// Server requests whose handler is running, per goroutine.
+/// Server requests whose handler is running, per goroutine (see `crate::slots`).
 #[map]
-pub static SERVER_INFLIGHT: LruHashMap<GoroutineKey, ServerInflight> =
-    LruHashMap::with_max_entries(SERVER_INFLIGHT_ENTRIES, 0);
+pub static SERVER_INFLIGHT: Array<ServerInflight> = Array::with_max_entries(SLOTS, 0);
+
+/// Words in one scratch window.
+pub const WINDOW_WORDS: usize = WINDOW_BYTES as usize / 8;
+/// Scratch windows per CPU.
+pub const WINDOWS: u32 = 2;
+
+/// Per-CPU buffers a struct of the target is copied into in one read, so its fields can
+/// be picked out without one read each.
+#[map]
+pub static SCRATCH: PerCpuArray<[u64; WINDOW_WORDS]> = PerCpuArray::with_max_entries(WINDOWS, 0);
+
+/// Per-CPU id generator state, seeded by user space.
+#[map]
+pub static IDS: PerCpuArray<IdState> = PerCpuArray::with_max_entries(1, 0);
 
 /// Counters of lost or incomplete events, indexed by `tracer_common::counters::*`.
 #[map]

@@ -4,11 +4,11 @@
 //! configuration slot (its struct offsets) and every uprobe on it carries that slot as its
 //! attach cookie. Probes are attached by file offset, through `/proc/PID/exe`, filtered to
 //! the traced process.
-use std::{num::NonZeroU32, time::Duration};
+use std::num::NonZeroU32;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
@@ -17,7 +17,8 @@ use aya::{
 use tracer_common::{
     config::{MAX_CONFIGS, ProbeConfig},
     counters::NUM_COUNTERS,
-    event::GoroutineKey,
+    event::IdState,
+    inflight::TTL_NS,
     probes::net_http::server::ServerInflight,
 };
 
@@ -51,6 +52,8 @@ pub enum LoadError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("cannot seed the span id generator")]
+    Seed(#[source] std::io::Error),
     #[error("too many traced binaries (at most {MAX_CONFIGS})")]
     NoSlot,
     #[error("attaching {program} to {symbol} in pid {pid} failed")]
@@ -94,7 +97,26 @@ impl Loader {
                 source,
             })?;
         }
-        Ok(Self { ebpf, next_slot: 0 })
+        let mut loader = Self { ebpf, next_slot: 0 };
+        loader.seed_ids()?;
+        Ok(loader)
+    }
+
+    /// Gives every CPU's id generator its own random seeds.
+    fn seed_ids(&mut self) -> Result<(), LoadError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, source)| LoadError::Seed(source))?;
+        let mut states = Vec::with_capacity(cpus);
+        for _ in 0..cpus {
+            let mut seeds = [0u64; 3];
+            for seed in &mut seeds {
+                *seed = random_u64().map_err(LoadError::Seed)?;
+            }
+            states.push(IdState { seeds, counter: 0 });
+        }
+        let values = PerCpuValues::try_from(states).map_err(LoadError::Seed)?;
+        let mut ids: PerCpuArray<&mut MapData, IdState> = self.map_mut("IDS")?;
+        ids.set(0, values, 0)
+            .map_err(|source| LoadError::Map { map: "IDS", source })
     }
 
     /// Stores a binary's configuration and returns its slot.
@@ -205,43 +227,31 @@ impl Loader {
         Ok(totals)
     }
 
-    /// Removes in-flight server requests that started more than `ttl` before
-    /// `now_ns` (monotonic) or whose process is gone; returns how many were removed.
-    pub fn expire_inflight(
-        &mut self,
-        now_ns: u64,
-        ttl: Duration,
-        alive: impl Fn(u32) -> bool,
-    ) -> Result<u64, LoadError> {
-        let mut inflight: HashMap<&mut MapData, GoroutineKey, ServerInflight> =
-            self.map_mut("SERVER_INFLIGHT")?;
-        let ttl_ns = ttl.as_nanos() as u64;
-        let stale: Vec<GoroutineKey> = inflight
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(key, start)| {
-                now_ns.saturating_sub(start.start_ns) > ttl_ns || !alive(key.pid)
-            })
-            .map(|(key, _)| key)
-            .collect();
-        for key in &stale {
-            let _ = inflight.remove(key);
-        }
-        Ok(stale.len() as u64)
-    }
-
-    /// Number of server requests in flight.
-    pub fn inflight(&self) -> Result<u64, LoadError> {
+    /// Server requests still in flight, and starts older than the TTL (their end was never
+    /// seen: lost), at monotonic time `now_ns`.
+    pub fn inflight(&self, now_ns: u64) -> Result<(u64, u64), LoadError> {
         let map = self
             .ebpf
             .map("SERVER_INFLIGHT")
             .ok_or(LoadError::MissingMap("SERVER_INFLIGHT"))?;
-        let inflight: HashMap<&MapData, GoroutineKey, ServerInflight> = HashMap::try_from(map)
-            .map_err(|source| LoadError::Map {
+        let slots: Array<&MapData, ServerInflight> =
+            Array::try_from(map).map_err(|source| LoadError::Map {
                 map: "SERVER_INFLIGHT",
                 source,
             })?;
-        Ok(inflight.keys().filter(Result::is_ok).count() as u64)
+        let (mut in_flight, mut expired) = (0, 0);
+        for slot in slots
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|slot| slot.g != 0)
+        {
+            if now_ns.saturating_sub(slot.start_ns) > TTL_NS {
+                expired += 1;
+            } else {
+                in_flight += 1;
+            }
+        }
+        Ok((in_flight, expired))
     }
 
     fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, LoadError>
@@ -251,4 +261,15 @@ impl Loader {
         let map = self.ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
         T::try_from(map).map_err(|source| LoadError::Map { map: name, source })
     }
+}
+
+/// 8 random bytes from the kernel.
+fn random_u64() -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    // SAFETY: the buffer is valid for its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(u64::from_ne_bytes(bytes))
 }

@@ -8,7 +8,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use aya::maps::{MapData, RingBuf};
@@ -32,10 +32,6 @@ use crate::{
 
 /// How often the ring buffer is drained (events are submitted without wake-ups).
 const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
-/// How often stale in-flight requests are looked for.
-const EXPIRE_INTERVAL: Duration = Duration::from_secs(10);
-/// A request in flight longer than this is forgotten (and counted).
-const INFLIGHT_TTL: Duration = Duration::from_secs(600);
 
 /// Errors that stop the tracer (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +54,7 @@ pub enum RunError {
         pid: u32,
         version: String,
         #[source]
-        source: server::MissingField,
+        source: server::LayoutError,
     },
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -113,7 +109,6 @@ struct Target {
 struct UserCounters {
     decode_errors: u64,
     unknown_process: u64,
-    expired: u64,
     sampled_out: u64,
 }
 
@@ -147,10 +142,9 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         Format::Json => Box::new(JsonLines),
         Format::Text => Box::new(Text),
     };
-    let out: Box<dyn Write + Send> = Box::new(std::io::BufWriter::new(std::io::stdout()));
+    let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
     let mut exporter = Exporter::spawn(encoder, out).map_err(RunError::Exporter)?;
     let mut counters = UserCounters::default();
-    let mut last_expiry = Instant::now();
 
     loop {
         let all_exited = targets.values().all(|t| !t.process.is_alive());
@@ -169,12 +163,6 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
             }
             break;
         }
-        if last_expiry.elapsed() >= EXPIRE_INTERVAL {
-            last_expiry = Instant::now();
-            let alive = |pid: u32| targets.get(&pid).is_some_and(|t| t.process.is_alive());
-            counters.expired +=
-                loader.expire_inflight(Clock::monotonic_now(), INFLIGHT_TTL, alive)?;
-        }
         std::thread::sleep(DRAIN_INTERVAL);
     }
 
@@ -187,7 +175,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         &exporter,
         &mut counters,
     );
-    let in_flight_at_exit = loader.inflight()?;
+    let (in_flight_at_exit, expired) = loader.inflight(Clock::monotonic_now())?;
     let kernel = loader.counters()?;
     drop(loader);
     exporter.finish();
@@ -204,7 +192,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     ));
     drops.push(("decode_failed", counters.decode_errors));
     drops.push(("unknown_process", counters.unknown_process));
-    drops.push(("inflight_expired", counters.expired));
+    drops.push(("inflight_expired", expired));
     Ok(Summary {
         exported: stats.exported.load(Ordering::Relaxed),
         drops,
@@ -338,6 +326,7 @@ fn drain(
     exporter: &Exporter,
     counters: &mut UserCounters,
 ) {
+    let mut batch = Vec::new();
     while let Some(record) = events.next() {
         let event = match decode(&record) {
             Ok(event) => event,
@@ -360,11 +349,12 @@ fn drain(
         }
         span.start_ns = clock.to_unix(span.start_ns);
         span.end_ns = clock.to_unix(span.end_ns);
-        exporter.offer(Item {
+        batch.push(Item {
             span,
             resource: Arc::clone(&target.resource),
         });
     }
+    exporter.offer(batch);
 }
 
 /// Sets `flag` on SIGINT or SIGTERM.

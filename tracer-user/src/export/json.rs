@@ -9,91 +9,100 @@
 //! ```
 //! Ids are lowercase hex; `parent_span_id` is `null` for a root span; times are UNIX
 //! nanoseconds; attributes and resource follow the OpenTelemetry semantic conventions.
-use std::io::Write;
-
-use serde::{Serialize, Serializer, ser::SerializeMap as _};
-
 use super::{Encoder, Item};
-use crate::pipeline::span::{Value, hex};
+use crate::pipeline::span::{Hex, Value};
 
 /// The JSON lines encoder.
 #[derive(Debug, Default)]
 pub struct JsonLines;
 
-/// The JSON object of one span, serialized straight from the span (no intermediate tree).
-#[derive(Serialize)]
-struct SpanJson<'a> {
-    trace_id: String,
-    span_id: String,
-    parent_span_id: Option<String>,
-    name: &'a str,
-    kind: &'static str,
-    start_time_unix_nano: u64,
-    end_time_unix_nano: u64,
-    status_code: &'static str,
-    attributes: Attributes<'a>,
-    resource: ResourceJson<'a>,
-}
-
-struct Attributes<'a>(&'a [(&'static str, Value)]);
-
-impl Serialize for Attributes<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            match value {
-                Value::Str(s) => map.serialize_entry(key, s)?,
-                Value::Int(i) => map.serialize_entry(key, i)?,
+/// Appends `s` as a JSON string. Most values need no escaping and are copied whole.
+fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                c if (c as u32) < 0x20 => {
+                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+                }
+                c => {
+                    let mut utf8 = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
             }
         }
-        map.end()
     }
+    out.push(b'"');
 }
 
-#[derive(Serialize)]
-struct ResourceJson<'a> {
-    #[serde(rename = "service.name")]
-    service_name: &'a str,
-    #[serde(rename = "process.pid")]
-    pid: u32,
-    #[serde(rename = "process.executable.path")]
-    executable_path: &'a str,
-    #[serde(rename = "process.runtime.name")]
-    runtime_name: &'static str,
-    #[serde(rename = "process.runtime.version")]
-    runtime_version: &'a str,
-    #[serde(rename = "host.name")]
-    host_name: &'a str,
+/// Appends `"key":` (keys are constants that need no escaping).
+fn key(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
-fn view(item: &Item) -> SpanJson<'_> {
-    let span = &item.span;
-    let r = &item.resource;
-    SpanJson {
-        trace_id: hex(&span.trace_id),
-        span_id: hex(&span.span_id),
-        parent_span_id: span.parent_span_id.map(|p| hex(&p)),
-        name: &span.name,
-        kind: span.kind.as_str(),
-        start_time_unix_nano: span.start_ns,
-        end_time_unix_nano: span.end_ns,
-        status_code: span.status.as_str(),
-        attributes: Attributes(&span.attributes),
-        resource: ResourceJson {
-            service_name: &r.service_name,
-            pid: r.pid,
-            executable_path: &r.executable_path,
-            runtime_name: "go",
-            runtime_version: &r.runtime_version,
-            host_name: &r.host_name,
-        },
-    }
+fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 impl Encoder for JsonLines {
-    fn encode(&mut self, item: &Item, out: &mut dyn Write) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *out, &view(item))?;
-        out.write_all(b"\n")
+    fn encode(&mut self, item: &Item, out: &mut Vec<u8>) {
+        let span = &item.span;
+        out.extend_from_slice(b"{\"trace_id\":\"");
+        out.extend_from_slice(Hex::<32>::new(&span.trace_id).as_str().as_bytes());
+        out.extend_from_slice(b"\",\"span_id\":\"");
+        out.extend_from_slice(Hex::<16>::new(&span.span_id).as_str().as_bytes());
+        out.extend_from_slice(b"\",\"parent_span_id\":");
+        match span.parent_span_id {
+            Some(parent) => {
+                out.push(b'"');
+                out.extend_from_slice(Hex::<16>::new(&parent).as_str().as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"name\":");
+        string(out, &span.name);
+        out.extend_from_slice(b",\"kind\":\"");
+        out.extend_from_slice(span.kind.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"start_time_unix_nano\":");
+        number(out, span.start_ns);
+        out.extend_from_slice(b",\"end_time_unix_nano\":");
+        number(out, span.end_ns);
+        out.extend_from_slice(b",\"status_code\":\"");
+        out.extend_from_slice(span.status.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"attributes\":{");
+        for (i, (name, value)) in span.attributes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            key(out, name);
+            match value {
+                Value::Str(s) => string(out, s),
+                Value::Int(n) => number(out, *n),
+            }
+        }
+        let r = &item.resource;
+        out.extend_from_slice(b"},\"resource\":{");
+        key(out, "service.name");
+        string(out, &r.service_name);
+        out.extend_from_slice(b",\"process.pid\":");
+        number(out, r.pid);
+        out.extend_from_slice(b",\"process.executable.path\":");
+        string(out, &r.executable_path);
+        out.extend_from_slice(b",\"process.runtime.name\":\"go\",\"process.runtime.version\":");
+        string(out, &r.runtime_version);
+        out.extend_from_slice(b",\"host.name\":");
+        string(out, &r.host_name);
+        out.extend_from_slice(b"}}\n");
     }
 }
 
@@ -124,7 +133,7 @@ mod tests {
                     ("server.port", 8080.into()),
                 ],
                 pid: 7,
-                goid: 1,
+                goroutine: 1,
             },
             resource: Arc::new(Resource {
                 service_name: "shop".into(),
@@ -135,7 +144,7 @@ mod tests {
             }),
         };
         let mut out = Vec::new();
-        JsonLines.encode(&item, &mut out).expect("encode");
+        JsonLines.encode(&item, &mut out);
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.ends_with('\n') && text.lines().count() == 1);
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
@@ -148,5 +157,20 @@ mod tests {
         assert_eq!(v["attributes"]["server.port"], 8080);
         assert_eq!(v["resource"]["process.runtime.name"], "go");
         assert_eq!(v["resource"]["service.name"], "shop");
+    }
+
+    #[test]
+    fn escapes_strings() {
+        for s in [
+            "plain /path",
+            "quote\" back\\slash",
+            "ctl\u{1}\n\t",
+            "utf8 é ✓",
+        ] {
+            let mut out = Vec::new();
+            string(&mut out, s);
+            let back: String = serde_json::from_slice(&out).expect("valid JSON string");
+            assert_eq!(back, s);
+        }
     }
 }

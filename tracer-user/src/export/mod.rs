@@ -1,6 +1,7 @@
-//! Exporters. Each runs on its own thread behind a bounded queue: the reader hands spans
-//! over with a non-blocking send, and a full queue drops the span and counts it, so a slow
-//! exporter never slows the reader (and never the traced program).
+//! Exporters. Each runs on its own thread behind a bounded queue: the reader hands over
+//! one batch of spans per drain of the ring buffer with a non-blocking send (one wake-up
+//! per batch, not per span), and a full queue drops the batch and counts its spans, so a
+//! slow exporter never slows the reader (and never the traced program).
 pub mod json;
 pub mod text;
 
@@ -16,8 +17,8 @@ use std::{
 
 use crate::pipeline::{resource::Resource, span::Span};
 
-/// Spans waiting for an exporter, at most.
-pub const QUEUE_CAPACITY: usize = 65_536;
+/// Batches waiting for an exporter, at most (a batch is one drain of the ring buffer).
+pub const QUEUE_BATCHES: usize = 256;
 
 /// A span with its (wall-clock) times and its process's resource.
 #[derive(Clone, Debug)]
@@ -26,9 +27,10 @@ pub struct Item {
     pub resource: Arc<Resource>,
 }
 
-/// Writes items in one format.
+/// Encodes items in one format.
 pub trait Encoder: Send {
-    fn encode(&mut self, item: &Item, out: &mut dyn Write) -> std::io::Result<()>;
+    /// Appends the encoding of `item` to `out`.
+    fn encode(&mut self, item: &Item, out: &mut Vec<u8>);
 }
 
 /// Counts shared between the reader and an exporter thread.
@@ -41,7 +43,7 @@ pub struct Stats {
 
 /// The reader's end of an exporter.
 pub struct Exporter {
-    sender: Option<SyncSender<Item>>,
+    sender: Option<SyncSender<Vec<Item>>>,
     thread: Option<JoinHandle<()>>,
     pub stats: Arc<Stats>,
 }
@@ -52,7 +54,7 @@ impl Exporter {
         mut encoder: Box<dyn Encoder>,
         mut out: Box<dyn Write + Send>,
     ) -> std::io::Result<Self> {
-        let (sender, receiver) = sync_channel::<Item>(QUEUE_CAPACITY);
+        let (sender, receiver) = sync_channel::<Vec<Item>>(QUEUE_BATCHES);
         let stats = Arc::new(Stats::default());
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
@@ -67,13 +69,18 @@ impl Exporter {
         })
     }
 
-    /// Queues a span; drops and counts it when the queue is full.
-    pub fn offer(&self, item: Item) {
+    /// Queues a batch of spans; drops and counts them when the queue is full.
+    pub fn offer(&self, batch: Vec<Item>) {
         let Some(sender) = &self.sender else { return };
-        match sender.try_send(item) {
+        if batch.is_empty() {
+            return;
+        }
+        match sender.try_send(batch) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+            Err(TrySendError::Full(batch)) | Err(TrySendError::Disconnected(batch)) => {
+                self.stats
+                    .queue_full
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -93,19 +100,23 @@ impl Drop for Exporter {
     }
 }
 
-fn drain(receiver: &Receiver<Item>, encoder: &mut dyn Encoder, out: &mut dyn Write, stats: &Stats) {
-    while let Ok(item) = receiver.recv() {
-        let mut batch = vec![item];
-        batch.extend(receiver.try_iter().take(4096));
+fn drain(
+    receiver: &Receiver<Vec<Item>>,
+    encoder: &mut dyn Encoder,
+    out: &mut dyn Write,
+    stats: &Stats,
+) {
+    let mut buffer = Vec::with_capacity(1 << 20);
+    while let Ok(batch) = receiver.recv() {
+        buffer.clear();
         for item in &batch {
-            match encoder.encode(item, out) {
-                Ok(()) => stats.exported.fetch_add(1, Ordering::Relaxed),
-                Err(_) => stats.write_errors.fetch_add(1, Ordering::Relaxed),
-            };
+            encoder.encode(item, &mut buffer);
         }
-        // Flush once per batch so spans show up promptly without a write per span.
-        if out.flush().is_err() {
-            stats.write_errors.fetch_add(1, Ordering::Relaxed);
-        }
+        // One write and flush per batch: spans show up promptly without a write per span.
+        let n = batch.len() as u64;
+        match out.write_all(&buffer).and_then(|()| out.flush()) {
+            Ok(()) => stats.exported.fetch_add(n, Ordering::Relaxed),
+            Err(_) => stats.write_errors.fetch_add(n, Ordering::Relaxed),
+        };
     }
 }

@@ -1,8 +1,6 @@
 //! `--format text`: one readable line per span, for people.
 //!
 //! `04:51:02.123 server GET /users/{id} 200 4.10ms pid=4242 trace=4bf9… span=00f0… /users/42`
-use std::io::Write;
-
 use super::{Encoder, Item};
 use crate::pipeline::span::{Status, Value, hex};
 
@@ -39,7 +37,7 @@ pub fn line(item: &Item) -> String {
         .attribute("url.full")
         .or_else(|| span.attribute("url.path"))
     {
-        Some(Value::Str(s)) => s.as_str(),
+        Some(Value::Str(s)) => s.as_ref(),
         _ => "",
     };
     let parent = span
@@ -64,8 +62,9 @@ pub fn line(item: &Item) -> String {
 }
 
 impl Encoder for Text {
-    fn encode(&mut self, item: &Item, out: &mut dyn Write) -> std::io::Result<()> {
-        writeln!(out, "{}", line(item))
+    fn encode(&mut self, item: &Item, out: &mut Vec<u8>) {
+        out.extend_from_slice(line(item).as_bytes());
+        out.push(b'\n');
     }
 }
 

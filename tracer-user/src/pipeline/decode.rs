@@ -79,7 +79,7 @@ mod tests {
             size: total as u32,
             pid: 1,
             tid: 1,
-            goid: 9,
+            g: 9,
         };
         let mut bytes = vec![0u8; total.max(size_of::<EventHeader>())];
         // SAFETY: EventHeader is plain old data; the buffer is large enough.
@@ -98,14 +98,17 @@ mod tests {
         let Ok(Event::NetHttpServer(ev)) = decode(&bytes) else {
             panic!("not decoded")
         };
-        assert_eq!(ev.header.goid, 9);
+        assert_eq!(ev.header.g, 9);
     }
 
     #[test]
     fn rejects_bad_records() {
         assert_eq!(decode(&[0; 3]).expect_err("short"), DecodeError::Short(3));
         let bytes = header_bytes(KIND_NET_HTTP_SERVER, 99, 64);
-        assert_eq!(decode(&bytes).expect_err("rejected"), DecodeError::Version(99));
+        assert_eq!(
+            decode(&bytes).expect_err("rejected"),
+            DecodeError::Version(99)
+        );
         let bytes = header_bytes(0x7777, WIRE_VERSION, 64);
         assert_eq!(
             decode(&bytes).expect_err("rejected"),

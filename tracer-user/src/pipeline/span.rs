@@ -1,4 +1,5 @@
 //! The span model every probe's decoder produces and every exporter consumes.
+use std::borrow::Cow;
 
 /// Span kind, as in OpenTelemetry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,22 +33,22 @@ impl Status {
     }
 }
 
-/// An attribute value.
+/// An attribute value. Constant strings are borrowed, not allocated per span.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
-    Str(String),
+    Str(Cow<'static, str>),
     Int(i64),
 }
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Self::Str(s.to_owned())
+impl From<&'static str> for Value {
+    fn from(s: &'static str) -> Self {
+        Self::Str(Cow::Borrowed(s))
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Self::Str(s)
+        Self::Str(Cow::Owned(s))
     }
 }
 
@@ -65,7 +66,7 @@ pub struct Span {
     pub span_id: [u8; 8],
     /// `None` for a root span.
     pub parent_span_id: Option<[u8; 8]>,
-    pub name: String,
+    pub name: Cow<'static, str>,
     pub kind: SpanKind,
     pub start_ns: u64,
     pub end_ns: u64,
@@ -74,8 +75,8 @@ pub struct Span {
     pub attributes: Vec<(&'static str, Value)>,
     /// Process the span comes from (its resource).
     pub pid: u32,
-    /// Goroutine that ran it (for debugging).
-    pub goid: u64,
+    /// `runtime.g` address of the goroutine that ran it (for debugging).
+    pub goroutine: u64,
 }
 
 impl Span {
@@ -88,15 +89,36 @@ impl Span {
     }
 }
 
+/// An id in lowercase hex, without allocating: `N` is twice the id's length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> Hex<N> {
+    pub fn new(bytes: &[u8]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'0'; N];
+        for (i, &b) in bytes.iter().take(N / 2).enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        }
+        Self(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::fmt::Display for Hex<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Lowercase hex of an id.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    Hex::<64>::new(bytes).as_str()[..bytes.len().min(32) * 2].to_owned()
 }
 
 /// Splits `host:port`, `[v6]:port`, or a bare host into host and optional port.

@@ -33,10 +33,17 @@ pub const END_PANICKED: u8 = 2;
 /// was in flight.
 pub const INFLIGHT_PANICKING: u32 = 1;
 
-/// Start of a server span, kept per goroutine until the span ends.
+/// Start of a server span, kept per goroutine until the span ends, in a slot of the
+/// in-flight array (see `tracer_common::inflight`). `g == 0` marks a free slot.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServerInflight {
+    /// `runtime.g` of the goroutine running the handler; 0 when the slot is free.
+    pub g: u64,
+    /// Process of that goroutine.
+    pub pid: u32,
+    /// Attach cookie (configuration slot) of the start probe.
+    pub config: u32,
     /// `bpf_ktime_get_ns` at handler entry.
     pub start_ns: u64,
     /// The `*http.Request` passed to the handler.
@@ -49,10 +56,9 @@ pub struct ServerInflight {
     pub parent_span_id: [u8; 8],
     /// `INFLIGHT_*` bits.
     pub flags: u32,
-    /// Attach cookie (configuration slot) of the start probe.
-    pub config: u32,
+    pub _pad: u32,
 }
-crate::assert_size!(ServerInflight, 64);
+crate::assert_size!(ServerInflight, 80);
 
 /// One finished server span.
 #[repr(C)]

@@ -25,8 +25,9 @@ use tracer_common::{
 };
 
 use crate::{
-    go::{Regs, config, goroutine, random_id, read_string, read_u64},
+    go::{Regs, Window, config, goroutine, new_ids, read_u64, string_failed},
     maps::{CONFIGS, EVENTS, SERVER_INFLIGHT, count},
+    slots::{self, Claim, Slot},
 };
 
 #[uprobe]
@@ -53,42 +54,53 @@ pub fn net_http_server_panic(ctx: ProbeContext) -> u32 {
     0
 }
 
+impl Slot for ServerInflight {
+    fn owner(&self) -> (u32, u64) {
+        (self.pid, self.g)
+    }
+    fn started(&self) -> u64 {
+        self.start_ns
+    }
+    fn release(&mut self) {
+        self.g = 0;
+    }
+}
+
 fn try_start(ctx: &ProbeContext) -> Option<()> {
-    let (slot, cfg) = config(ctx)?;
+    let (slot_config, _) = config(ctx)?;
     let regs = Regs::of(ctx);
-    let key = goroutine(&regs, cfg)?;
-    if let Some(previous) = SERVER_INFLIGHT.get_ptr(key) {
-        // SAFETY: map values stay valid while the program runs.
-        if unsafe { (*previous).req } == regs.rdi {
-            // The same call seen again (a probe on the stack check fires again after the
-            // stack grew): keep the first start.
-            return Some(());
-        }
-        count(DROP_START_REPLACED);
-    }
-    let mut start = ServerInflight {
-        // SAFETY: the helper has no preconditions.
-        start_ns: unsafe { bpf_ktime_get_ns() },
-        req: regs.rdi,
-        resp: regs.rcx,
-        config: slot,
-        ..ServerInflight::default()
-    };
-    random_id(&mut start.trace_id);
-    random_id(&mut start.span_id);
-    if SERVER_INFLIGHT.insert(key, start, 0).is_err() {
+    let key = goroutine(&regs)?;
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some((slot, claim)) = slots::claim(&SERVER_INFLIGHT, &key, now) else {
         count(DROP_INFLIGHT_FULL);
+        return None;
+    };
+    match claim {
+        // The same call seen again (a probe on the stack check fires again after the stack
+        // grew): keep the first start.
+        Claim::Own if slot.req == regs.rdi => return Some(()),
+        Claim::Own | Claim::Evicted => count(DROP_START_REPLACED),
+        Claim::Free => {}
     }
+    slot.pid = key.pid;
+    slot.config = slot_config;
+    slot.start_ns = now;
+    slot.req = regs.rdi;
+    slot.resp = regs.rcx;
+    new_ids(&mut slot.trace_id, &mut slot.span_id)?;
+    slot.parent_span_id = [0; 8];
+    slot.flags = 0;
+    // Written last: the slot belongs to this goroutine from here on.
+    slot.g = key.g;
     Some(())
 }
 
 fn try_mark_panic(ctx: &ProbeContext) -> Option<()> {
-    let (_, cfg) = config(ctx)?;
-    let key = goroutine(&Regs::of(ctx), cfg)?;
-    let start = SERVER_INFLIGHT.get_ptr_mut(key)?;
-    // SAFETY: map values stay valid while the program runs; only this goroutine's
-    // probes touch this entry, and a goroutine runs on one thread at a time.
-    unsafe { (*start).flags |= INFLIGHT_PANICKING };
+    config(ctx)?;
+    let key = goroutine(&Regs::of(ctx))?;
+    let slot = slots::find(&SERVER_INFLIGHT, &key)?;
+    slot.flags |= INFLIGHT_PANICKING;
     Some(())
 }
 
@@ -96,17 +108,16 @@ fn try_mark_panic(ctx: &ProbeContext) -> Option<()> {
 /// deferred closure, where no span in flight is the normal case (the connection closed
 /// after its last request finished).
 fn try_end(ctx: &ProbeContext, unwinding: bool) -> Option<()> {
-    let (_, cfg) = config(ctx)?;
-    let key = goroutine(&Regs::of(ctx), cfg)?;
-    let Some(start) = SERVER_INFLIGHT.get_ptr(key) else {
+    config(ctx)?;
+    let key = goroutine(&Regs::of(ctx))?;
+    let Some(slot) = slots::find(&SERVER_INFLIGHT, &key) else {
         if !unwinding {
             count(DROP_UNMATCHED_END);
         }
         return None;
     };
-    // SAFETY: map values stay valid while the program runs.
-    let start = unsafe { *start };
-    let _ = SERVER_INFLIGHT.remove(key);
+    let start = *slot;
+    slot.release();
     let end_reason = match (unwinding, start.flags & INFLIGHT_PANICKING != 0) {
         (false, _) => END_FINISHED,
         (true, true) => END_PANICKED,
@@ -132,7 +143,7 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
         size: core::mem::size_of::<HttpServerEvent>() as u32,
         pid: key.pid,
         tid: bpf_get_current_pid_tgid() as u32,
-        goid: key.goid,
+        g: key.g,
     };
     ev.start_ns = start.start_ns;
     // SAFETY: the helper has no preconditions.
@@ -144,21 +155,43 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     ev._pad = [0; 2];
     ev.status = read_u64(start.resp, cfg.resp_status).unwrap_or(0);
 
-    let req = start.req;
-    ev.proto_major = read_u64(req, cfg.req_proto_major).unwrap_or(0) as u16;
-    ev.proto_minor = read_u64(req, cfg.req_proto_minor).unwrap_or(0) as u16;
-    ev.tls = (read_u64(req, cfg.req_tls).unwrap_or(0) != 0) as u8;
-    read_string(&mut ev.method, req, cfg.req_method);
-    read_string(&mut ev.host, req, cfg.req_host);
-    read_string(&mut ev.remote_addr, req, cfg.req_remote_addr);
-    read_string(&mut ev.pattern, req, cfg.req_pattern);
-    let url = read_u64(req, cfg.req_url).unwrap_or(0);
-    read_string(&mut ev.path, url, cfg.url_path);
-    if cfg.capture_query != 0 {
-        read_string(&mut ev.query, url, cfg.url_raw_query);
-    } else {
-        ev.query.len = 0;
-        ev.query.flags = 0;
+    match Window::read(0, start.req, cfg.req_window) {
+        Some(req) => {
+            ev.proto_major = req.word(cfg.req_proto_major).unwrap_or(0) as u16;
+            ev.proto_minor = req.word(cfg.req_proto_minor).unwrap_or(0) as u16;
+            ev.tls = (req.word(cfg.req_tls).unwrap_or(0) != 0) as u8;
+            req.string(&mut ev.method, cfg.req_method);
+            req.string(&mut ev.host, cfg.req_host);
+            req.string(&mut ev.remote_addr, cfg.req_remote_addr);
+            req.string(&mut ev.pattern, cfg.req_pattern);
+            let url = req.word(cfg.req_url).unwrap_or(0);
+            match Window::read(1, url, cfg.url_window) {
+                Some(url) => {
+                    url.string(&mut ev.path, cfg.url_path);
+                    if cfg.capture_query != 0 {
+                        url.string(&mut ev.query, cfg.url_raw_query);
+                    } else {
+                        ev.query.len = 0;
+                        ev.query.flags = 0;
+                    }
+                }
+                None => {
+                    string_failed(&mut ev.path);
+                    string_failed(&mut ev.query);
+                }
+            }
+        }
+        None => {
+            ev.proto_major = 0;
+            ev.proto_minor = 0;
+            ev.tls = 0;
+            string_failed(&mut ev.method);
+            string_failed(&mut ev.remote_addr);
+            string_failed(&mut ev.host);
+            string_failed(&mut ev.pattern);
+            string_failed(&mut ev.path);
+            string_failed(&mut ev.query);
+        }
     }
     // Submitted without waking the reader: user space drains the buffer on a timer.
     entry.submit(aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64);

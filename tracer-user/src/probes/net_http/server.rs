@@ -1,8 +1,10 @@
 //! Go `net/http` server spans: the manifest of the kernel side
 //! (`tracer-ebpf/src/probes/net_http/server.rs`) and the mapping of its events to spans
 //! with the OpenTelemetry HTTP server semantic conventions.
+use std::borrow::Cow;
+
 use tracer_common::{
-    config::{NO_FIELD, ProbeConfig},
+    config::{NO_FIELD, ProbeConfig, WINDOW_BYTES},
     probes::net_http::server::{END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent},
 };
 
@@ -63,12 +65,23 @@ pub const FIELDS: Fields = &[
 /// Members that exist only in some Go versions.
 const OPTIONAL_FIELDS: &[(&str, &str)] = &[("net/http.Request", "Pattern")];
 
-/// A struct member the binary's layout lacks.
-#[derive(Debug, thiserror::Error)]
-#[error("struct member {strukt}.{member} not found in the binary's debug information")]
-pub struct MissingField {
-    pub strukt: &'static str,
-    pub member: &'static str,
+/// A struct layout the kernel programs cannot use.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LayoutError {
+    #[error("struct member {strukt}.{member} not found in the binary's debug information")]
+    Missing {
+        strukt: &'static str,
+        member: &'static str,
+    },
+    #[error(
+        "struct member {strukt}.{member} is at offset {offset}, beyond what the kernel programs read ({limit} bytes)"
+    )]
+    TooFar {
+        strukt: &'static str,
+        member: &'static str,
+        offset: u64,
+        limit: u32,
+    },
 }
 
 /// Options that change what the kernel copies.
@@ -77,29 +90,69 @@ pub struct Options {
     pub capture_query: bool,
 }
 
-/// Builds the kernel configuration from the binary's struct offsets.
-pub fn config(offsets: &Offsets, options: Options) -> Result<ProbeConfig, MissingField> {
-    let get = |strukt: &'static str, member: &'static str| -> Result<u32, MissingField> {
-        match offsets.get(&(strukt.to_owned(), member.to_owned())) {
-            Some(&offset) => u32::try_from(offset).map_err(|_| MissingField { strukt, member }),
-            None if OPTIONAL_FIELDS.contains(&(strukt, member)) => Ok(NO_FIELD),
-            None => Err(MissingField { strukt, member }),
+/// Offsets of one struct's members, and how many bytes of the struct cover them all.
+struct Layout<'a> {
+    offsets: &'a Offsets,
+    strukt: &'static str,
+    window: u32,
+}
+
+impl<'a> Layout<'a> {
+    fn new(offsets: &'a Offsets, strukt: &'static str) -> Self {
+        Self {
+            offsets,
+            strukt,
+            window: 0,
         }
-    };
-    let req = "net/http.Request";
+    }
+
+    /// The offset of `member` (`size` bytes), widening the window to cover it.
+    fn field(&mut self, member: &'static str, size: u32) -> Result<u32, LayoutError> {
+        let strukt = self.strukt;
+        let Some(&offset) = self.offsets.get(&(strukt.to_owned(), member.to_owned())) else {
+            if OPTIONAL_FIELDS.contains(&(strukt, member)) {
+                return Ok(NO_FIELD);
+            }
+            return Err(LayoutError::Missing { strukt, member });
+        };
+        let end = offset + u64::from(size);
+        if offset % 8 != 0 || end > u64::from(WINDOW_BYTES) {
+            return Err(LayoutError::TooFar {
+                strukt,
+                member,
+                offset,
+                limit: WINDOW_BYTES,
+            });
+        }
+        self.window = self.window.max(end as u32);
+        Ok(offset as u32)
+    }
+}
+
+const STRING: u32 = 16;
+const WORD: u32 = 8;
+
+/// Builds the kernel configuration from the binary's struct offsets.
+pub fn config(offsets: &Offsets, options: Options) -> Result<ProbeConfig, LayoutError> {
+    let g_goid = Layout::new(offsets, "runtime.g").field("goid", WORD)?;
+    let resp_status = Layout::new(offsets, "net/http.response").field("status", WORD)?;
+    let mut req = Layout::new(offsets, "net/http.Request");
+    let mut url = Layout::new(offsets, "net/url.URL");
     Ok(ProbeConfig {
-        g_goid: get("runtime.g", "goid")?,
-        req_method: get(req, "Method")?,
-        req_url: get(req, "URL")?,
-        req_proto_major: get(req, "ProtoMajor")?,
-        req_proto_minor: get(req, "ProtoMinor")?,
-        req_host: get(req, "Host")?,
-        req_remote_addr: get(req, "RemoteAddr")?,
-        req_tls: get(req, "TLS")?,
-        req_pattern: get(req, "Pattern")?,
-        url_path: get("net/url.URL", "Path")?,
-        url_raw_query: get("net/url.URL", "RawQuery")?,
-        resp_status: get("net/http.response", "status")?,
+        g_goid,
+        req_method: req.field("Method", STRING)?,
+        req_url: req.field("URL", WORD)?,
+        req_proto_major: req.field("ProtoMajor", WORD)?,
+        req_proto_minor: req.field("ProtoMinor", WORD)?,
+        req_host: req.field("Host", STRING)?,
+        req_remote_addr: req.field("RemoteAddr", STRING)?,
+        req_tls: req.field("TLS", WORD)?,
+        req_pattern: req.field("Pattern", STRING)?,
+        url_path: url.field("Path", STRING)?,
+        url_raw_query: url.field("RawQuery", STRING)?,
+        resp_status,
+        req_window: req.window,
+        url_window: url.window,
         capture_query: u32::from(options.capture_query),
         _pad: 0,
     })
@@ -127,13 +180,19 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(14);
     let mut truncated: Vec<&str> = Vec::new();
 
-    let method = lossy(ev.method.bytes());
-    let known = KNOWN_METHODS.contains(&method.as_str());
-    if known {
-        attributes.push(("http.request.method", method.clone().into()));
-    } else {
-        attributes.push(("http.request.method", "_OTHER".into()));
-        attributes.push(("http.request.method_original", method.clone().into()));
+    let known = KNOWN_METHODS
+        .iter()
+        .find(|m| m.as_bytes() == ev.method.bytes())
+        .copied();
+    match known {
+        Some(method) => attributes.push(("http.request.method", method.into())),
+        None => {
+            attributes.push(("http.request.method", "_OTHER".into()));
+            attributes.push((
+                "http.request.method_original",
+                lossy(ev.method.bytes()).into(),
+            ));
+        }
     }
     attributes.push(("url.path", lossy(ev.path.bytes()).into()));
     if ev.path.truncated() {
@@ -167,7 +226,7 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     let host = lossy(ev.host.bytes());
     let (server_address, server_port) = split_host_port(&host);
     if !server_address.is_empty() {
-        attributes.push(("server.address", server_address.into()));
+        attributes.push(("server.address", server_address.to_owned().into()));
     }
     let default_port = if ev.tls != 0 { 443 } else { 80 };
     if !server_address.is_empty() || server_port.is_some() {
@@ -179,16 +238,19 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     let remote = lossy(ev.remote_addr.bytes());
     let (client_address, client_port) = split_host_port(&remote);
     if !client_address.is_empty() {
-        attributes.push(("client.address", client_address.into()));
+        attributes.push(("client.address", client_address.to_owned().into()));
     }
     if let Some(port) = client_port {
         attributes.push(("client.port", i64::from(port).into()));
     }
-    let protocol = match (ev.proto_major, ev.proto_minor) {
-        (2, _) => "2".to_owned(),
-        (major, minor) => format!("{major}.{minor}"),
+    let protocol: Value = match (ev.proto_major, ev.proto_minor) {
+        (1, 1) => "1.1".into(),
+        (1, 0) => "1.0".into(),
+        (2, _) => "2".into(),
+        (3, _) => "3".into(),
+        (major, minor) => format!("{major}.{minor}").into(),
     };
-    attributes.push(("network.protocol.version", protocol.into()));
+    attributes.push(("network.protocol.version", protocol));
 
     let mut error = status.is_some_and(|code| code >= 500);
     match ev.end_reason {
@@ -206,10 +268,10 @@ pub fn span(ev: &HttpServerEvent) -> Span {
         attributes.push(("tracer.truncated", truncated.join(",").into()));
     }
 
-    let name_method = if known { method.as_str() } else { "HTTP" };
-    let name = match &route {
-        Some(route) => format!("{name_method} {route}"),
-        None => name_method.to_owned(),
+    let name_method = known.unwrap_or("HTTP");
+    let name: Cow<'static, str> = match &route {
+        Some(route) => format!("{name_method} {route}").into(),
+        None => name_method.into(),
     };
     Span {
         trace_id: ev.trace_id,
@@ -222,7 +284,7 @@ pub fn span(ev: &HttpServerEvent) -> Span {
         status: if error { Status::Error } else { Status::Unset },
         attributes,
         pid: ev.header.pid,
-        goid: ev.header.goid,
+        goroutine: ev.header.g,
     }
 }
 
@@ -244,7 +306,7 @@ mod tests {
         HttpServerEvent {
             header: EventHeader {
                 pid: 42,
-                goid: 7,
+                g: 7,
                 ..EventHeader::default()
             },
             start_ns: 1_000,
@@ -367,6 +429,15 @@ mod tests {
         let cfg = config(&offsets, Options::default()).expect("config");
         assert_eq!(cfg.req_pattern, NO_FIELD);
         assert_eq!(cfg.req_url, 8);
+        // RemoteAddr, the 6th member, is the last one read: offset 40 + 16 bytes.
+        assert_eq!(cfg.req_window, 56);
+        assert_eq!(cfg.url_window, 24);
+        offsets.insert(("net/url.URL".to_owned(), "RawQuery".to_owned()), 4096);
+        assert!(matches!(
+            config(&offsets, Options::default()),
+            Err(LayoutError::TooFar { .. })
+        ));
+        offsets.insert(("net/url.URL".to_owned(), "RawQuery".to_owned()), 8);
         offsets.remove(&("runtime.g".to_owned(), "goid".to_owned()));
         let err = config(&offsets, Options::default()).expect_err("goid missing");
         assert_eq!(

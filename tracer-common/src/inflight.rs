@@ -1,0 +1,40 @@
+//! Where per-goroutine state lives in the kernel: an array of slots, set-associative by a
+//! hash of (process, goroutine). Array slots are reached without a map helper call or a
+//! lock, which a hash map's update and delete need on every request; a slot holds its own
+//! key, a full set evicts its oldest entry (counted), and a slot older than the TTL is
+//! free again, so a handler that never returns cannot hold a slot for ever.
+
+/// Slots in one set.
+pub const WAYS: u32 = 4;
+/// Sets (a power of two).
+pub const SETS: u32 = 16384;
+/// Slots in all.
+pub const SLOTS: u32 = WAYS * SETS;
+/// A slot whose span started longer ago than this is free again.
+pub const TTL_NS: u64 = 600 * 1_000_000_000;
+
+/// First slot of the set of goroutine `g` (its `runtime.g` address) of process `pid`.
+#[inline(always)]
+pub fn set_of(pid: u32, g: u64) -> u32 {
+    let h = (g >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ u64::from(pid).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    (((h >> 32) as u32) & (SETS - 1)) * WAYS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_spread_goroutines_and_processes() {
+        assert_eq!(set_of(1, 1) % WAYS, 0);
+        assert!(set_of(1, 1) < SLOTS);
+        assert_ne!(set_of(1, 35), set_of(2, 35));
+        let mut seen = [0u32; SETS as usize];
+        // runtime.g structs are a few hundred bytes apart in the heap.
+        for i in 1..=SETS as u64 {
+            seen[(set_of(4242, 0xc000_000000 + i * 448) / WAYS) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| n <= 8), "uneven spread");
+    }
+}

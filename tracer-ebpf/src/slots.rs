@@ -1,0 +1,82 @@
+//! Per-goroutine state in set-associative array slots (layout and rationale in
+//! `tracer_common::inflight`): no helper call and no lock per access, unlike a hash map.
+use aya_ebpf::maps::Array;
+use tracer_common::{
+    event::GoroutineKey,
+    inflight::{TTL_NS, WAYS, set_of},
+};
+
+/// State that can live in a slot: it records its owner and start time.
+pub trait Slot: 'static {
+    /// `(pid, g)` of the owner; `g == 0` for a free slot.
+    fn owner(&self) -> (u32, u64);
+    /// Monotonic start time.
+    fn started(&self) -> u64;
+    /// Marks the slot free.
+    fn release(&mut self);
+}
+
+/// The slot holding `key`'s state.
+#[inline(always)]
+pub fn find<T: Slot>(slots: &Array<T>, key: &GoroutineKey) -> Option<&'static mut T> {
+    let base = set_of(key.pid, key.g);
+    for way in 0..WAYS {
+        let slot = slots.get_ptr_mut(base + way)?;
+        // SAFETY: array slots stay valid while the program runs; a goroutine runs on one
+        // thread at a time, so only its own probes touch its slot.
+        let slot = unsafe { &mut *slot };
+        if slot.owner() == (key.pid, key.g) {
+            return Some(slot);
+        }
+    }
+    None
+}
+
+/// How a slot was obtained for a new start.
+pub enum Claim {
+    /// `key` already had this slot (a probe fired twice, or an end was missed).
+    Own,
+    /// The slot was free or expired.
+    Free,
+    /// Every slot of the set was busy: the oldest start was evicted (and is lost).
+    Evicted,
+}
+
+/// A slot for a new start of `key` at `now`.
+#[inline(always)]
+pub fn claim<T: Slot>(
+    slots: &Array<T>,
+    key: &GoroutineKey,
+    now: u64,
+) -> Option<(&'static mut T, Claim)> {
+    let base = set_of(key.pid, key.g);
+    let mut free = None;
+    let mut oldest: Option<(u32, u64)> = None;
+    for way in 0..WAYS {
+        let slot = slots.get_ptr_mut(base + way)?;
+        // SAFETY: as in `find`.
+        let slot = unsafe { &*slot };
+        let (pid, g) = slot.owner();
+        if (pid, g) == (key.pid, key.g) {
+            return Some((get(slots, base + way)?, Claim::Own));
+        }
+        let started = slot.started();
+        if free.is_none() && (g == 0 || now.saturating_sub(started) > TTL_NS) {
+            free = Some(way);
+        }
+        if oldest.is_none_or(|(_, t)| started < t) {
+            oldest = Some((way, started));
+        }
+    }
+    match (free, oldest) {
+        (Some(way), _) => Some((get(slots, base + way)?, Claim::Free)),
+        (None, Some((way, _))) => Some((get(slots, base + way)?, Claim::Evicted)),
+        (None, None) => None,
+    }
+}
+
+#[inline(always)]
+fn get<T: Slot>(slots: &Array<T>, index: u32) -> Option<&'static mut T> {
+    // SAFETY: as in `find`.
+    slots.get_ptr_mut(index).map(|slot| unsafe { &mut *slot })
+}
