@@ -36,6 +36,10 @@ pub struct ProbeConfig {
     pub url_raw_query: u32,
     /// `net/http.response.status` (int).
     pub resp_status: u32,
+    /// `net/http.Request.Header` (a `map[string][]string`).
+    pub req_header: u32,
+    /// Layout of that map, see [`HeaderMapLayout`].
+    pub header_map: HeaderMapLayout,
     /// Bytes of `net/http.Request` read at once (covers every field above, a multiple of
     /// 8, at most [`WINDOW_BYTES`]).
     pub req_window: u32,
@@ -43,9 +47,51 @@ pub struct ProbeConfig {
     pub url_window: u32,
     /// Non-zero: copy query strings (`--capture-query`).
     pub capture_query: u32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
-crate::assert_size!(ProbeConfig, 64);
+crate::assert_size!(ProbeConfig, 64 + 4 + 4 + 64);
+
+/// [`HeaderMapLayout::kind`]: the binary's maps are Go's original hash maps (Go <= 1.23,
+/// or later with `GOEXPERIMENT=noswissmap`); see <https://go.dev/src/runtime/map.go>.
+pub const MAP_BUCKETS: u32 = 1;
+/// [`HeaderMapLayout::kind`]: the binary's maps are swiss tables (Go >= 1.24); see
+/// <https://go.dev/src/internal/runtime/maps/map.go>.
+pub const MAP_SWISS: u32 = 2;
+
+/// Where things are in a Go `map[string][]string`, for a bounded scan of every slot (the
+/// hash seed is random, so keys cannot be hashed to their slot). Both layouts store slots
+/// in groups (buckets) of 8 that start with 8 control bytes, one per slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderMapLayout {
+    /// 0 (unknown: headers are not read), [`MAP_BUCKETS`] or [`MAP_SWISS`].
+    pub kind: u32,
+    /// Bytes of the map header read at once.
+    pub header_window: u32,
+    /// Buckets: `hmap.B` (a byte). Swiss: `Map.dirLen`.
+    pub size_field: u32,
+    /// Buckets: `hmap.buckets`. Swiss: `Map.dirPtr`.
+    pub groups_field: u32,
+    /// Buckets: `hmap.oldbuckets`. Swiss: unused.
+    pub old_groups_field: u32,
+    /// Swiss: bytes of a `table` read at once; offsets of `table.groups.data` and
+    /// `table.groups.lengthMask`.
+    pub table_window: u32,
+    pub table_groups: u32,
+    pub table_mask: u32,
+    /// Size of a group (bucket).
+    pub group_size: u32,
+    /// Offset of slot 0's key in a group, and the distance between keys.
+    pub key_offset: u32,
+    pub key_stride: u32,
+    /// Offset of slot 0's value in a group, and the distance between values.
+    pub value_offset: u32,
+    pub value_stride: u32,
+    /// Buckets: offset of the overflow pointer. Swiss: unused.
+    pub overflow: u32,
+    pub _pad: [u32; 2],
+}
+crate::assert_size!(HeaderMapLayout, 64);
 
 /// Size of the per-CPU buffers a struct is copied into before its fields are picked out:
 /// one read per struct instead of one per field.
@@ -67,10 +113,28 @@ impl ProbeConfig {
             url_path: NO_FIELD,
             url_raw_query: NO_FIELD,
             resp_status: NO_FIELD,
+            req_header: NO_FIELD,
+            header_map: HeaderMapLayout {
+                kind: 0,
+                header_window: 0,
+                size_field: 0,
+                groups_field: 0,
+                old_groups_field: 0,
+                table_window: 0,
+                table_groups: 0,
+                table_mask: 0,
+                group_size: 0,
+                key_offset: 0,
+                key_stride: 0,
+                value_offset: 0,
+                value_stride: 0,
+                overflow: 0,
+                _pad: [0; 2],
+            },
             req_window: 0,
             url_window: 0,
             capture_query: 0,
-            _pad: 0,
+            _pad: [0; 2],
         }
     }
 }

@@ -14,8 +14,13 @@ pub const DROP_NO_CONFIG: u32 = 3;
 pub const DROP_READ_FAILED: u32 = 4;
 /// A start replaced an in-flight start of the same goroutine that never ended.
 pub const DROP_START_REPLACED: u32 = 5;
+/// Counters below this index count lost spans; the others count spans exported with
+/// something missing.
+pub const NUM_DROPS: u32 = 6;
+/// A header map was larger than the bounded scan reads: header attributes may be missing.
+pub const HEADERS_INCOMPLETE: u32 = 6;
 /// Number of counters.
-pub const NUM_COUNTERS: u32 = 6;
+pub const NUM_COUNTERS: u32 = 7;
 
 /// Stable names of the counters, indexed by their constant, for summaries and logs.
 pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
@@ -25,4 +30,5 @@ pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
     "no_config",
     "read_failed",
     "start_replaced",
+    "headers_incomplete",
 ];

@@ -153,7 +153,7 @@ pub fn string_failed<const N: usize>(dst: &mut StrBuf<N>) {
 
 /// Copies up to `N` bytes of the Go string `{ptr, len}` into `dst`.
 #[inline(always)]
-fn copy_string<const N: usize>(dst: &mut StrBuf<N>, ptr: u64, len: u64) {
+pub fn copy_string<const N: usize>(dst: &mut StrBuf<N>, ptr: u64, len: u64) {
     dst.len = if len > u32::MAX as u64 {
         u32::MAX
     } else {

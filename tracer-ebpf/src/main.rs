@@ -8,6 +8,7 @@
 #![no_main]
 
 mod go;
+mod gomap;
 mod maps;
 mod probes;
 mod slots;

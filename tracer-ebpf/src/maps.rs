@@ -29,13 +29,19 @@ pub static SERVER_INFLIGHT: Array<ServerInflight> = Array::with_max_entries(SLOT
 
 /// Words in one scratch window.
 pub const WINDOW_WORDS: usize = WINDOW_BYTES as usize / 8;
-/// Scratch windows per CPU.
-pub const WINDOWS: u32 = 2;
+/// Scratch windows per CPU: request, URL, map header or table, map group.
+pub const WINDOWS: u32 = 4;
 
 /// Per-CPU buffers a struct of the target is copied into in one read, so its fields can
 /// be picked out without one read each.
 #[map]
 pub static SCRATCH: PerCpuArray<[u64; WINDOW_WORDS]> = PerCpuArray::with_max_entries(WINDOWS, 0);
+
+/// Per binary (configuration slot): the address of the interned `User-Agent` header key
+/// string last seen (Go's textproto interns common header keys), so that later requests
+/// recognize the key by its address instead of reading its bytes.
+#[map]
+pub static USER_AGENT_KEY: Array<u64> = Array::with_max_entries(MAX_CONFIGS, 0);
 
 /// Per-CPU id generator state, seeded by user space.
 #[map]

@@ -12,7 +12,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use tracer_common::counters::COUNTER_NAMES;
+use tracer_common::counters::{COUNTER_NAMES, NUM_DROPS};
 
 use crate::{
     cli::{Config, Format},
@@ -27,7 +27,7 @@ use crate::{
     privileges::{self, PrivilegeError},
     probes::{Hook, net_http::server},
     process::{Process, ProcessError},
-    target::{self, TargetError},
+    target::{self, TargetError, gomap},
 };
 
 /// How often the ring buffer is drained (events are submitted without wake-ups).
@@ -70,6 +70,8 @@ pub struct Summary {
     pub drops: Vec<(&'static str, u64)>,
     pub sampled_out: u64,
     pub in_flight_at_exit: u64,
+    /// Spans exported with some attribute missing, by reason.
+    pub incomplete: Vec<(&'static str, u64)>,
 }
 
 impl Summary {
@@ -83,12 +85,16 @@ impl std::fmt::Display for Summary {
         let reasons: Vec<String> = self.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
         write!(
             f,
-            "summary: spans_exported={} dropped={} ({}) sampled_out={} in_flight_at_exit={}",
+            "summary: spans_exported={} dropped={} ({}) sampled_out={} in_flight_at_exit={}{}",
             self.exported,
             self.dropped(),
             reasons.join(" "),
             self.sampled_out,
-            self.in_flight_at_exit
+            self.in_flight_at_exit,
+            self.incomplete
+                .iter()
+                .map(|(k, v)| format!(" {k}={v}"))
+                .collect::<String>(),
         )
     }
 }
@@ -181,7 +187,9 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     exporter.finish();
 
     let stats = &exporter.stats;
-    let mut drops: Vec<(&'static str, u64)> = COUNTER_NAMES.iter().copied().zip(kernel).collect();
+    let named = COUNTER_NAMES.iter().copied().zip(kernel);
+    let mut drops: Vec<(&'static str, u64)> = named.clone().take(NUM_DROPS as usize).collect();
+    let incomplete: Vec<(&'static str, u64)> = named.skip(NUM_DROPS as usize).collect();
     drops.push((
         "export_queue_full",
         stats.queue_full.load(Ordering::Relaxed),
@@ -198,6 +206,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         drops,
         sampled_out: counters.sampled_out,
         in_flight_at_exit,
+        incomplete,
     })
 }
 
@@ -215,9 +224,14 @@ fn resolve(
 > {
     let process = Process::open(pid)?;
     let symbols: Vec<&str> = hooks().iter().map(|h| h.symbol).collect();
+    let structs: Vec<(&str, &[&str])> = server::FIELDS
+        .iter()
+        .chain(gomap::FIELDS)
+        .copied()
+        .collect();
     let shown = process.exe.display().to_string();
     let inspection =
-        target::inspect(&process.exe_handle(), &symbols, server::FIELDS).map_err(|e| match e {
+        target::inspect(&process.exe_handle(), &symbols, &structs).map_err(|e| match e {
             TargetError::Read { source, .. } => TargetError::Read {
                 path: shown.clone(),
                 source,
@@ -244,6 +258,11 @@ fn resolve(
             version: inspection.build.go_version.clone(),
             source,
         })?;
+    if probe_config.header_map.kind == 0 {
+        log::warn!(
+            "pid={pid}: the header map layout of {shown} is unknown: user_agent.original unavailable"
+        );
+    }
     Ok((process, inspection, probe_config))
 }
 

@@ -17,8 +17,11 @@ pub enum DwarfError {
     Corrupt(#[source] gimli::Error),
 }
 
-/// Offsets found, keyed by `(struct, member)`.
+/// Offsets found, keyed by `(struct, member)`; `(struct, SIZE)` is the struct's size.
 pub type Offsets = HashMap<(String, String), u64>;
+
+/// Pseudo-member naming a struct's byte size in requests and results.
+pub const SIZE: &str = "(size)";
 
 /// Reads the offsets of the `members` of each struct in `wanted`. Structs or members that
 /// are not in the DWARF are absent from the result.
@@ -66,6 +69,12 @@ fn scan(dwarf: &gimli::Dwarf<Reader<'_>>, wanted: &[(&str, &[&str])]) -> gimli::
                 .find(|(n, _)| *n == struct_name)
                 .map(|(_, m)| *m)
                 .unwrap_or(&[]);
+            let size = entry
+                .attr(gimli::DW_AT_byte_size)?
+                .and_then(|a| a.udata_value());
+            if let (true, Some(size)) = (members.contains(&SIZE), size) {
+                offsets.insert((struct_name.to_owned(), SIZE.to_owned()), size);
+            }
             let mut fields = child.children();
             while let Some(field) = fields.next()? {
                 let field = field.entry();

@@ -7,6 +7,7 @@
 pub mod buildinfo;
 pub mod dwarf;
 pub mod elf;
+pub mod gomap;
 pub mod placement;
 
 use std::{collections::HashMap, path::Path};

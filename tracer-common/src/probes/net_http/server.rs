@@ -20,6 +20,8 @@ pub const HOST_LEN: usize = 128;
 pub const REMOTE_LEN: usize = 64;
 /// Bytes kept of `Request.Pattern`.
 pub const PATTERN_LEN: usize = 128;
+/// Bytes kept of the `User-Agent` header.
+pub const USER_AGENT_LEN: usize = 128;
 
 /// How a server span ended.
 pub const END_FINISHED: u8 = 0;
@@ -85,20 +87,21 @@ pub struct HttpServerEvent {
     pub host: StrBuf<HOST_LEN>,
     pub remote_addr: StrBuf<REMOTE_LEN>,
     pub pattern: StrBuf<PATTERN_LEN>,
+    /// First value of the `User-Agent` header (empty when absent).
+    pub user_agent: StrBuf<USER_AGENT_LEN>,
 }
+// Header, times, ids, status, protocol and flags; then each string's length and flags.
+const FIXED: usize = 24 + 2 * 8 + 16 + 8 + 8 + 8 + 8;
+const STRINGS: usize = 7;
 crate::assert_size!(
     HttpServerEvent,
-    24 + 2 * 8
-        + 16
-        + 8
-        + 8
-        + 8
-        + 8
-        + 6 * 8
+    FIXED
+        + STRINGS * 8
         + METHOD_LEN
         + PATH_LEN
         + QUERY_LEN
         + HOST_LEN
         + REMOTE_LEN
         + PATTERN_LEN
+        + USER_AGENT_LEN
 );

@@ -17,16 +17,17 @@ use aya_ebpf::{
 use tracer_common::{
     config::ProbeConfig,
     counters::{DROP_INFLIGHT_FULL, DROP_RINGBUF_FULL, DROP_START_REPLACED, DROP_UNMATCHED_END},
-    event::{EventHeader, GoroutineKey, KIND_NET_HTTP_SERVER, WIRE_VERSION},
+    event::{EventHeader, GoroutineKey, KIND_NET_HTTP_SERVER, StrBuf, WIRE_VERSION},
     probes::net_http::server::{
         END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING,
-        ServerInflight,
+        ServerInflight, USER_AGENT_LEN,
     },
 };
 
 use crate::{
     go::{Regs, Window, config, goroutine, new_ids, read_u64, string_failed},
-    maps::{CONFIGS, EVENTS, SERVER_INFLIGHT, count},
+    gomap,
+    maps::{CONFIGS, EVENTS, SERVER_INFLIGHT, USER_AGENT_KEY, count},
     slots::{self, Claim, Slot},
 };
 
@@ -155,6 +156,10 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     ev._pad = [0; 2];
     ev.status = read_u64(start.resp, cfg.resp_status).unwrap_or(0);
 
+    // The header scan first: the verifier then checks it once, not once per outcome of
+    // the reads below.
+    let headers = read_u64(start.req, cfg.req_header).unwrap_or(0);
+    user_agent(cfg, start.config, headers, &mut ev.user_agent);
     match Window::read(0, start.req, cfg.req_window) {
         Some(req) => {
             ev.proto_major = req.word(cfg.req_proto_major).unwrap_or(0) as u16;
@@ -195,4 +200,17 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     }
     // Submitted without waking the reader: user space drains the buffer on a timer.
     entry.submit(aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64);
+}
+
+/// Copies the first `User-Agent` value of the header map `headers` into `dst`.
+#[inline(always)]
+fn user_agent(cfg: &ProbeConfig, slot: u32, headers: u64, dst: &mut StrBuf<USER_AGENT_LEN>) {
+    let cache = USER_AGENT_KEY.get_ptr_mut(slot);
+    // SAFETY: an array slot of this binary; a stale or racing value only costs a read.
+    let known_address = cache.map_or(0, |c| unsafe { *c });
+    let found = gomap::first_value(&cfg.header_map, headers, known_address, dst);
+    if let (gomap::Found::At(address), Some(cache)) = (found, cache) {
+        // SAFETY: as above.
+        unsafe { *cache = address };
+    }
 }

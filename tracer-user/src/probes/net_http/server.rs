@@ -11,7 +11,7 @@ use tracer_common::{
 use crate::{
     pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
     probes::{Fields, Hook},
-    target::dwarf::Offsets,
+    target::{dwarf::Offsets, gomap},
 };
 
 /// Functions hooked, see `tracer_common::probes::net_http::server`.
@@ -52,6 +52,7 @@ pub const FIELDS: Fields = &[
             "URL",
             "ProtoMajor",
             "ProtoMinor",
+            "Header",
             "Host",
             "RemoteAddr",
             "TLS",
@@ -148,13 +149,15 @@ pub fn config(offsets: &Offsets, options: Options) -> Result<ProbeConfig, Layout
         req_remote_addr: req.field("RemoteAddr", STRING)?,
         req_tls: req.field("TLS", WORD)?,
         req_pattern: req.field("Pattern", STRING)?,
+        req_header: req.field("Header", WORD)?,
+        header_map: gomap::header_map_layout(offsets).unwrap_or_default(),
         url_path: url.field("Path", STRING)?,
         url_raw_query: url.field("RawQuery", STRING)?,
         resp_status,
         req_window: req.window,
         url_window: url.window,
         capture_query: u32::from(options.capture_query),
-        _pad: 0,
+        _pad: [0; 2],
     })
 }
 
@@ -264,6 +267,12 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     if error && status.is_some() {
         attributes.push(("error.type", status.unwrap_or_default().to_string().into()));
     }
+    if ev.user_agent.copied() > 0 {
+        attributes.push(("user_agent.original", lossy(ev.user_agent.bytes()).into()));
+        if ev.user_agent.truncated() {
+            truncated.push("user_agent.original");
+        }
+    }
     if !truncated.is_empty() {
         attributes.push(("tracer.truncated", truncated.join(",").into()));
     }
@@ -326,6 +335,7 @@ mod tests {
             host: buf("127.0.0.1:8080"),
             remote_addr: buf("127.0.0.1:51000"),
             pattern: buf(""),
+            user_agent: buf("curl/8.0"),
         }
     }
 
@@ -353,6 +363,7 @@ mod tests {
         assert_eq!(attr(&span, "network.protocol.version"), Some(&"1.1".into()));
         assert_eq!(attr(&span, "url.query"), None);
         assert_eq!(attr(&span, "http.route"), None);
+        assert_eq!(attr(&span, "user_agent.original"), Some(&"curl/8.0".into()));
     }
 
     #[test]
