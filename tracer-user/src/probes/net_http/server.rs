@@ -440,8 +440,11 @@ mod tests {
         let cfg = config(&offsets, Options::default()).expect("config");
         assert_eq!(cfg.req_pattern, NO_FIELD);
         assert_eq!(cfg.req_url, 8);
-        // RemoteAddr, the 6th member, is the last one read: offset 40 + 16 bytes.
-        assert_eq!(cfg.req_window, 56);
+        // RemoteAddr, the 7th member, ends the window: offset 48 + 16 bytes.
+        assert_eq!(cfg.req_window, 64);
+        assert_eq!(cfg.req_header, 32);
+        // No map layout structs in these offsets: headers are not read.
+        assert_eq!(cfg.header_map.kind, 0);
         assert_eq!(cfg.url_window, 24);
         offsets.insert(("net/url.URL".to_owned(), "RawQuery".to_owned()), 4096);
         assert!(matches!(
