@@ -50,8 +50,10 @@ pub fn parse(section: Option<&[u8]>, file: &[u8]) -> Result<BuildInfo, BuildInfo
         return Err(BuildInfoError::OldFormat);
     }
     let mut rest = &data[at + HEADER_LEN..];
-    let version = read_string(&mut rest)?;
-    let modinfo = read_string(&mut rest).unwrap_or_default();
+    let version =
+        String::from_utf8(read_bytes(&mut rest)?.to_vec()).map_err(|_| BuildInfoError::Corrupt)?;
+    let modinfo = read_bytes(&mut rest).map(strip_markers).unwrap_or_default();
+    let modinfo = String::from_utf8_lossy(modinfo);
     if !version.starts_with("go") {
         return Err(BuildInfoError::Corrupt);
     }
@@ -77,11 +79,22 @@ fn read_uvarint(data: &mut &[u8]) -> Option<u64> {
     None
 }
 
-fn read_string(data: &mut &[u8]) -> Result<String, BuildInfoError> {
+fn read_bytes<'a>(data: &mut &'a [u8]) -> Result<&'a [u8], BuildInfoError> {
     let len = read_uvarint(data).ok_or(BuildInfoError::Corrupt)? as usize;
     let bytes = data.get(..len).ok_or(BuildInfoError::Corrupt)?;
     *data = &data[len..];
-    String::from_utf8(bytes.to_vec()).map_err(|_| BuildInfoError::Corrupt)
+    Ok(bytes)
+}
+
+/// The module information is framed by 16 marker bytes on each side (not UTF-8), which
+/// `debug/buildinfo` strips the same way.
+fn strip_markers(modinfo: &[u8]) -> &[u8] {
+    let len = modinfo.len();
+    if len >= 33 && modinfo[len - 17] == b'\n' {
+        &modinfo[16..len - 16]
+    } else {
+        modinfo
+    }
 }
 
 /// The `mod` line of the module information (`path\tmod\tPATH\tVERSION...`).
@@ -141,6 +154,28 @@ mod tests {
         let data = inline_info("go1.24.11", "path\tfixture/x\nmod\tfixture/x\t(devel)\t\n");
         let info = parse(Some(&data), &[]).expect("parse");
         assert_eq!(info.go_version, "go1.24.11");
+        assert_eq!(info.main_module.as_deref(), Some("fixture/x"));
+    }
+
+    #[test]
+    fn strips_module_markers() {
+        let marker = [
+            0x30u8, 0x77, 0xaf, 0x0c, 0x92, 0x74, 0x08, 0x02, 0x41, 0xe1, 0xc1, 0x07, 0xe6, 0xd6,
+            0x18, 0xe6,
+        ];
+        let mut modinfo = marker.to_vec();
+        modinfo.extend_from_slice(b"path\tfixture/x\nmod\tfixture/x\t(devel)\t\n");
+        modinfo.extend_from_slice(&marker);
+        let mut data = b"junk".to_vec();
+        data.extend_from_slice(MAGIC);
+        data.push(8);
+        data.push(FLAG_INLINE);
+        data.resize(data.len() + 16, 0);
+        data.push(9);
+        data.extend_from_slice(b"go1.24.11");
+        data.push(modinfo.len() as u8);
+        data.extend_from_slice(&modinfo);
+        let info = parse(Some(&data), &[]).expect("parse");
         assert_eq!(info.main_module.as_deref(), Some("fixture/x"));
     }
 

@@ -1,0 +1,3 @@
+module fixture/offsets
+
+go 1.19
