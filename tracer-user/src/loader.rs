@@ -227,6 +227,28 @@ impl Loader {
         Ok(totals)
     }
 
+    /// Detaches every probe from every process (the programs are unloaded; maps stay
+    /// readable). Errors are logged: there is nothing better to do at shutdown.
+    pub fn detach(&mut self) {
+        let names: Vec<String> = self
+            .ebpf
+            .programs()
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        for name in names {
+            let Some(program) = self.ebpf.program_mut(&name) else {
+                continue;
+            };
+            let result = match program {
+                aya::programs::Program::UProbe(uprobe) => uprobe.unload(),
+                _ => Ok(()),
+            };
+            if let Err(error) = result {
+                log::warn!("detaching {name} failed: {error}");
+            }
+        }
+    }
+
     /// Server requests still in flight, and starts older than the TTL (their end was never
     /// seen: lost), at monotonic time `now_ns`.
     pub fn inflight(&self, now_ns: u64) -> Result<(u64, u64), LoadError> {

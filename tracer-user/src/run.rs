@@ -128,7 +128,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         resolved.push(resolve(pid, config)?);
     }
     let mut loader = Loader::load(&programs)?;
-    let mut events = loader.take_events()?;
+    let events = loader.take_events()?;
     let mut targets: HashMap<u32, Target> = HashMap::new();
     for (process, inspection, probe_config) in resolved {
         let slot = loader.add_config(probe_config)?;
@@ -142,27 +142,24 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         targets.insert(process.pid, Target { process, resource });
     }
 
-    let clock = Clock::measure();
-    let sampler = Sampler::new(config.sample_ratio);
     let encoder: Box<dyn Encoder> = match config.format {
         Format::Json => Box::new(JsonLines),
         Format::Text => Box::new(Text),
     };
     let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
-    let mut exporter = Exporter::spawn(encoder, out).map_err(RunError::Exporter)?;
-    let mut counters = UserCounters::default();
-
+    let exporter = Exporter::spawn(encoder, out).map_err(RunError::Exporter)?;
+    let mut pipeline = Pipeline {
+        events,
+        targets,
+        clock: Clock::measure(),
+        sampler: Sampler::new(config.sample_ratio),
+        exporter,
+        counters: UserCounters::default(),
+    };
     loop {
-        let all_exited = targets.values().all(|t| !t.process.is_alive());
+        let all_exited = pipeline.targets.values().all(|t| !t.process.is_alive());
         let stopping = stop.load(Ordering::Relaxed) || all_exited;
-        drain(
-            &mut events,
-            &targets,
-            clock,
-            &sampler,
-            &exporter,
-            &mut counters,
-        );
+        pipeline.drain();
         if stopping {
             if all_exited {
                 log::info!("every traced process has exited");
@@ -172,15 +169,14 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         std::thread::sleep(DRAIN_INTERVAL);
     }
 
-    // Whatever the kernel finished before we stopped is still in the buffer.
-    drain(
-        &mut events,
-        &targets,
-        clock,
-        &sampler,
-        &exporter,
-        &mut counters,
-    );
+    // Detach, then export whatever the kernel finished before that.
+    loader.detach();
+    pipeline.drain();
+    let Pipeline {
+        mut exporter,
+        counters,
+        ..
+    } = pipeline;
     let (in_flight_at_exit, expired) = loader.inflight(Clock::monotonic_now())?;
     let kernel = loader.counters()?;
     drop(loader);
@@ -336,44 +332,50 @@ fn log_attached(
     );
 }
 
-/// Moves every finished event from the ring buffer through the pipeline to the exporter.
-fn drain(
-    events: &mut RingBuf<MapData>,
-    targets: &HashMap<u32, Target>,
+/// The user-space pipeline: ring buffer -> decode -> span -> wall clock and resource ->
+/// sampler -> exporter.
+struct Pipeline {
+    events: RingBuf<MapData>,
+    targets: HashMap<u32, Target>,
     clock: Clock,
-    sampler: &Sampler,
-    exporter: &Exporter,
-    counters: &mut UserCounters,
-) {
-    let mut batch = Vec::new();
-    while let Some(record) = events.next() {
-        let event = match decode(&record) {
-            Ok(event) => event,
-            Err(error) => {
-                counters.decode_errors += 1;
-                log::debug!("undecodable event: {error}");
+    sampler: Sampler,
+    exporter: Exporter,
+    counters: UserCounters,
+}
+
+impl Pipeline {
+    /// Moves every finished event from the ring buffer to the exporter, as one batch.
+    fn drain(&mut self) {
+        let mut batch = Vec::with_capacity(1024);
+        while let Some(record) = self.events.next() {
+            let event = match decode(&record) {
+                Ok(event) => event,
+                Err(error) => {
+                    self.counters.decode_errors += 1;
+                    log::debug!("undecodable event: {error}");
+                    continue;
+                }
+            };
+            let mut span = match event {
+                Event::NetHttpServer(ev) => server::span(&ev),
+            };
+            let Some(target) = self.targets.get(&span.pid) else {
+                self.counters.unknown_process += 1;
+                continue;
+            };
+            if span.parent_span_id.is_none() && !self.sampler.keep(&span.trace_id) {
+                self.counters.sampled_out += 1;
                 continue;
             }
-        };
-        let mut span = match event {
-            Event::NetHttpServer(ev) => server::span(&ev),
-        };
-        let Some(target) = targets.get(&span.pid) else {
-            counters.unknown_process += 1;
-            continue;
-        };
-        if span.parent_span_id.is_none() && !sampler.keep(&span.trace_id) {
-            counters.sampled_out += 1;
-            continue;
+            span.start_ns = self.clock.to_unix(span.start_ns);
+            span.end_ns = self.clock.to_unix(span.end_ns);
+            batch.push(Item {
+                span,
+                resource: Arc::clone(&target.resource),
+            });
         }
-        span.start_ns = clock.to_unix(span.start_ns);
-        span.end_ns = clock.to_unix(span.end_ns);
-        batch.push(Item {
-            span,
-            resource: Arc::clone(&target.resource),
-        });
+        self.exporter.offer(batch);
     }
-    exporter.offer(batch);
 }
 
 /// Sets `flag` on SIGINT or SIGTERM.

@@ -1,16 +1,17 @@
 //! Decoding of ring-buffer records: a bounds-checked header, then dispatch on the kind id
 //! to the probe's event type.
-use std::mem::size_of;
+use std::{borrow::Cow, mem::size_of};
 
 use tracer_common::{
     event::{EventHeader, KIND_NET_HTTP_SERVER, WIRE_VERSION},
     probes::net_http::server::HttpServerEvent,
 };
 
-/// A decoded kernel event.
-#[derive(Clone, Copy, Debug)]
-pub enum Event {
-    NetHttpServer(HttpServerEvent),
+/// A decoded kernel event, borrowed from the ring buffer when the record is aligned (ring
+/// buffer records are 8-byte aligned), copied otherwise.
+#[derive(Clone, Debug)]
+pub enum Event<'a> {
+    NetHttpServer(Cow<'a, HttpServerEvent>),
 }
 
 /// A record that cannot be decoded (a kernel/user version mismatch or a bug): counted,
@@ -40,30 +41,33 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-fn read_exact<T: Copy>(kind: u16, bytes: &[u8]) -> Result<T, DecodeError> {
+fn view<T: Copy>(kind: u16, bytes: &[u8]) -> Result<Cow<'_, T>, DecodeError> {
     let expected = size_of::<T>();
-    if bytes.len() != expected {
-        return Err(DecodeError::Size {
-            kind,
-            got: bytes.len(),
-            expected,
-        });
-    }
-    read(bytes).ok_or(DecodeError::Size {
+    let wrong_size = DecodeError::Size {
         kind,
         got: bytes.len(),
         expected,
-    })
+    };
+    if bytes.len() != expected {
+        return Err(wrong_size);
+    }
+    if bytes.as_ptr().align_offset(align_of::<T>()) == 0 {
+        // SAFETY: the length was checked and the pointer is aligned; `T` is a
+        // plain-old-data wire type (tracer-common) for which every bit pattern is valid;
+        // the borrow keeps the bytes alive.
+        return Ok(Cow::Borrowed(unsafe { &*bytes.as_ptr().cast::<T>() }));
+    }
+    read(bytes).map(Cow::Owned).ok_or(wrong_size)
 }
 
 /// Decodes one ring-buffer record.
-pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     let header: EventHeader = read(bytes).ok_or(DecodeError::Short(bytes.len()))?;
     if header.version != WIRE_VERSION {
         return Err(DecodeError::Version(header.version));
     }
     match header.kind {
-        KIND_NET_HTTP_SERVER => Ok(Event::NetHttpServer(read_exact(header.kind, bytes)?)),
+        KIND_NET_HTTP_SERVER => Ok(Event::NetHttpServer(view(header.kind, bytes)?)),
         kind => Err(DecodeError::UnknownKind(kind)),
     }
 }
