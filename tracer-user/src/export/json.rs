@@ -86,7 +86,7 @@ impl Encoder for JsonLines {
             }
             key(out, name);
             match value {
-                Value::Str(s) => string(out, s),
+                Value::Str(s) => string(out, s.as_str()),
                 Value::Int(n) => number(out, *n),
             }
         }

@@ -37,7 +37,7 @@ pub fn line(item: &Item) -> String {
         .attribute("url.full")
         .or_else(|| span.attribute("url.path"))
     {
-        Some(Value::Str(s)) => s.as_ref(),
+        Some(Value::Str(s)) => s.as_str(),
         _ => "",
     };
     let parent = span

@@ -1,5 +1,5 @@
 //! The span model every probe's decoder produces and every exporter consumes.
-use std::borrow::Cow;
+use compact_str::CompactString;
 
 /// Span kind, as in OpenTelemetry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,22 +33,29 @@ impl Status {
     }
 }
 
-/// An attribute value. Constant strings are borrowed, not allocated per span.
+/// An attribute value. Strings of up to 24 bytes live inline and constants are borrowed:
+/// most spans need no string allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
-    Str(Cow<'static, str>),
+    Str(CompactString),
     Int(i64),
 }
 
 impl From<&'static str> for Value {
     fn from(s: &'static str) -> Self {
-        Self::Str(Cow::Borrowed(s))
+        Self::Str(CompactString::const_new(s))
+    }
+}
+
+impl From<CompactString> for Value {
+    fn from(s: CompactString) -> Self {
+        Self::Str(s)
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Self::Str(Cow::Owned(s))
+        Self::Str(s.into())
     }
 }
 
@@ -66,7 +73,7 @@ pub struct Span {
     pub span_id: [u8; 8],
     /// `None` for a root span.
     pub parent_span_id: Option<[u8; 8]>,
-    pub name: Cow<'static, str>,
+    pub name: CompactString,
     pub kind: SpanKind,
     pub start_ns: u64,
     pub end_ns: u64,

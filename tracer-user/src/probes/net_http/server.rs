@@ -1,8 +1,7 @@
 //! Go `net/http` server spans: the manifest of the kernel side
 //! (`tracer-ebpf/src/probes/net_http/server.rs`) and the mapping of its events to spans
 //! with the OpenTelemetry HTTP server semantic conventions.
-use std::borrow::Cow;
-
+use compact_str::{CompactString, format_compact};
 use tracer_common::{
     config::{NO_FIELD, ProbeConfig, WINDOW_BYTES},
     probes::net_http::server::{END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent},
@@ -166,8 +165,8 @@ const KNOWN_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
 ];
 
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn lossy(bytes: &[u8]) -> CompactString {
+    CompactString::from_utf8_lossy(bytes)
 }
 
 /// The path part of a `ServeMux` pattern (`[METHOD ][HOST]/PATH`), e.g. `/users/{id}`.
@@ -212,7 +211,7 @@ pub fn span(ev: &HttpServerEvent) -> Span {
         }
     }
     let pattern = lossy(ev.pattern.bytes());
-    let route = route_of(&pattern).map(str::to_owned);
+    let route = route_of(&pattern).map(CompactString::from);
     if let Some(route) = &route {
         attributes.push(("http.route", route.clone().into()));
     }
@@ -229,7 +228,7 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     let host = lossy(ev.host.bytes());
     let (server_address, server_port) = split_host_port(&host);
     if !server_address.is_empty() {
-        attributes.push(("server.address", server_address.to_owned().into()));
+        attributes.push(("server.address", CompactString::from(server_address).into()));
     }
     let default_port = if ev.tls != 0 { 443 } else { 80 };
     if !server_address.is_empty() || server_port.is_some() {
@@ -241,7 +240,7 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     let remote = lossy(ev.remote_addr.bytes());
     let (client_address, client_port) = split_host_port(&remote);
     if !client_address.is_empty() {
-        attributes.push(("client.address", client_address.to_owned().into()));
+        attributes.push(("client.address", CompactString::from(client_address).into()));
     }
     if let Some(port) = client_port {
         attributes.push(("client.port", i64::from(port).into()));
@@ -251,7 +250,7 @@ pub fn span(ev: &HttpServerEvent) -> Span {
         (1, 0) => "1.0".into(),
         (2, _) => "2".into(),
         (3, _) => "3".into(),
-        (major, minor) => format!("{major}.{minor}").into(),
+        (major, minor) => format_compact!("{major}.{minor}").into(),
     };
     attributes.push(("network.protocol.version", protocol));
 
@@ -278,9 +277,9 @@ pub fn span(ev: &HttpServerEvent) -> Span {
     }
 
     let name_method = known.unwrap_or("HTTP");
-    let name: Cow<'static, str> = match &route {
-        Some(route) => format!("{name_method} {route}").into(),
-        None => name_method.into(),
+    let name = match &route {
+        Some(route) => format_compact!("{name_method} {route}"),
+        None => CompactString::const_new(name_method),
     };
     Span {
         trace_id: ev.trace_id,
