@@ -38,10 +38,49 @@ pub fn missing_capabilities(effective: u64) -> Option<String> {
     Some(format!("{} (or CAP_SYS_ADMIN)", missing.join(" and ")))
 }
 
+/// Kernel features the tracer relies on, with the release that brought each.
+const KERNEL_FEATURES: &[((u8, u8), &str)] = &[
+    ((5, 8), "BPF ring buffer (Linux 5.8)"),
+    (
+        (5, 15),
+        "uprobe attach cookies, bpf_get_attach_cookie (Linux 5.15)",
+    ),
+];
+
+/// The first kernel feature a kernel of version `(major, minor)` lacks.
+pub fn missing_kernel_feature(version: (u8, u8)) -> Option<&'static str> {
+    KERNEL_FEATURES
+        .iter()
+        .find(|(since, _)| version < *since)
+        .map(|(_, feature)| *feature)
+}
+
+/// `(major, minor)` of the running kernel, from `uname`.
+fn kernel_release() -> Option<(u8, u8)> {
+    // SAFETY: `utsname` is plain data; uname fills it.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return None;
+    }
+    // SAFETY: uname NUL-terminates the release.
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy();
+    parse_release(&release)
+}
+
+/// `(major, minor)` of a release string such as `6.18.44-fc-v669`.
+fn parse_release(release: &str) -> Option<(u8, u8)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 /// Checks capabilities and kernel features.
 pub fn check() -> Result<(), PrivilegeError> {
     if let Some(missing) = missing_capabilities(effective_capabilities()) {
         return Err(PrivilegeError::Capabilities(missing));
+    }
+    if let Some(feature) = kernel_release().and_then(missing_kernel_feature) {
+        return Err(PrivilegeError::Kernel(feature));
     }
     if !std::path::Path::new("/sys/bus/event_source/devices/uprobe").exists() {
         return Err(PrivilegeError::Kernel("uprobes (CONFIG_UPROBE_EVENTS)"));
@@ -52,6 +91,27 @@ pub fn check() -> Result<(), PrivilegeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_missing_kernel_features() {
+        assert_eq!(parse_release("6.18.44-fc-v669"), Some((6, 18)));
+        assert_eq!(parse_release("5.4.0"), Some((5, 4)));
+        assert_eq!(parse_release("garbage"), None);
+        assert_eq!(missing_kernel_feature((6, 18)), None);
+        assert_eq!(missing_kernel_feature((5, 15)), None);
+        assert_eq!(
+            missing_kernel_feature((5, 10)),
+            Some("uprobe attach cookies, bpf_get_attach_cookie (Linux 5.15)")
+        );
+        assert_eq!(
+            missing_kernel_feature((5, 4)),
+            Some("BPF ring buffer (Linux 5.8)")
+        );
+        assert_eq!(
+            PrivilegeError::Kernel("BPF ring buffer (Linux 5.8)").to_string(),
+            "kernel feature missing: BPF ring buffer (Linux 5.8)"
+        );
+    }
 
     #[test]
     fn names_missing_capabilities() {
