@@ -92,6 +92,41 @@ fn summary_table(out: &mut String, samples: &[Sample]) {
         );
     }
     out.push('\n');
+    let ratios = round_ratios(samples);
+    if let (Some(median_ratio), Some(low), Some(high), Some(rps), Some(base)) = (
+        median(ratios.clone()),
+        ratios.iter().copied().reduce(f64::min),
+        ratios.iter().copied().reduce(f64::max),
+        median_of(samples, Config::Traced, |s| s.throughput.rps),
+        base_rps,
+    ) {
+        let _ = writeln!(
+            out,
+            "Traced throughput as a share of untraced: {:.1}% (median of the {} per-round \
+             ratios, range {:.1}%–{:.1}%); ratio of the medians {:.1}%.\n",
+            100.0 * median_ratio,
+            ratios.len(),
+            100.0 * low,
+            100.0 * high,
+            100.0 * rps / base,
+        );
+    }
+}
+
+/// Traced over untraced throughput of each round that measured both: the rounds alternate
+/// which configuration runs first, so a pair shares the machine's state of the moment.
+pub fn round_ratios(samples: &[Sample]) -> Vec<f64> {
+    samples
+        .iter()
+        .filter(|s| s.config == Config::Traced)
+        .filter_map(|traced| {
+            samples
+                .iter()
+                .find(|s| s.config == Config::Untraced && s.round == traced.round)
+                .filter(|untraced| untraced.throughput.rps > 0.0)
+                .map(|untraced| traced.throughput.rps / untraced.throughput.rps)
+        })
+        .collect()
 }
 
 fn setup_section(out: &mut String, setup: &Setup) {
@@ -245,6 +280,18 @@ mod tests {
             spans: traced.then_some(20),
             summary: traced.then(|| format!("exported 20 spans, dropped 0 (round {round})")),
         }
+    }
+
+    #[test]
+    fn per_round_ratios_pair_rounds() {
+        let samples = vec![
+            sample(1, Config::Untraced, 100.0),
+            sample(1, Config::Traced, 80.0),
+            sample(2, Config::Traced, 60.0),
+            sample(2, Config::Untraced, 50.0),
+            sample(3, Config::Traced, 10.0),
+        ];
+        assert_eq!(round_ratios(&samples), vec![0.8, 1.2]);
     }
 
     #[test]
