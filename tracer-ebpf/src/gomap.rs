@@ -139,7 +139,7 @@ fn groups(layout: &HeaderMapLayout, map: u64) -> Option<(u64, u64, bool)> {
 }
 
 /// Scans the 8 slots of the group at `group` for the `User-Agent` key: by address first
-/// (no read), then the bytes of the first other key of the right length; writes the match
+/// (no read), then the bytes of every key of the right length; writes the match
 /// to `out` and returns 1. A global function: the verifier checks it once, on its own,
 /// instead of once per call and per path of its callers. Arguments are scalars (at most
 /// five): `shape` packs the key offset, key stride, value offset and value stride (16
@@ -156,7 +156,6 @@ pub extern "C" fn tracer_scan_group(
     if out.is_null() {
         return 0;
     }
-    let key = USER_AGENT;
     let key_offset = (shape & 0xffff) as u32;
     let key_stride = ((shape >> 16) & 0xffff) as u32;
     let value_offset = ((shape >> 32) & 0xffff) as u32;
@@ -168,9 +167,8 @@ pub extern "C" fn tracer_scan_group(
     let Some(control) = window.word(0) else {
         return 0;
     };
-    let want = key.len() as u64;
-    let mut candidate = Match::default();
-    for slot in 0..8u32 {
+    let want = USER_AGENT.len() as u64;
+    let slot_match = |slot: u32| -> Option<Match> {
         let byte = (control >> (8 * slot)) as u8;
         let occupied = if swiss {
             byte & 0x80 == 0
@@ -179,28 +177,39 @@ pub extern "C" fn tracer_scan_group(
         };
         let key_at = key_offset + slot * key_stride;
         if !occupied || window.word(key_at + 8) != Some(want) {
-            continue;
+            return None;
         }
         let value_at = value_offset + slot * value_stride;
-        let found = Match {
+        Some(Match {
             key: window.word(key_at).unwrap_or(0),
             values: window.word(value_at).unwrap_or(0),
             count: window.word(value_at + 8).unwrap_or(0),
-        };
-        if found.key == known_address {
-            candidate = found;
+        })
+    };
+    // By address, which needs no read, or else by the bytes of the key (other headers
+    // have 10-byte names too, e.g. `Connection`, so every key of that length is checked).
+    let mut found = None;
+    for slot in 0..8u32 {
+        if let Some(candidate) =
+            slot_match(slot).filter(|m| m.key == known_address || tracer_is_user_agent(m.key) != 0)
+        {
+            found = Some(candidate);
             break;
         }
-        if candidate.key == 0 {
-            candidate = found;
-        }
     }
-    if candidate.key == 0 || (candidate.key != known_address && !bytes_equal(candidate.key, key)) {
-        return 0;
-    }
+    let Some(candidate) = found else { return 0 };
     // SAFETY: `out` is non-null and points to a `Match` of the caller.
     unsafe { *out = candidate };
     1
+}
+
+/// 1 when the target's 10 bytes at `address` spell `User-Agent`. A global function like
+/// [`tracer_scan_group`], so that its read and comparison are verified once rather than in
+/// every iteration of the scan.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tracer_is_user_agent(address: u64) -> u64 {
+    u64::from(address != 0 && bytes_equal(address, USER_AGENT))
 }
 
 /// True when the target's 10 bytes at `address` equal `expected`.
