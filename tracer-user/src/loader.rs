@@ -205,15 +205,7 @@ impl Loader {
 
     /// The kernel counters, summed over CPUs, indexed by `tracer_common::counters`.
     pub fn counters(&self) -> Result<[u64; NUM_COUNTERS as usize], LoadError> {
-        let map = self
-            .ebpf
-            .map("COUNTERS")
-            .ok_or(LoadError::MissingMap("COUNTERS"))?;
-        let counters: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
-                map: "COUNTERS",
-                source,
-            })?;
+        let counters: PerCpuArray<&MapData, u64> = self.map("COUNTERS")?;
         let mut totals = [0u64; NUM_COUNTERS as usize];
         for (index, total) in totals.iter_mut().enumerate() {
             let values = counters
@@ -252,15 +244,7 @@ impl Loader {
     /// Server requests still in flight, and starts older than the TTL (their end was never
     /// seen: lost), at monotonic time `now_ns`.
     pub fn inflight(&self, now_ns: u64) -> Result<(u64, u64), LoadError> {
-        let map = self
-            .ebpf
-            .map("SERVER_INFLIGHT")
-            .ok_or(LoadError::MissingMap("SERVER_INFLIGHT"))?;
-        let slots: Array<&MapData, ServerInflight> =
-            Array::try_from(map).map_err(|source| LoadError::Map {
-                map: "SERVER_INFLIGHT",
-                source,
-            })?;
+        let slots: Array<&MapData, ServerInflight> = self.map("SERVER_INFLIGHT")?;
         let (mut in_flight, mut expired) = (0, 0);
         for slot in slots
             .iter()
@@ -274,6 +258,14 @@ impl Loader {
             }
         }
         Ok((in_flight, expired))
+    }
+
+    fn map<'a, T>(&'a self, name: &'static str) -> Result<T, LoadError>
+    where
+        T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self.ebpf.map(name).ok_or(LoadError::MissingMap(name))?;
+        T::try_from(map).map_err(|source| LoadError::Map { map: name, source })
     }
 
     fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, LoadError>

@@ -225,15 +225,14 @@ fn resolve(
         .chain(gomap::FIELDS)
         .copied()
         .collect();
+    // Read through /proc/PID/exe (works across mount namespaces and after the file was
+    // replaced on disk); name the executable by its real path in messages.
     let shown = process.exe.display().to_string();
-    let inspection =
-        target::inspect(&process.exe_handle(), &symbols, &structs).map_err(|e| match e {
-            TargetError::Read { source, .. } => TargetError::Read {
-                path: shown.clone(),
-                source,
-            },
-            other => relabel(other, &shown),
-        })?;
+    let data = std::fs::read(process.exe_handle()).map_err(|source| TargetError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let inspection = target::inspect_bytes(&shown, &data, &symbols, &structs)?;
     if let Some(missing) = server::HOOKS
         .iter()
         .find(|h| h.required && !inspection.functions.contains_key(h.symbol))
@@ -260,32 +259,6 @@ fn resolve(
         );
     }
     Ok((process, inspection, probe_config))
-}
-
-/// Names the executable by its real path rather than `/proc/PID/exe` in messages.
-fn relabel(error: TargetError, path: &str) -> TargetError {
-    let path = path.to_owned();
-    match error {
-        TargetError::NotElf { source, .. } => TargetError::NotElf { path, source },
-        TargetError::NotGo { source, .. } => TargetError::NotGo { path, source },
-        TargetError::UnsupportedGo { version, .. } => TargetError::UnsupportedGo { path, version },
-        TargetError::Stripped { version, .. } => TargetError::Stripped { path, version },
-        TargetError::Layout {
-            version, source, ..
-        } => TargetError::Layout {
-            path,
-            version,
-            source,
-        },
-        TargetError::Code {
-            function, source, ..
-        } => TargetError::Code {
-            path,
-            function,
-            source,
-        },
-        other => other,
-    }
 }
 
 fn log_attached(

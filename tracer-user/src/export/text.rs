@@ -2,7 +2,7 @@
 //!
 //! `04:51:02.123 server GET /users/{id} 200 4.10ms pid=4242 trace=4bf9… span=00f0… /users/42`
 use super::{Encoder, Item};
-use crate::pipeline::span::{Status, Value, hex};
+use crate::pipeline::span::{Hex, Status, Value};
 
 /// The text encoder.
 #[derive(Debug, Default)]
@@ -42,7 +42,7 @@ pub fn line(item: &Item) -> String {
     };
     let parent = span
         .parent_span_id
-        .map(|p| format!(" parent={}", hex(&p)))
+        .map(|p| format!(" parent={}", Hex::<16>::new(&p)))
         .unwrap_or_default();
     format!(
         "{} {} {} {}{} {:.2}ms {} service={} pid={} trace={} span={}{}",
@@ -55,8 +55,8 @@ pub fn line(item: &Item) -> String {
         target,
         item.resource.service_name,
         item.resource.pid,
-        hex(&span.trace_id),
-        hex(&span.span_id),
+        Hex::<32>::new(&span.trace_id),
+        Hex::<16>::new(&span.span_id),
         parent,
     )
 }

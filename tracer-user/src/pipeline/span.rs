@@ -123,11 +123,6 @@ impl<const N: usize> std::fmt::Display for Hex<N> {
     }
 }
 
-/// Lowercase hex of an id.
-pub fn hex(bytes: &[u8]) -> String {
-    Hex::<64>::new(bytes).as_str()[..bytes.len().min(32) * 2].to_owned()
-}
-
 /// Splits `host:port`, `[v6]:port`, or a bare host into host and optional port.
 pub fn split_host_port(s: &str) -> (&str, Option<u16>) {
     if let Some((host, after)) = s.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
@@ -157,6 +152,9 @@ mod tests {
 
     #[test]
     fn hex_ids() {
-        assert_eq!(hex(&[0x00, 0xf0, 0x67, 0xaa]), "00f067aa");
+        assert_eq!(
+            Hex::<8>::new(&[0x00, 0xf0, 0x67, 0xaa]).as_str(),
+            "00f067aa"
+        );
     }
 }

@@ -156,11 +156,15 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     ev._pad = [0; 2];
     ev.status = read_u64(start.resp, cfg.resp_status).unwrap_or(0);
 
-    // The header scan first: the verifier then checks it once, not once per outcome of
-    // the reads below.
-    let headers = read_u64(start.req, cfg.req_header).unwrap_or(0);
+    let request = Window::read(0, start.req, cfg.req_window);
+    // The header scan before the other reads: the verifier then checks it once, not once
+    // per outcome of those reads. It uses other scratch windows than the request's.
+    let headers = request
+        .as_ref()
+        .and_then(|req| req.word(cfg.req_header))
+        .unwrap_or(0);
     user_agent(cfg, start.config, headers, &mut ev.user_agent);
-    match Window::read(0, start.req, cfg.req_window) {
+    match request {
         Some(req) => {
             ev.proto_major = req.word(cfg.req_proto_major).unwrap_or(0) as u16;
             ev.proto_minor = req.word(cfg.req_proto_minor).unwrap_or(0) as u16;
