@@ -59,10 +59,32 @@ fn case(
 }
 
 impl Case {
-    fn path(&self) -> &str {
-        self.target
+    /// The path as `net/http` decodes it into `URL.Path` (`%XX` escapes resolved).
+    fn path(&self) -> String {
+        let raw = self
+            .target
             .split_once('?')
             .map_or(self.target.as_str(), |(path, _)| path)
+            .as_bytes();
+        let mut path = Vec::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            let hex = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (raw[i], hex) {
+                (b'%', Some(byte)) => {
+                    path.push(byte);
+                    i += 3;
+                }
+                (byte, _) => {
+                    path.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(path).expect("test paths decode to UTF-8")
     }
 
     fn query(&self) -> Option<&str> {
@@ -83,6 +105,8 @@ fn mix() -> Vec<Case> {
         case("PUT",    "/users/7",               20,      200, "updated 7 20",         Some("/users/{id}")),
         case("DELETE", "/users/8",               0,       204, "",                     Some("/users/{id}")),
         case("GET",    "/users/42?a=1&b=2",      0,       200, "user 42",              Some("/users/{id}")),
+        // An escaped path is decoded into a new string: not next to the method in memory.
+        case("GET",    "/users/a%20b?x=%2F",     0,       200, "user a b",             Some("/users/{id}")),
         case("GET",    "/status/404",            0,       404, "status 404",           Some("/status/{code}")),
         case("GET",    "/status/500",            0,       500, "status 500",           Some("/status/{code}")),
         case("GET",    "/status/503?retry=1",    0,       503, "status 503",           Some("/status/{code}")),
@@ -234,6 +258,7 @@ impl Traced {
                 // The client port tells connections apart, the path requests on one.
                 let port = u64::from(sent.response.local_addr.port());
                 let path = sent.case.path();
+                let path = path.as_str();
                 let found: Vec<&Span> = servers
                     .iter()
                     .copied()
@@ -302,7 +327,11 @@ fn check_server_span(span: &Span, sent: &Sent, expect: &Expect) {
         span.attr_str("http.request.method"),
         Some(case.method)
     );
-    check!("url.path", span.attr_str("url.path"), Some(case.path()));
+    check!(
+        "url.path",
+        span.attr_str("url.path"),
+        Some(case.path().as_str())
+    );
     check!("url.scheme", span.attr_str("url.scheme"), Some("http"));
     let query = case
         .query()
@@ -426,6 +455,7 @@ fn capture_query_keeps_the_query_string() {
         case("GET",  "/users/42?a=1&b=2", 0, 200, "user 42",   Some("/users/{id}")),
         case("POST", "/users?dry_run=1",  3, 201, "created 3", Some("/users")),
         case("GET",  "/hello",            0, 200, "hello",     Some("/hello")),
+        case("GET",  "/users/a%20b?x=%2F", 0, 200, "user a b", Some("/users/{id}")),
     ];
     let mut session = Session::start(go::DEFAULT, &["--capture-query"]);
     let sent = session.send_all(&cases);
@@ -436,6 +466,13 @@ fn capture_query_keeps_the_query_string() {
         Some("a=1&b=2"),
         "span: {}",
         matched[0]
+    );
+    // The escaped path and its query are copied apart from the method: still exact.
+    assert_eq!(
+        matched[3].attr_str("url.query"),
+        Some("x=%2F"),
+        "span: {}",
+        matched[3]
     );
     for (span, sent) in matched.into_iter().zip(&sent) {
         check_server_span(span, sent, &session.expect);

@@ -89,7 +89,10 @@ pub struct HeaderMapLayout {
     pub value_stride: u32,
     /// Buckets: offset of the overflow pointer. Swiss: unused.
     pub overflow: u32,
-    pub _pad: [u32; 2],
+    /// Number of entries: buckets `hmap.count`, swiss `Map.used` (an empty map is not
+    /// scanned).
+    pub count_field: u32,
+    pub _pad: u32,
 }
 crate::assert_size!(HeaderMapLayout, 64);
 
@@ -129,7 +132,8 @@ impl ProbeConfig {
                 value_offset: 0,
                 value_stride: 0,
                 overflow: 0,
-                _pad: [0; 2],
+                count_field: 0,
+                _pad: 0,
             },
             req_window: 0,
             url_window: 0,

@@ -7,7 +7,7 @@
 pub const KIND_NET_HTTP_SERVER: u16 = 0x0100;
 
 /// Version of the event layout; bumped when any event layout changes.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// First bytes of every ring-buffer record.
 #[repr(C)]

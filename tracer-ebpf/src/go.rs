@@ -80,6 +80,17 @@ pub fn read_u64(base: u64, offset: u32) -> Option<u64> {
     unsafe { bpf_probe_read_user((base + offset as u64) as *const u64) }.ok()
 }
 
+/// Reads the two 8-byte words at `base` in the target (a string or interface header) with
+/// one read; `None` when `base` is nil or the read fails.
+#[inline(always)]
+pub fn read_words(base: u64) -> Option<[u64; 2]> {
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_user never faults; a bad address returns an error.
+    unsafe { bpf_probe_read_user(base as *const [u64; 2]) }.ok()
+}
+
 /// A struct of the target copied into a per-CPU scratch buffer with one read; fields
 /// (8-byte aligned, as every Go pointer, int and string header is) are picked out of it.
 pub struct Window {
@@ -129,6 +140,15 @@ impl Window {
         Some(self.words[(offset >> 3) as usize & (WINDOW_WORDS - 1)])
     }
 
+    /// The Go string header `{ptr, len}` at byte `offset`.
+    #[inline(always)]
+    pub fn string_header(&self, offset: u32) -> Option<(u64, u64)> {
+        if offset == NO_FIELD {
+            return None;
+        }
+        Some((self.word(offset)?, self.word(offset + 8)?))
+    }
+
     /// Copies the Go string whose header is at byte `offset` into `dst`.
     #[inline(always)]
     pub fn string<const N: usize>(&self, dst: &mut StrBuf<N>, offset: u32) {
@@ -170,6 +190,26 @@ pub fn copy_string<const N: usize>(dst: &mut StrBuf<N>, ptr: u64, len: u64) {
     if rc < 0 {
         dst.flags = STR_READ_FAILED;
     }
+}
+
+/// Copies `len` bytes (at most `LIMIT`) at `ptr` in the target to `dst`; false when the
+/// read fails. `len == 0` reads nothing.
+///
+/// # Safety
+/// `dst` must be valid for `LIMIT` bytes of writes.
+#[inline(always)]
+pub unsafe fn read_bytes<const LIMIT: u32>(dst: *mut u8, ptr: u64, len: u64) -> bool {
+    let n = if len > LIMIT as u64 {
+        LIMIT
+    } else {
+        len as u32
+    };
+    if n == 0 {
+        return true;
+    }
+    // SAFETY: `n <= LIMIT` bytes of `dst` are writable (caller); the helper never faults
+    // on `ptr`.
+    unsafe { generated::bpf_probe_read_user(dst as *mut c_void, n, ptr as *const c_void) >= 0 }
 }
 
 /// Draws a new trace id and span id (see `tracer_common::event::IdState`); never all zero.

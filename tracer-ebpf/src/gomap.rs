@@ -10,7 +10,7 @@ use tracer_common::{
 };
 
 use crate::{
-    go::{Window, copy_string, read_u64},
+    go::{Window, copy_string, read_u64, read_words},
     maps::count,
 };
 
@@ -85,11 +85,9 @@ pub fn first_value<const N: usize>(
         }
         return Found::Absent;
     };
-    if let (true, Some(ptr), Some(len)) = (
-        found.count > 0,
-        read_u64(found.values, 0),
-        read_u64(found.values, 8),
-    ) {
+    if found.count > 0
+        && let Some([ptr, len]) = read_words(found.values)
+    {
         copy_string(dst, ptr, len);
     }
     Found::At(found.key)
@@ -103,6 +101,9 @@ fn groups(layout: &HeaderMapLayout, map: u64) -> Option<(u64, u64, bool)> {
         return None;
     }
     let header = Window::read(HEADER_WINDOW, map, layout.header_window)?;
+    if header.word(layout.count_field)? == 0 {
+        return None;
+    }
     let first = header.word(layout.groups_field)?;
     match layout.kind {
         MAP_SWISS => {

@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: the tracer's overhead on a Go hello-world server
 //! (`xtask/bench/hello`). The server runs with `GOMAXPROCS=1` on CPU 0; wrk and the tracer
-//! share CPU 1; everything stays on loopback. Untraced and traced runs alternate for
-//! `--rounds` rounds, each with a fresh server; the report (medians, added µs per request,
+//! share CPU 1; everything stays on loopback. Each of `--rounds` rounds starts a fresh
+//! server, warms it up, then measures it untraced and traced (the tracer attached for its
+//! run only), alternating which goes first; the report (medians, added µs per request,
 //! latency at one connection, spans written, the tracer's drop summary) is printed and
 //! written to `results/bench-<UTC timestamp>.md`.
 
@@ -28,6 +29,9 @@ const GO_VERSION: &str = "1.24.11";
 /// Deadline for a server to listen, a tracer to attach, a tracer to exit.
 const STEP: Duration = Duration::from_secs(20);
 
+/// Seconds of load each new server gets before anything is measured.
+const WARM_UP_SECONDS: u32 = 2;
+
 /// Longest one-connection latency run, in seconds (shorter if `--duration` is).
 const LATENCY_SECONDS: u32 = 3;
 
@@ -47,6 +51,7 @@ struct Bench {
     server: PathBuf,
     /// Where the traced runs write their spans (each file removed once counted).
     scratch: PathBuf,
+    warm_up: Load,
     throughput: Load,
     latency: Load,
 }
@@ -80,6 +85,11 @@ fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     Ok(Bench {
         server,
         scratch,
+        warm_up: Load {
+            threads: 2,
+            connections: 50,
+            seconds: WARM_UP_SECONDS,
+        },
         throughput: Load {
             threads: 2,
             connections: 50,
@@ -93,7 +103,7 @@ fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     })
 }
 
-/// Runs both configurations each round, alternating which goes first.
+/// Runs both configurations each round on one server, alternating which goes first.
 fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
     let mut samples = Vec::new();
     for round in 1..=rounds {
@@ -102,25 +112,29 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
         } else {
             [Config::Traced, Config::Untraced]
         };
+        let mut server = Server::start(
+            "hello",
+            Command::new("taskset")
+                .args(["-c", "0"])
+                .arg(&bench.server)
+                .args(["-addr", "127.0.0.1:0"])
+                .env("GOMAXPROCS", "1"),
+            Instant::now() + STEP,
+        )?;
+        // The server's first seconds (heap growth, first connections) are not measured.
+        wrk::run(server.addr, bench.warm_up)?;
         for config in order {
             cmd::say(format!("bench: round {round}/{rounds}, {}", config.name()));
-            samples.push(run_once(bench, round, config)?);
+            samples.push(run_once(bench, &server, round, config)?);
         }
+        server.process.kill();
     }
     Ok(samples)
 }
 
-/// One run: a fresh server, the tracer if `config` says so, both wrk loads.
-fn run_once(bench: &Bench, round: u32, config: Config) -> Result<Sample> {
-    let mut server = Server::start(
-        "hello",
-        Command::new("taskset")
-            .args(["-c", "0"])
-            .arg(&bench.server)
-            .args(["-addr", "127.0.0.1:0"])
-            .env("GOMAXPROCS", "1"),
-        Instant::now() + STEP,
-    )?;
+/// One run on `server`: the tracer attached if `config` says so (and detached after),
+/// both wrk loads.
+fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Result<Sample> {
     let spans_file = bench.scratch.join(format!("round-{round}.jsonl"));
     let tracer = match config {
         Config::Untraced => None,
@@ -135,7 +149,6 @@ fn run_once(bench: &Bench, round: u32, config: Config) -> Result<Sample> {
         }
         None => (None, None),
     };
-    server.process.kill();
     Ok(Sample {
         round,
         config,

@@ -22,9 +22,9 @@ const SLICE: u64 = 24;
 
 /// The structs and members read to find the layout.
 pub const FIELDS: &[(&str, &[&str])] = &[
-    (HASH, &["B", "buckets", "oldbuckets"]),
+    (HASH, &["count", "B", "buckets", "oldbuckets"]),
     (BUCKET, &["keys", "values", "overflow", SIZE]),
-    (MAP, &["dirPtr", "dirLen"]),
+    (MAP, &["used", "dirPtr", "dirLen"]),
     (TABLE, &["groups"]),
     (GROUP_REF, &["data", "lengthMask"]),
     (GROUP, &["ctrl", "slots", "keys", "elems", SIZE]),
@@ -40,6 +40,7 @@ fn u32_of(v: u64) -> Option<u32> {
 pub fn header_map_layout(offsets: &Offsets) -> Option<HeaderMapLayout> {
     let get = |s: &str, m: &str| offsets.get(&(s.to_owned(), m.to_owned())).copied();
     let layout = if let (Some(dir_ptr), Some(dir_len)) = (get(MAP, "dirPtr"), get(MAP, "dirLen")) {
+        let used = get(MAP, "used")?;
         let groups = get(TABLE, "groups")?;
         let (key_offset, key_stride, value_offset, value_stride) =
             match (get(GROUP, "slots"), get(GROUP, "keys"), get(GROUP, "elems")) {
@@ -59,7 +60,7 @@ pub fn header_map_layout(offsets: &Offsets) -> Option<HeaderMapLayout> {
         let table_mask = groups + get(GROUP_REF, "lengthMask")?;
         HeaderMapLayout {
             kind: MAP_SWISS,
-            header_window: u32_of(dir_ptr.max(dir_len) + 8)?,
+            header_window: u32_of(dir_ptr.max(dir_len).max(used) + 8)?,
             size_field: u32_of(dir_len)?,
             groups_field: u32_of(dir_ptr)?,
             old_groups_field: 0,
@@ -72,17 +73,19 @@ pub fn header_map_layout(offsets: &Offsets) -> Option<HeaderMapLayout> {
             value_offset: u32_of(value_offset)?,
             value_stride: u32_of(value_stride)?,
             overflow: 0,
-            _pad: [0; 2],
+            count_field: u32_of(used)?,
+            _pad: 0,
         }
     } else {
-        let (b, buckets, old) = (
+        let (count, b, buckets, old) = (
+            get(HASH, "count")?,
             get(HASH, "B")?,
             get(HASH, "buckets")?,
             get(HASH, "oldbuckets")?,
         );
         HeaderMapLayout {
             kind: MAP_BUCKETS,
-            header_window: u32_of(b.max(buckets).max(old) / 8 * 8 + 8)?,
+            header_window: u32_of(b.max(buckets).max(old).max(count) / 8 * 8 + 8)?,
             size_field: u32_of(b)?,
             groups_field: u32_of(buckets)?,
             old_groups_field: u32_of(old)?,
@@ -95,7 +98,8 @@ pub fn header_map_layout(offsets: &Offsets) -> Option<HeaderMapLayout> {
             value_offset: u32_of(get(BUCKET, "values")?)?,
             value_stride: SLICE as u32,
             overflow: u32_of(get(BUCKET, "overflow")?)?,
-            _pad: [0; 2],
+            count_field: u32_of(count)?,
+            _pad: 0,
         }
     };
     // Every window must fit the kernel's scratch buffers, and word fields be aligned.
@@ -103,6 +107,7 @@ pub fn header_map_layout(offsets: &Offsets) -> Option<HeaderMapLayout> {
         .iter()
         .all(|&w| w <= WINDOW_BYTES);
     let aligned = [
+        layout.count_field,
         layout.groups_field,
         layout.old_groups_field,
         layout.table_groups,
@@ -132,6 +137,7 @@ mod tests {
     #[test]
     fn swiss_layout_of_go_1_24() {
         let o = offsets(&[
+            (MAP, "used", 0),
             (MAP, "dirPtr", 16),
             (MAP, "dirLen", 24),
             (TABLE, "groups", 16),
@@ -154,12 +160,17 @@ mod tests {
             (l.key_offset, l.key_stride, l.value_offset, l.value_stride),
             (8, 40, 24, 40)
         );
-        assert_eq!(l.group_size, 328);
+        assert_eq!((l.group_size, l.count_field), (328, 0));
+        // Without the entry count the layout is not used.
+        let mut partial = o.clone();
+        partial.remove(&(MAP.to_owned(), "used".to_owned()));
+        assert_eq!(header_map_layout(&partial), None);
     }
 
     #[test]
     fn split_group_and_bucket_layouts() {
         let o = offsets(&[
+            (MAP, "used", 0),
             (MAP, "dirPtr", 16),
             (MAP, "dirLen", 24),
             (TABLE, "groups", 16),
@@ -176,6 +187,7 @@ mod tests {
         );
 
         let o = offsets(&[
+            (HASH, "count", 0),
             (HASH, "B", 9),
             (HASH, "buckets", 16),
             (HASH, "oldbuckets", 24),

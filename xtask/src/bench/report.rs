@@ -142,8 +142,10 @@ fn setup_section(out: &mut String, setup: &Setup) {
          - traced: `tracer --pid PID --format json` with stdout to a file, pinned to CPU 1\n\
          - load: {} on loopback, pinned to CPU 1: `wrk -t{} -c{} -d{}s` for throughput, \
            then `wrk -t{} -c{} -d{}s --latency` for latency at one connection\n\
-         - rounds: {} per configuration, alternating (odd rounds start untraced, even rounds \
-           traced); a fresh server every run; figures are medians over rounds\n\
+         - rounds: {} per configuration; each round starts a fresh server, warms it up with \
+           2 s of the throughput load, then measures it untraced and traced (the tracer \
+           attached for that run only), odd rounds untraced first, even rounds traced first; \
+           figures are medians over rounds\n\
          - added µs/request: 1e6/req/s(traced) − 1e6/req/s(untraced)\n\n",
         setup.started_utc,
         setup.kernel,

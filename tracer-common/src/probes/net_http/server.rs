@@ -6,7 +6,7 @@
 //! handler returns; or, when the handler panicked or hijacked the connection, at the entry
 //! of the deferred closure of `(*conn).serve`. The kernel emits one [`HttpServerEvent`] per
 //! finished span. See <https://go.dev/src/net/http/server.go> (`func (c *conn) serve`).
-use crate::event::{EventHeader, StrBuf};
+use crate::event::{EventHeader, STR_READ_FAILED, StrBuf};
 
 /// Bytes kept of `Request.Method`.
 pub const METHOD_LEN: usize = 16;
@@ -22,6 +22,87 @@ pub const REMOTE_LEN: usize = 64;
 pub const PATTERN_LEN: usize = 128;
 /// Bytes kept of the `User-Agent` header.
 pub const USER_AGENT_LEN: usize = 128;
+
+/// Where the path's bytes start in [`RequestLine::bytes`] when they are not read together
+/// with the method.
+pub const PATH_AT: usize = METHOD_LEN + 1;
+/// Where the query's bytes start in [`RequestLine::bytes`] when they are not read together
+/// with the path.
+pub const QUERY_AT: usize = PATH_AT + PATH_LEN + 1;
+/// Size of [`RequestLine::bytes`]: room for each piece at its fixed place (a multiple of 8).
+pub const LINE_BYTES: usize = (QUERY_AT + QUERY_LEN).next_multiple_of(8);
+
+/// One string of a [`RequestLine`]: the length in the target (may exceed what was kept),
+/// where its bytes start, and [`STR_READ_FAILED`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinePiece {
+    pub len: u32,
+    pub at: u16,
+    pub flags: u16,
+}
+
+/// The request's method, URL path and (with `--capture-query`) raw query. `net/http`
+/// parses them out of the request line without copying (`parseRequestLine`, and
+/// `url.ParseRequestURI` keeps an unescaped path and the query as substrings), so they
+/// usually sit one after the other in the target, a separator byte apart: the kernel then
+/// copies them with one read, the method at 0 and each next piece after its separator.
+/// Otherwise each piece is copied on its own, the path at [`PATH_AT`] and the query at
+/// [`QUERY_AT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestLine {
+    pub method: LinePiece,
+    pub path: LinePiece,
+    pub query: LinePiece,
+    pub bytes: [u8; LINE_BYTES],
+}
+
+impl RequestLine {
+    /// The kept bytes of `piece` (at most `keep`); empty when it could not be read.
+    fn piece(&self, piece: &LinePiece, keep: usize) -> &[u8] {
+        if piece.flags & STR_READ_FAILED as u16 != 0 {
+            return &[];
+        }
+        let start = usize::from(piece.at);
+        let end = start.saturating_add((piece.len as usize).min(keep));
+        self.bytes.get(start..end).unwrap_or(&[])
+    }
+
+    pub fn method(&self) -> &[u8] {
+        self.piece(&self.method, METHOD_LEN)
+    }
+
+    pub fn path(&self) -> &[u8] {
+        self.piece(&self.path, PATH_LEN)
+    }
+
+    pub fn query(&self) -> &[u8] {
+        self.piece(&self.query, QUERY_LEN)
+    }
+
+    /// True when the target's path was longer than what was kept.
+    pub fn path_truncated(&self) -> bool {
+        self.path.len as usize > PATH_LEN
+    }
+
+    /// True when the target's query was longer than what was kept.
+    pub fn query_truncated(&self) -> bool {
+        self.query.len as usize > QUERY_LEN
+    }
+}
+
+impl Default for RequestLine {
+    fn default() -> Self {
+        Self {
+            method: LinePiece::default(),
+            path: LinePiece::default(),
+            query: LinePiece::default(),
+            bytes: [0; LINE_BYTES],
+        }
+    }
+}
+crate::assert_size!(RequestLine, 3 * 8 + LINE_BYTES);
 
 /// How a server span ended.
 pub const END_FINISHED: u8 = 0;
@@ -81,9 +162,7 @@ pub struct HttpServerEvent {
     /// One of the `END_*` constants.
     pub end_reason: u8,
     pub _pad: [u8; 2],
-    pub method: StrBuf<METHOD_LEN>,
-    pub path: StrBuf<PATH_LEN>,
-    pub query: StrBuf<QUERY_LEN>,
+    pub line: RequestLine,
     pub host: StrBuf<HOST_LEN>,
     pub remote_addr: StrBuf<REMOTE_LEN>,
     pub pattern: StrBuf<PATTERN_LEN>,
@@ -92,14 +171,12 @@ pub struct HttpServerEvent {
 }
 // Header, times, ids, status, protocol and flags; then each string's length and flags.
 const FIXED: usize = 24 + 2 * 8 + 16 + 8 + 8 + 8 + 8;
-const STRINGS: usize = 7;
+const STRINGS: usize = 4;
 crate::assert_size!(
     HttpServerEvent,
     FIXED
+        + core::mem::size_of::<RequestLine>()
         + STRINGS * 8
-        + METHOD_LEN
-        + PATH_LEN
-        + QUERY_LEN
         + HOST_LEN
         + REMOTE_LEN
         + PATTERN_LEN

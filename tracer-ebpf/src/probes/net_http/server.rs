@@ -17,15 +17,18 @@ use aya_ebpf::{
 use tracer_common::{
     config::ProbeConfig,
     counters::{DROP_INFLIGHT_FULL, DROP_RINGBUF_FULL, DROP_START_REPLACED, DROP_UNMATCHED_END},
-    event::{EventHeader, GoroutineKey, KIND_NET_HTTP_SERVER, StrBuf, WIRE_VERSION},
+    event::{
+        EventHeader, GoroutineKey, KIND_NET_HTTP_SERVER, STR_READ_FAILED, StrBuf, WIRE_VERSION,
+    },
     probes::net_http::server::{
-        END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING,
-        ServerInflight, USER_AGENT_LEN,
+        END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING, LINE_BYTES,
+        LinePiece, METHOD_LEN, PATH_AT, PATH_LEN, QUERY_AT, QUERY_LEN, RequestLine, ServerInflight,
+        USER_AGENT_LEN,
     },
 };
 
 use crate::{
-    go::{Regs, Window, config, goroutine, new_ids, read_u64, string_failed},
+    go::{Regs, Window, config, goroutine, new_ids, read_bytes, read_u64, string_failed},
     gomap,
     maps::{CONFIGS, EVENTS, SERVER_INFLIGHT, USER_AGENT_KEY, count},
     slots::{self, Claim, Slot},
@@ -169,41 +172,111 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
             ev.proto_major = req.word(cfg.req_proto_major).unwrap_or(0) as u16;
             ev.proto_minor = req.word(cfg.req_proto_minor).unwrap_or(0) as u16;
             ev.tls = (req.word(cfg.req_tls).unwrap_or(0) != 0) as u8;
-            req.string(&mut ev.method, cfg.req_method);
             req.string(&mut ev.host, cfg.req_host);
             req.string(&mut ev.remote_addr, cfg.req_remote_addr);
             req.string(&mut ev.pattern, cfg.req_pattern);
+            let method = req.string_header(cfg.req_method);
             let url = req.word(cfg.req_url).unwrap_or(0);
-            match Window::read(1, url, cfg.url_window) {
-                Some(url) => {
-                    url.string(&mut ev.path, cfg.url_path);
+            let (path, query) = match Window::read(1, url, cfg.url_window) {
+                Some(url) => (
+                    url.string_header(cfg.url_path),
                     if cfg.capture_query != 0 {
-                        url.string(&mut ev.query, cfg.url_raw_query);
+                        url.string_header(cfg.url_raw_query)
                     } else {
-                        ev.query.len = 0;
-                        ev.query.flags = 0;
-                    }
-                }
-                None => {
-                    string_failed(&mut ev.path);
-                    string_failed(&mut ev.query);
-                }
-            }
+                        Some((0, 0))
+                    },
+                ),
+                None => (None, None),
+            };
+            request_line(&mut ev.line, method, path, query);
         }
         None => {
             ev.proto_major = 0;
             ev.proto_minor = 0;
             ev.tls = 0;
-            string_failed(&mut ev.method);
             string_failed(&mut ev.remote_addr);
             string_failed(&mut ev.host);
             string_failed(&mut ev.pattern);
-            string_failed(&mut ev.path);
-            string_failed(&mut ev.query);
+            request_line(&mut ev.line, None, None, None);
         }
     }
     // Submitted without waking the reader: user space drains the buffer on a timer.
     entry.submit(aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64);
+}
+
+/// Fills `line` from the Go string headers of the method, path and query (`None`: not
+/// readable): with one read when they follow each other in the target, see
+/// [`RequestLine`].
+#[inline(always)]
+fn request_line(
+    line: &mut RequestLine,
+    method: Option<(u64, u64)>,
+    path: Option<(u64, u64)>,
+    query: Option<(u64, u64)>,
+) {
+    let piece = |header: Option<(u64, u64)>, at: usize| LinePiece {
+        len: header.map_or(0, |(_, len)| len.min(u64::from(u32::MAX)) as u32),
+        at: at as u16,
+        flags: if header.is_some() {
+            0
+        } else {
+            STR_READ_FAILED as u16
+        },
+    };
+    line.method = piece(method, 0);
+    line.path = piece(path, PATH_AT);
+    line.query = piece(query, QUERY_AT);
+    let bytes = line.bytes.as_mut_ptr();
+    let mut path_done = false;
+    let mut query_done = false;
+    if let (Some((m, m_len)), Some((p, p_len))) = (method, path)
+        && m != 0
+        && m_len > 0
+        && m_len <= METHOD_LEN as u64
+        && p_len > 0
+        && p_len <= PATH_LEN as u64
+        && p == m + m_len + 1
+    {
+        let mut len = m_len + 1 + p_len;
+        let mut with_query = false;
+        if let Some((q, q_len)) = query
+            && q_len > 0
+            && q_len <= QUERY_LEN as u64
+            && q == p + p_len + 1
+        {
+            len += 1 + q_len;
+            with_query = true;
+        }
+        // SAFETY: `len <= LINE_BYTES` by the bounds above and `bytes` has LINE_BYTES.
+        let ok = unsafe { read_bytes::<{ LINE_BYTES as u32 }>(bytes, m, len) };
+        let flags = if ok { 0 } else { STR_READ_FAILED as u16 };
+        line.method.flags = flags;
+        line.path.at = (m_len + 1) as u16;
+        line.path.flags = flags;
+        path_done = true;
+        if with_query {
+            line.query.at = (m_len + 1 + p_len + 1) as u16;
+            line.query.flags = flags;
+            query_done = true;
+        }
+    } else if let Some((m, m_len)) = method {
+        // SAFETY: the method's place holds METHOD_LEN bytes.
+        if !unsafe { read_bytes::<{ METHOD_LEN as u32 }>(bytes, m, m_len) } {
+            line.method.flags = STR_READ_FAILED as u16;
+        }
+    }
+    if !path_done && let Some((p, p_len)) = path {
+        // SAFETY: the path's place, PATH_AT + PATH_LEN <= LINE_BYTES.
+        if !unsafe { read_bytes::<{ PATH_LEN as u32 }>(bytes.wrapping_add(PATH_AT), p, p_len) } {
+            line.path.flags = STR_READ_FAILED as u16;
+        }
+    }
+    if !query_done && let Some((q, q_len)) = query {
+        // SAFETY: the query's place, QUERY_AT + QUERY_LEN <= LINE_BYTES.
+        if !unsafe { read_bytes::<{ QUERY_LEN as u32 }>(bytes.wrapping_add(QUERY_AT), q, q_len) } {
+            line.query.flags = STR_READ_FAILED as u16;
+        }
+    }
 }
 
 /// Copies the first `User-Agent` value of the header map `headers` into `dst`.

@@ -184,7 +184,7 @@ pub fn span(ev: &HttpServerEvent) -> Span {
 
     let known = KNOWN_METHODS
         .iter()
-        .find(|m| m.as_bytes() == ev.method.bytes())
+        .find(|m| m.as_bytes() == ev.line.method())
         .copied();
     match known {
         Some(method) => attributes.push(("http.request.method", method.into())),
@@ -192,21 +192,21 @@ pub fn span(ev: &HttpServerEvent) -> Span {
             attributes.push(("http.request.method", "_OTHER".into()));
             attributes.push((
                 "http.request.method_original",
-                lossy(ev.method.bytes()).into(),
+                lossy(ev.line.method()).into(),
             ));
         }
     }
-    attributes.push(("url.path", lossy(ev.path.bytes()).into()));
-    if ev.path.truncated() {
+    attributes.push(("url.path", lossy(ev.line.path()).into()));
+    if ev.line.path_truncated() {
         truncated.push("url.path");
     }
     attributes.push((
         "url.scheme",
         if ev.tls != 0 { "https" } else { "http" }.into(),
     ));
-    if ev.query.copied() > 0 {
-        attributes.push(("url.query", lossy(ev.query.bytes()).into()));
-        if ev.query.truncated() {
+    if !ev.line.query().is_empty() {
+        attributes.push(("url.query", lossy(ev.line.query()).into()));
+        if ev.line.query_truncated() {
             truncated.push("url.query");
         }
     }
@@ -298,7 +298,12 @@ pub fn span(ev: &HttpServerEvent) -> Span {
 
 #[cfg(test)]
 mod tests {
-    use tracer_common::event::{EventHeader, StrBuf};
+    use tracer_common::{
+        event::{EventHeader, StrBuf},
+        probes::net_http::server::{
+            LinePiece, METHOD_LEN, PATH_AT, PATH_LEN, QUERY_AT, QUERY_LEN, RequestLine,
+        },
+    };
 
     use super::*;
 
@@ -308,6 +313,25 @@ mod tests {
         b.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
         b.len = s.len() as u32;
         b
+    }
+
+    /// A request line as the kernel writes it when each piece is read on its own.
+    fn line(method: &str, path: &str, query: &str) -> RequestLine {
+        let mut line = RequestLine::default();
+        for (piece, at, keep, s) in [
+            (&mut line.method, 0, METHOD_LEN, method),
+            (&mut line.path, PATH_AT, PATH_LEN, path),
+            (&mut line.query, QUERY_AT, QUERY_LEN, query),
+        ] {
+            *piece = LinePiece {
+                len: s.len() as u32,
+                at: at as u16,
+                flags: 0,
+            };
+            let n = s.len().min(keep);
+            line.bytes[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
+        }
+        line
     }
 
     fn event(method: &str, path: &str, status: u64) -> HttpServerEvent {
@@ -328,9 +352,7 @@ mod tests {
             tls: 0,
             end_reason: END_FINISHED,
             _pad: [0; 2],
-            method: buf(method),
-            path: buf(path),
-            query: buf(""),
+            line: line(method, path, ""),
             host: buf("127.0.0.1:8080"),
             remote_addr: buf("127.0.0.1:51000"),
             pattern: buf(""),
@@ -409,9 +431,42 @@ mod tests {
     }
 
     #[test]
+    fn request_line_read_in_one_piece() {
+        // `POST /a/b?x=1` as one run of bytes: each piece starts after its separator.
+        let mut ev = event("", "", 0);
+        let text = b"POST /a/b?x=1";
+        ev.line.bytes[..text.len()].copy_from_slice(text);
+        ev.line.method = LinePiece {
+            len: 4,
+            at: 0,
+            flags: 0,
+        };
+        ev.line.path = LinePiece {
+            len: 4,
+            at: 5,
+            flags: 0,
+        };
+        ev.line.query = LinePiece {
+            len: 3,
+            at: 10,
+            flags: 0,
+        };
+        let span = span(&ev);
+        assert_eq!(attr(&span, "http.request.method"), Some(&"POST".into()));
+        assert_eq!(attr(&span, "url.path"), Some(&"/a/b".into()));
+        assert_eq!(attr(&span, "url.query"), Some(&"x=1".into()));
+        // A piece that could not be read, or that points past the buffer, is empty.
+        ev.line.path.flags = tracer_common::event::STR_READ_FAILED as u16;
+        ev.line.query.at = u16::MAX;
+        let span = super::span(&ev);
+        assert_eq!(attr(&span, "url.path"), Some(&"".into()));
+        assert_eq!(attr(&span, "url.query"), None);
+    }
+
+    #[test]
     fn query_tls_and_http2() {
         let mut ev = event("GET", "/q", 201);
-        ev.query = buf("a=1&b=2");
+        ev.line = line("GET", "/q", "a=1&b=2");
         ev.tls = 1;
         ev.host = buf("example.com");
         ev.proto_major = 2;
