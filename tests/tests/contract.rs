@@ -344,6 +344,42 @@ fn sigterm_flushes_every_span_and_prints_the_summary() {
     );
 }
 
+/// Niceness (field 19 of `/proc/PID/task/TID/stat`) of every thread of `pid`.
+fn thread_niceness(pid: u32) -> Vec<i64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("list the threads");
+    tasks
+        .map(|task| {
+            let stat = std::fs::read_to_string(task.expect("a thread").path().join("stat"))
+                .expect("read a thread's stat");
+            // Fields after the command name, which ends at the last ')'.
+            let rest = &stat[stat.rfind(')').expect("stat has a command") + 2..];
+            rest.split(' ')
+                .nth(16)
+                .expect("nice field")
+                .parse()
+                .expect("a number")
+        })
+        .collect()
+}
+
+#[test]
+fn the_tracer_runs_below_the_default_priority_and_nice_sets_it() {
+    for (args, expected) in [(&[][..], 10), (&["--nice", "3"][..], 3)] {
+        let mut session = Session::start(args, &[]);
+        let sent = send_some(session.addr());
+        let tracer_pid = session.tracer.as_ref().expect("running").pid();
+        let niceness = thread_niceness(tracer_pid);
+        // The reader and the exporter at least.
+        assert!(niceness.len() >= 2, "threads: {niceness:?}");
+        assert!(
+            niceness.iter().all(|&n| n == expected),
+            "niceness of the tracer's threads with {args:?}: {niceness:?}"
+        );
+        let output = session.stop();
+        check_one_span_each(&spans(&output), &sent, &output);
+    }
+}
+
 /// The `service.name` of the span of one `GET /hello`.
 fn service_name(
     fixture_env: &[(&str, &str)],

@@ -2,6 +2,9 @@
 //! [`Config`]. Flags win over the environment variables named in `--help`.
 use clap::{Parser, ValueEnum};
 
+/// Default `--nice`: below the default priority (0) of the programs around the tracer.
+pub const DEFAULT_NICE: i32 = 10;
+
 /// Traces the HTTP requests inside running Go programs, with no change to them.
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, about, long_about = None)]
@@ -54,6 +57,13 @@ pub struct Cli {
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
 
+    /// Scheduling niceness of the tracer's threads (0-19): under CPU contention the traced
+    /// programs and their clients run first; spans that then cannot be read in time are
+    /// dropped and counted.
+    #[arg(long, env = "TRACER_NICE", value_name = "N", default_value_t = DEFAULT_NICE,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
+
     /// Start this command and trace it.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -102,6 +112,7 @@ pub struct Config {
     pub read_only: bool,
     pub sample_ratio: f64,
     pub capture_query: bool,
+    pub nice: i32,
 }
 
 impl Cli {
@@ -163,6 +174,7 @@ impl Cli {
             read_only: self.read_only,
             sample_ratio,
             capture_query: self.capture_query,
+            nice: self.nice,
         })
     }
 }
@@ -184,6 +196,8 @@ mod tests {
         assert_eq!(config.format, Format::Json);
         assert_eq!(config.sample_ratio, 1.0);
         assert!(!config.capture_query);
+        assert_eq!(config.nice, DEFAULT_NICE);
+        assert_eq!(parse(&["--pid", "1", "--nice", "0"]).map(|c| c.nice), Ok(0));
     }
 
     #[test]
@@ -198,6 +212,8 @@ mod tests {
             Err(UsageError::SampleRatio(2.0))
         );
         assert!(Cli::try_parse_from(["tracer", "--pid", "abc"]).is_err());
+        assert!(Cli::try_parse_from(["tracer", "--pid", "1", "--nice", "20"]).is_err());
+        assert!(Cli::try_parse_from(["tracer", "--pid", "1", "--nice", "-5"]).is_err());
     }
 
     #[test]

@@ -121,6 +121,7 @@ struct UserCounters {
 /// Runs until `stop` is set or every target has exited.
 pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     privileges::check()?;
+    lower_priority(config.nice);
     let hooks = hooks();
     let programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
     let mut resolved = Vec::new();
@@ -348,6 +349,20 @@ impl Pipeline {
             });
         }
         self.exporter.offer(batch);
+    }
+}
+
+/// Sets the niceness of the calling thread, which every thread it starts inherits: the
+/// reader and the exporters then yield to the traced programs (and, on a shared machine,
+/// to their clients). A failure only costs that, so it is logged.
+fn lower_priority(nice: i32) {
+    // SAFETY: setpriority has no memory preconditions; `0` names the calling thread.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc != 0 {
+        log::warn!(
+            "cannot set niceness {nice}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

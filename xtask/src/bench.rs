@@ -140,14 +140,17 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
         Config::Untraced => None,
         Config::Traced => Some(attach(server.process.pid(), &spans_file)?),
     };
+    let cpu_before = tracer.as_ref().map(Tracer::cpu_time).transpose()?;
     let throughput = wrk::run(server.addr, bench.throughput)?;
     let latency = wrk::run(server.addr, bench.latency)?;
-    let (spans, summary) = match tracer {
+    let (spans, summary, tracer_cpu) = match tracer {
         Some(tracer) => {
+            // Only the loads: loading and verifying the programs is not per span.
+            let cpu = tracer.cpu_time()?.saturating_sub(cpu_before.unwrap_or_default());
             let (spans, summary) = detach(tracer, &spans_file)?;
-            (Some(spans), Some(summary))
+            (Some(spans), Some(summary), Some(cpu))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     Ok(Sample {
         round,
@@ -156,6 +159,7 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
         latency,
         spans,
         summary,
+        tracer_cpu,
     })
 }
 

@@ -3,9 +3,9 @@
 //! as a user would.
 
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::process::Running;
 use crate::tracer_bin;
@@ -59,6 +59,32 @@ impl Tracer {
                 says_attached(line, launch.pid)
             })?;
         Ok(Self { process })
+    }
+
+    /// CPU time (user and system) the tracer has used so far.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let pid = self.process.pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("reading /proc/{pid}/stat"))?;
+        // Fields after the command name (which ends at the last ')'): utime and stime are
+        // the 12th and 13th, in clock ticks.
+        let rest = stat
+            .rfind(')')
+            .map(|at| &stat[at + 1..])
+            .context("no command name in /proc/PID/stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| -> Result<u64> {
+            fields
+                .get(i)
+                .and_then(|f| f.parse().ok())
+                .with_context(|| format!("field {i} of /proc/{pid}/stat"))
+        };
+        // SAFETY: sysconf has no memory preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100);
+        Ok(Duration::from_nanos(
+            (ticks(11)? + ticks(12)?) * 1_000_000_000 / hz,
+        ))
     }
 
     /// Sends SIGINT and waits for the tracer to flush and exit.

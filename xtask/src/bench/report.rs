@@ -1,6 +1,7 @@
 //! The bench's results: medians per configuration and the markdown report. Pure.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use super::wrk::{Load, Report};
 
@@ -32,6 +33,16 @@ pub struct Sample {
     pub spans: Option<u64>,
     /// The tracer's last stderr line, its summary (traced only).
     pub summary: Option<String>,
+    /// CPU time the tracer used during the loads (traced only).
+    pub tracer_cpu: Option<Duration>,
+}
+
+impl Sample {
+    /// Tracer CPU milliseconds per 10,000 spans written (traced only).
+    fn cpu_ms_per_10k_spans(&self) -> Option<f64> {
+        let (cpu, spans) = (self.tracer_cpu?, self.spans?);
+        (spans > 0).then(|| cpu.as_secs_f64() * 1e3 * 1e4 / spans as f64)
+    }
 }
 
 impl Sample {
@@ -111,6 +122,17 @@ fn summary_table(out: &mut String, samples: &[Sample]) {
             100.0 * rps / base,
         );
     }
+    let cpu: Vec<f64> = samples
+        .iter()
+        .filter_map(Sample::cpu_ms_per_10k_spans)
+        .collect();
+    if let Some(cpu) = median(cpu) {
+        let _ = writeln!(
+            out,
+            "Tracer CPU (user + system, during the loads): {cpu:.0} ms per 10,000 spans \
+             (median over rounds).\n",
+        );
+    }
 }
 
 /// Traced over untraced throughput of each round that measured both: the rounds alternate
@@ -139,7 +161,8 @@ fn setup_section(out: &mut String, setup: &Setup) {
          - CPU: {}\n\
          - server: `xtask/bench/hello` (net/http, one handler writing `hello`), {}, \
            `GOMAXPROCS=1`, pinned to CPU 0 (`taskset -c 0`)\n\
-         - traced: `tracer --pid PID --format json` with stdout to a file, pinned to CPU 1\n\
+         - traced: `tracer --pid PID --format json` with stdout to a file, pinned to CPU 1, \
+           at its default niceness (10)\n\
          - load: {} on loopback, pinned to CPU 1: `wrk -t{} -c{} -d{}s` for throughput, \
            then `wrk -t{} -c{} -d{}s --latency` for latency at one connection\n\
          - rounds: {} per configuration; each round starts a fresh server, warms it up with \
@@ -166,8 +189,8 @@ fn rounds_table(out: &mut String, samples: &[Sample]) {
     out.push_str(
         "## Rounds\n\n\
          | round | configuration | req/s | p50 @1 conn (µs) | p99 @1 conn (µs) | requests \
-         | spans written | wrk errors |\n\
-         |---:|---|---:|---:|---:|---:|---:|---|\n",
+         | spans written | tracer CPU ms / 10k spans | wrk errors |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for s in samples {
         let errors: Vec<&str> = s
@@ -179,7 +202,7 @@ fn rounds_table(out: &mut String, samples: &[Sample]) {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} |",
             s.round,
             s.config.name(),
             s.throughput.rps,
@@ -187,6 +210,7 @@ fn rounds_table(out: &mut String, samples: &[Sample]) {
             s.latency.p99_us,
             s.requests(),
             s.spans.map_or("—".to_owned(), |n| n.to_string()),
+            fixed(s.cpu_ms_per_10k_spans(), 0),
             if errors.is_empty() {
                 "none".to_owned()
             } else {
@@ -281,6 +305,7 @@ mod tests {
             latency: report(1000.0, 50.0),
             spans: traced.then_some(20),
             summary: traced.then(|| format!("exported 20 spans, dropped 0 (round {round})")),
+            tracer_cpu: traced.then_some(Duration::from_millis(4)),
         }
     }
 
