@@ -539,6 +539,57 @@ fn a_panicking_handler_ends_its_span_with_an_error_and_later_requests_stay_apart
 }
 
 #[test]
+fn a_method_and_target_rewritten_by_the_handler_are_reported_as_rewritten() {
+    // The fixture's /rewrite handler replaces Request.Method and Request.RequestURI with new
+    // strings, which no longer follow each other in memory: each is read on its own.
+    let mut session = Session::start(go::DEFAULT, &["--capture-query"]);
+    let sent_at = SystemTime::now();
+    let response =
+        tracer_tests::http::request(session.addr(), "POST", "/rewrite?to=a%20b&by=me", &[], b"")
+            .expect("POST /rewrite");
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "rewritten")
+    );
+    let done_at = SystemTime::now();
+    let traced = session.stop();
+    let servers = span::server_spans(&traced.spans);
+    let port = u64::from(response.local_addr.port());
+    let found: Vec<&&Span> = servers
+        .iter()
+        .filter(|span| span.attr_u64("client.port") == Some(port))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one span expected:\n{}",
+        span::dump(&servers)
+    );
+    let span = *found[0];
+    assert_eq!(
+        span.attr_str("http.request.method"),
+        Some("PATCH"),
+        "span: {span}"
+    );
+    assert_eq!(
+        span.attr_str("url.path"),
+        Some("/rewritten/a b"),
+        "span: {span}"
+    );
+    assert_eq!(span.attr_str("url.query"), Some("by=me"), "span: {span}");
+    assert_eq!(
+        span.attr_u64("http.response.status_code"),
+        Some(200),
+        "span: {span}"
+    );
+    let expect = &session.expect;
+    let route = expect.routes.then_some("/rewrite");
+    assert_eq!(span.attr_str("http.route"), route, "span: {span}");
+    check_resource(span, expect);
+    check_times(span, "POST /rewrite", sent_at, done_at);
+}
+
+#[test]
 fn a_slow_handler_span_lasts_as_long_as_the_handler() {
     let sleep = case("GET", "/sleep?ms=50", 0, 200, "slept 50 ms", Some("/sleep"));
     let mut session = Session::start(go::DEFAULT, &[]);

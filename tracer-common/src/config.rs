@@ -16,8 +16,8 @@ pub struct ProbeConfig {
     pub g_goid: u32,
     /// `net/http.Request.Method` (string).
     pub req_method: u32,
-    /// `net/http.Request.URL` (*url.URL).
-    pub req_url: u32,
+    /// `net/http.Request.RequestURI` (string).
+    pub req_request_uri: u32,
     /// `net/http.Request.ProtoMajor` (int).
     pub req_proto_major: u32,
     /// `net/http.Request.ProtoMinor` (int).
@@ -30,10 +30,6 @@ pub struct ProbeConfig {
     pub req_tls: u32,
     /// `net/http.Request.Pattern` (string, Go 1.23+), else [`NO_FIELD`].
     pub req_pattern: u32,
-    /// `net/url.URL.Path` (string).
-    pub url_path: u32,
-    /// `net/url.URL.RawQuery` (string).
-    pub url_raw_query: u32,
     /// `net/http.response.status` (int).
     pub resp_status: u32,
     /// `net/http.Request.Header` (a `map[string][]string`).
@@ -43,13 +39,9 @@ pub struct ProbeConfig {
     /// Bytes of `net/http.Request` read at once (covers every field above, a multiple of
     /// 8, at most [`WINDOW_BYTES`]).
     pub req_window: u32,
-    /// Bytes of `net/url.URL` read at once (likewise).
-    pub url_window: u32,
-    /// Non-zero: copy query strings (`--capture-query`).
-    pub capture_query: u32,
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
-crate::assert_size!(ProbeConfig, 64 + 4 + 4 + 64);
+crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 2);
 
 /// [`HeaderMapLayout::kind`]: the binary's maps are Go's original hash maps (Go <= 1.23,
 /// or later with `GOEXPERIMENT=noswissmap`); see <https://go.dev/src/runtime/map.go>.
@@ -106,15 +98,13 @@ impl ProbeConfig {
         Self {
             g_goid: NO_FIELD,
             req_method: NO_FIELD,
-            req_url: NO_FIELD,
+            req_request_uri: NO_FIELD,
             req_proto_major: NO_FIELD,
             req_proto_minor: NO_FIELD,
             req_host: NO_FIELD,
             req_remote_addr: NO_FIELD,
             req_tls: NO_FIELD,
             req_pattern: NO_FIELD,
-            url_path: NO_FIELD,
-            url_raw_query: NO_FIELD,
             resp_status: NO_FIELD,
             req_header: NO_FIELD,
             header_map: HeaderMapLayout {
@@ -136,9 +126,7 @@ impl ProbeConfig {
                 _pad: 0,
             },
             req_window: 0,
-            url_window: 0,
-            capture_query: 0,
-            _pad: [0; 2],
+            _pad: 0,
         }
     }
 }

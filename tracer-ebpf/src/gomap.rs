@@ -19,8 +19,8 @@ const MAX_GROUPS: u32 = 8;
 /// Buckets: a slot is occupied when its top hash is at least this (`minTopHash`).
 const MIN_TOP_HASH: u8 = 5;
 /// Scratch windows used here (see `crate::maps::SCRATCH`).
-const HEADER_WINDOW: u32 = 2;
-const GROUP_WINDOW: u32 = 3;
+const HEADER_WINDOW: u32 = 1;
+const GROUP_WINDOW: u32 = 2;
 
 /// The canonical key of the user agent header (`textproto.CanonicalMIMEHeaderKey`).
 pub const USER_AGENT: &[u8; 10] = b"User-Agent";

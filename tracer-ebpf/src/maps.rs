@@ -29,8 +29,8 @@ pub static SERVER_INFLIGHT: Array<ServerInflight> = Array::with_max_entries(SLOT
 
 /// Words in one scratch window.
 pub const WINDOW_WORDS: usize = WINDOW_BYTES as usize / 8;
-/// Scratch windows per CPU: request, URL, map header or table, map group.
-pub const WINDOWS: u32 = 4;
+/// Scratch windows per CPU: request, map header or table, map group.
+pub const WINDOWS: u32 = 3;
 
 /// Per-CPU buffers a struct of the target is copied into in one read, so its fields can
 /// be picked out without one read each.

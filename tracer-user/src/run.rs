@@ -126,7 +126,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     let programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
     let mut resolved = Vec::new();
     for &pid in &config.pids {
-        resolved.push(resolve(pid, config)?);
+        resolved.push(resolve(pid)?);
     }
     let mut loader = Loader::load(&programs)?;
     let events = loader.take_events()?;
@@ -154,6 +154,9 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         targets,
         clock: Clock::measure(),
         sampler: Sampler::new(config.sample_ratio),
+        mapping: server::Mapping {
+            capture_query: config.capture_query,
+        },
         exporter,
         counters: UserCounters::default(),
     };
@@ -210,7 +213,6 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
 /// Resolves one process: its binary, its probe points and its kernel configuration.
 fn resolve(
     pid: u32,
-    config: &Config,
 ) -> Result<
     (
         Process,
@@ -244,16 +246,12 @@ fn resolve(
             symbol: missing.symbol,
         });
     }
-    let options = server::Options {
-        capture_query: config.capture_query,
-    };
-    let probe_config =
-        server::config(&inspection.offsets, options).map_err(|source| RunError::Layout {
-            path: shown.clone(),
-            pid,
-            version: inspection.build.go_version.clone(),
-            source,
-        })?;
+    let probe_config = server::config(&inspection.offsets).map_err(|source| RunError::Layout {
+        path: shown.clone(),
+        pid,
+        version: inspection.build.go_version.clone(),
+        source,
+    })?;
     if probe_config.header_map.kind == 0 {
         log::warn!(
             "pid={pid}: the header map layout of {shown} is unknown: user_agent.original unavailable"
@@ -313,6 +311,7 @@ struct Pipeline {
     targets: HashMap<u32, Target>,
     clock: Clock,
     sampler: Sampler,
+    mapping: server::Mapping,
     exporter: Exporter,
     counters: UserCounters,
 }
@@ -331,7 +330,7 @@ impl Pipeline {
                 }
             };
             let mut span = match event {
-                Event::NetHttpServer(ev) => server::span(&ev),
+                Event::NetHttpServer(ev) => server::span(&ev, self.mapping),
             };
             let Some(target) = self.targets.get(&span.pid) else {
                 self.counters.unknown_process += 1;

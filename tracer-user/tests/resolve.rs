@@ -3,8 +3,8 @@
 //! on binaries it builds).
 //!
 //! The ground truth comes from Go itself: the `offsets` fixture (`tests/go/offsets/`)
-//! prints the `unsafe.Offsetof` of each `net/http.Request` and `net/url.URL` member the
-//! kernel programs read and the `unsafe.Sizeof` of both structs, and the toolchain says
+//! prints the `unsafe.Offsetof` of each `net/http.Request` member the kernel programs read
+//! and the `unsafe.Sizeof` of the struct, and the toolchain says
 //! its version (`go env GOVERSION`). The probe points are checked against the bytes of the
 //! binary, through the section headers rather than the program headers `inspect` uses.
 //! Then the errors: stripped, non-Go, truncated and non-ELF files.
@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use object::{Object as _, ObjectSection as _};
-use tracer::probes::net_http::server::{self, HOOKS, Options};
+use tracer::probes::net_http::server::{self, HOOKS};
 use tracer::target::{
     self, Inspection, TargetError,
     dwarf::SIZE,
@@ -32,7 +32,6 @@ use tracer_tests::process::{Fixture, STARTUP_TIMEOUT};
 const FIXTURE: &str = "offsets";
 /// The structs whose layout the fixture prints.
 const REQUEST: &str = "net/http.Request";
-const URL: &str = "net/url.URL";
 /// `push rbp`.
 const PUSH_RBP: u8 = 0x55;
 
@@ -144,15 +143,13 @@ fn check_offsets(toolchain: &Toolchain, exe: &Path, truth: &Truth, inspection: &
         toolchain.has_request_pattern(),
         "the fixture reports Request.Pattern exactly on Go 1.23+ ({go})"
     );
-    for strukt in [REQUEST, URL] {
-        for member in probe_fields(strukt) {
-            let key = key(strukt, member);
-            assert_eq!(
-                inspection.offsets.get(&key),
-                truth.offsets.get(&key),
-                "{strukt}.{member} with {go}: DWARF (left) against unsafe.Offsetof (right)"
-            );
-        }
+    for member in probe_fields(REQUEST) {
+        let key = key(REQUEST, member);
+        assert_eq!(
+            inspection.offsets.get(&key),
+            truth.offsets.get(&key),
+            "{REQUEST}.{member} with {go}: DWARF (left) against unsafe.Offsetof (right)"
+        );
     }
     // Nothing printed by the fixture goes unchecked.
     for (strukt, member) in truth.offsets.keys() {
@@ -166,16 +163,14 @@ fn check_offsets(toolchain: &Toolchain, exe: &Path, truth: &Truth, inspection: &
         "runtime.g.goid in the DWARF of {go}"
     );
 
-    let wanted: &[(&str, &[&str])] = &[(REQUEST, &[SIZE]), (URL, &[SIZE])];
+    let wanted: &[(&str, &[&str])] = &[(REQUEST, &[SIZE])];
     let sizes = target::inspect(exe, &[], wanted)
         .unwrap_or_else(|e| panic!("inspect {} for struct sizes: {e:?}", exe.display()));
-    for strukt in [REQUEST, URL] {
-        assert_eq!(
-            sizes.offsets.get(&key(strukt, SIZE)),
-            truth.sizes.get(strukt),
-            "size of {strukt} with {go}: DWARF (left) against unsafe.Sizeof (right)"
-        );
-    }
+    assert_eq!(
+        sizes.offsets.get(&key(REQUEST, SIZE)),
+        truth.sizes.get(REQUEST),
+        "size of {REQUEST} with {go}: DWARF (left) against unsafe.Sizeof (right)"
+    );
 }
 
 /// Every hook is found, with an emulated probe point on the instruction `inspect` says.
@@ -263,7 +258,7 @@ fn is_jcc(code: &[u8]) -> bool {
 /// The kernel configuration builds, with the true offsets and the binary's map layout.
 fn check_config(toolchain: &Toolchain, truth: &Truth, inspection: &Inspection) {
     let go = toolchain.runtime_version();
-    let config = server::config(&inspection.offsets, Options::default())
+    let config = server::config(&inspection.offsets)
         .unwrap_or_else(|e| panic!("kernel configuration for {go}: {e}"));
     let true_offset = |strukt: &str, member: &str| {
         truth
@@ -275,7 +270,7 @@ fn check_config(toolchain: &Toolchain, truth: &Truth, inspection: &Inspection) {
     };
     let fields = [
         ("Method", config.req_method, REQUEST),
-        ("URL", config.req_url, REQUEST),
+        ("RequestURI", config.req_request_uri, REQUEST),
         ("ProtoMajor", config.req_proto_major, REQUEST),
         ("ProtoMinor", config.req_proto_minor, REQUEST),
         ("Header", config.req_header, REQUEST),
@@ -283,8 +278,6 @@ fn check_config(toolchain: &Toolchain, truth: &Truth, inspection: &Inspection) {
         ("RemoteAddr", config.req_remote_addr, REQUEST),
         ("TLS", config.req_tls, REQUEST),
         ("Pattern", config.req_pattern, REQUEST),
-        ("Path", config.url_path, URL),
-        ("RawQuery", config.url_raw_query, URL),
     ];
     for (member, configured, strukt) in fields {
         assert_eq!(

@@ -49,6 +49,15 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "hello")
 }
 
+// rewrite answers POST /rewrite with 200 "rewritten" after replacing the request's method
+// and target, as method-override middleware does: the tracer reads them when the response
+// is finished, where they no longer sit together in memory.
+func rewrite(w http.ResponseWriter, r *http.Request) {
+	r.Method = http.MethodPatch
+	r.RequestURI = "/rewritten/" + r.URL.Query().Get("to") + "?by=" + r.URL.Query().Get("by")
+	io.WriteString(w, "rewritten")
+}
+
 // createUser answers POST /users with 201 "created N", N the size of the body it read.
 func createUser(w http.ResponseWriter, r *http.Request) {
 	n, err := io.Copy(io.Discard, r.Body)

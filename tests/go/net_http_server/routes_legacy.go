@@ -42,6 +42,7 @@ func routes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("/panic", only(http.MethodGet, panicking))
 	mux.HandleFunc("/sleep", only(http.MethodGet, sleep))
+	mux.HandleFunc("/rewrite", only(http.MethodPost, rewrite))
 }
 
 // only lets through the given method (and HEAD for GET, like a "GET /path" pattern)

@@ -28,4 +28,5 @@ func routes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /panic", panicking)
 	mux.HandleFunc("GET /sleep", sleep)
+	mux.HandleFunc("POST /rewrite", rewrite)
 }

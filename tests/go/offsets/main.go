@@ -1,11 +1,11 @@
 // Command offsets prints the ground truth the tracer's DWARF reading is checked against
 // (tracer-user/tests/resolve.rs): the offsets the Go compiler gave the members of
-// net/http.Request and net/url.URL that the kernel programs read (unsafe.Offsetof), and
-// the size of each struct (unsafe.Sizeof), as one JSON object on one stdout line:
+// net/http.Request that the kernel programs read (unsafe.Offsetof), and the size of the
+// struct (unsafe.Sizeof), as one JSON object on one stdout line:
 //
 //	{"go":"go1.24.11",
-//	 "offsets":{"net/http.Request":{"Method":0,...},"net/url.URL":{"Path":56,...}},
-//	 "sizes":{"net/http.Request":256,"net/url.URL":144}}
+//	 "offsets":{"net/http.Request":{"Method":0,...}},
+//	 "sizes":{"net/http.Request":256}}
 //
 // Structs are named by their full package path, as in DWARF; Request.Pattern is only
 // present with Go 1.23+ (pattern.go), which added it.
@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
 	"unsafe"
@@ -50,7 +49,7 @@ func main() {
 	var r http.Request
 	request := members{
 		"Method":     unsafe.Offsetof(r.Method),
-		"URL":        unsafe.Offsetof(r.URL),
+		"RequestURI": unsafe.Offsetof(r.RequestURI),
 		"ProtoMajor": unsafe.Offsetof(r.ProtoMajor),
 		"ProtoMinor": unsafe.Offsetof(r.ProtoMinor),
 		"Header":     unsafe.Offsetof(r.Header),
@@ -60,21 +59,13 @@ func main() {
 	}
 	addPattern(request)
 
-	var u url.URL
-	location := members{
-		"Path":     unsafe.Offsetof(u.Path),
-		"RawQuery": unsafe.Offsetof(u.RawQuery),
-	}
-
 	out := output{
 		Go: runtime.Version(),
 		Offsets: map[string]members{
 			"net/http.Request": request,
-			"net/url.URL":      location,
 		},
 		Sizes: map[string]uintptr{
 			"net/http.Request": unsafe.Sizeof(r),
-			"net/url.URL":      unsafe.Sizeof(u),
 		},
 	}
 	// One line: json.Encoder ends it with a newline; os.Stdout is unbuffered.

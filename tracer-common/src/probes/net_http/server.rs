@@ -10,9 +10,9 @@ use crate::event::{EventHeader, STR_READ_FAILED, StrBuf};
 
 /// Bytes kept of `Request.Method`.
 pub const METHOD_LEN: usize = 16;
-/// Bytes kept of `URL.Path`.
+/// Bytes kept of the path (`url.path`).
 pub const PATH_LEN: usize = 256;
-/// Bytes kept of `URL.RawQuery` (only with `--capture-query`).
+/// Bytes kept of the query (`url.query`, only with `--capture-query`).
 pub const QUERY_LEN: usize = 128;
 /// Bytes kept of `Request.Host`.
 pub const HOST_LEN: usize = 128;
@@ -23,14 +23,14 @@ pub const PATTERN_LEN: usize = 128;
 /// Bytes kept of the `User-Agent` header.
 pub const USER_AGENT_LEN: usize = 128;
 
-/// Where the path's bytes start in [`RequestLine::bytes`] when they are not read together
-/// with the method.
-pub const PATH_AT: usize = METHOD_LEN + 1;
-/// Where the query's bytes start in [`RequestLine::bytes`] when they are not read together
-/// with the path.
-pub const QUERY_AT: usize = PATH_AT + PATH_LEN + 1;
-/// Size of [`RequestLine::bytes`]: room for each piece at its fixed place (a multiple of 8).
-pub const LINE_BYTES: usize = (QUERY_AT + QUERY_LEN).next_multiple_of(8);
+/// Bytes of the request target (`Request.RequestURI`) kept: room for a path of
+/// [`PATH_LEN`] bytes, its `?` and a query of [`QUERY_LEN`] bytes.
+pub const TARGET_LEN: usize = PATH_LEN + 1 + QUERY_LEN;
+/// Where the target's bytes start in [`RequestLine::bytes`]: after the method and the
+/// space that ends it, as in the request line itself.
+pub const TARGET_AT: usize = METHOD_LEN + 1;
+/// Size of [`RequestLine::bytes`] (a multiple of 8).
+pub const LINE_BYTES: usize = (TARGET_AT + TARGET_LEN).next_multiple_of(8);
 
 /// One string of a [`RequestLine`]: the length in the target (may exceed what was kept),
 /// where its bytes start, and [`STR_READ_FAILED`].
@@ -42,19 +42,18 @@ pub struct LinePiece {
     pub flags: u16,
 }
 
-/// The request's method, URL path and (with `--capture-query`) raw query. `net/http`
-/// parses them out of the request line without copying (`parseRequestLine`, and
-/// `url.ParseRequestURI` keeps an unescaped path and the query as substrings), so they
-/// usually sit one after the other in the target, a separator byte apart: the kernel then
-/// copies them with one read, the method at 0 and each next piece after its separator.
-/// Otherwise each piece is copied on its own, the path at [`PATH_AT`] and the query at
-/// [`QUERY_AT`].
+/// The request's method and target (`Request.Method` and `Request.RequestURI`, e.g.
+/// `GET` and `/users/42?a=1`); user space takes `url.path` and `url.query` from the
+/// target. `net/http` cuts both out of the request line without copying
+/// (`parseRequestLine`), so they usually sit in the target process one after the other, a
+/// space apart: the kernel then copies them with one read, the method at 0 and the target
+/// at `1 + method length`. Otherwise (e.g. HTTP/2) each is copied on its own, the target at
+/// [`TARGET_AT`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestLine {
     pub method: LinePiece,
-    pub path: LinePiece,
-    pub query: LinePiece,
+    pub target: LinePiece,
     pub bytes: [u8; LINE_BYTES],
 }
 
@@ -73,22 +72,13 @@ impl RequestLine {
         self.piece(&self.method, METHOD_LEN)
     }
 
-    pub fn path(&self) -> &[u8] {
-        self.piece(&self.path, PATH_LEN)
+    pub fn target(&self) -> &[u8] {
+        self.piece(&self.target, TARGET_LEN)
     }
 
-    pub fn query(&self) -> &[u8] {
-        self.piece(&self.query, QUERY_LEN)
-    }
-
-    /// True when the target's path was longer than what was kept.
-    pub fn path_truncated(&self) -> bool {
-        self.path.len as usize > PATH_LEN
-    }
-
-    /// True when the target's query was longer than what was kept.
-    pub fn query_truncated(&self) -> bool {
-        self.query.len as usize > QUERY_LEN
+    /// True when the target in the process was longer than what was kept.
+    pub fn target_truncated(&self) -> bool {
+        self.target.len as usize > TARGET_LEN
     }
 }
 
@@ -96,13 +86,12 @@ impl Default for RequestLine {
     fn default() -> Self {
         Self {
             method: LinePiece::default(),
-            path: LinePiece::default(),
-            query: LinePiece::default(),
+            target: LinePiece::default(),
             bytes: [0; LINE_BYTES],
         }
     }
 }
-crate::assert_size!(RequestLine, 3 * 8 + LINE_BYTES);
+crate::assert_size!(RequestLine, 2 * 8 + LINE_BYTES);
 
 /// How a server span ended.
 pub const END_FINISHED: u8 = 0;

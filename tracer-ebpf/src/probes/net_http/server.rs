@@ -22,8 +22,7 @@ use tracer_common::{
     },
     probes::net_http::server::{
         END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING, LINE_BYTES,
-        LinePiece, METHOD_LEN, PATH_AT, PATH_LEN, QUERY_AT, QUERY_LEN, RequestLine, ServerInflight,
-        USER_AGENT_LEN,
+        LinePiece, METHOD_LEN, RequestLine, ServerInflight, TARGET_AT, TARGET_LEN, USER_AGENT_LEN,
     },
 };
 
@@ -175,20 +174,11 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
             req.string(&mut ev.host, cfg.req_host);
             req.string(&mut ev.remote_addr, cfg.req_remote_addr);
             req.string(&mut ev.pattern, cfg.req_pattern);
-            let method = req.string_header(cfg.req_method);
-            let url = req.word(cfg.req_url).unwrap_or(0);
-            let (path, query) = match Window::read(1, url, cfg.url_window) {
-                Some(url) => (
-                    url.string_header(cfg.url_path),
-                    if cfg.capture_query != 0 {
-                        url.string_header(cfg.url_raw_query)
-                    } else {
-                        Some((0, 0))
-                    },
-                ),
-                None => (None, None),
-            };
-            request_line(&mut ev.line, method, path, query);
+            request_line(
+                &mut ev.line,
+                req.string_header(cfg.req_method),
+                req.string_header(cfg.req_request_uri),
+            );
         }
         None => {
             ev.proto_major = 0;
@@ -197,23 +187,18 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
             string_failed(&mut ev.remote_addr);
             string_failed(&mut ev.host);
             string_failed(&mut ev.pattern);
-            request_line(&mut ev.line, None, None, None);
+            request_line(&mut ev.line, None, None);
         }
     }
     // Submitted without waking the reader: user space drains the buffer on a timer.
     entry.submit(aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64);
 }
 
-/// Fills `line` from the Go string headers of the method, path and query (`None`: not
-/// readable): with one read when they follow each other in the target, see
+/// Fills `line` from the Go string headers of the method and the target (`None`: not
+/// readable): with one read when the target follows the method in the process, see
 /// [`RequestLine`].
 #[inline(always)]
-fn request_line(
-    line: &mut RequestLine,
-    method: Option<(u64, u64)>,
-    path: Option<(u64, u64)>,
-    query: Option<(u64, u64)>,
-) {
+fn request_line(line: &mut RequestLine, method: Option<(u64, u64)>, target: Option<(u64, u64)>) {
     let piece = |header: Option<(u64, u64)>, at: usize| LinePiece {
         len: header.map_or(0, |(_, len)| len.min(u64::from(u32::MAX)) as u32),
         at: at as u16,
@@ -224,58 +209,38 @@ fn request_line(
         },
     };
     line.method = piece(method, 0);
-    line.path = piece(path, PATH_AT);
-    line.query = piece(query, QUERY_AT);
+    line.target = piece(target, TARGET_AT);
     let bytes = line.bytes.as_mut_ptr();
-    let mut path_done = false;
-    let mut query_done = false;
-    if let (Some((m, m_len)), Some((p, p_len))) = (method, path)
+    if let (Some((m, m_len)), Some((t, t_len))) = (method, target)
         && m != 0
         && m_len > 0
         && m_len <= METHOD_LEN as u64
-        && p_len > 0
-        && p_len <= PATH_LEN as u64
-        && p == m + m_len + 1
+        && t == m + m_len + 1
     {
-        let mut len = m_len + 1 + p_len;
-        let mut with_query = false;
-        if let Some((q, q_len)) = query
-            && q_len > 0
-            && q_len <= QUERY_LEN as u64
-            && q == p + p_len + 1
-        {
-            len += 1 + q_len;
-            with_query = true;
-        }
-        // SAFETY: `len <= LINE_BYTES` by the bounds above and `bytes` has LINE_BYTES.
-        let ok = unsafe { read_bytes::<{ LINE_BYTES as u32 }>(bytes, m, len) };
+        let kept = if t_len > TARGET_LEN as u64 {
+            TARGET_LEN as u64
+        } else {
+            t_len
+        };
+        // SAFETY: `m_len + 1 + kept <= TARGET_AT + TARGET_LEN <= LINE_BYTES`.
+        let ok = unsafe { read_bytes::<{ LINE_BYTES as u32 }>(bytes, m, m_len + 1 + kept) };
         let flags = if ok { 0 } else { STR_READ_FAILED as u16 };
         line.method.flags = flags;
-        line.path.at = (m_len + 1) as u16;
-        line.path.flags = flags;
-        path_done = true;
-        if with_query {
-            line.query.at = (m_len + 1 + p_len + 1) as u16;
-            line.query.flags = flags;
-            query_done = true;
-        }
-    } else if let Some((m, m_len)) = method {
+        line.target.at = (m_len + 1) as u16;
+        line.target.flags = flags;
+        return;
+    }
+    if let Some((m, m_len)) = method
         // SAFETY: the method's place holds METHOD_LEN bytes.
-        if !unsafe { read_bytes::<{ METHOD_LEN as u32 }>(bytes, m, m_len) } {
-            line.method.flags = STR_READ_FAILED as u16;
-        }
+        && !unsafe { read_bytes::<{ METHOD_LEN as u32 }>(bytes, m, m_len) }
+    {
+        line.method.flags = STR_READ_FAILED as u16;
     }
-    if !path_done && let Some((p, p_len)) = path {
-        // SAFETY: the path's place, PATH_AT + PATH_LEN <= LINE_BYTES.
-        if !unsafe { read_bytes::<{ PATH_LEN as u32 }>(bytes.wrapping_add(PATH_AT), p, p_len) } {
-            line.path.flags = STR_READ_FAILED as u16;
-        }
-    }
-    if !query_done && let Some((q, q_len)) = query {
-        // SAFETY: the query's place, QUERY_AT + QUERY_LEN <= LINE_BYTES.
-        if !unsafe { read_bytes::<{ QUERY_LEN as u32 }>(bytes.wrapping_add(QUERY_AT), q, q_len) } {
-            line.query.flags = STR_READ_FAILED as u16;
-        }
+    if let Some((t, t_len)) = target
+        // SAFETY: the target's place, TARGET_AT + TARGET_LEN <= LINE_BYTES.
+        && !unsafe { read_bytes::<{ TARGET_LEN as u32 }>(bytes.wrapping_add(TARGET_AT), t, t_len) }
+    {
+        line.target.flags = STR_READ_FAILED as u16;
     }
 }
 

@@ -1,10 +1,14 @@
 //! Go `net/http` server spans: the manifest of the kernel side
 //! (`tracer-ebpf/src/probes/net_http/server.rs`) and the mapping of its events to spans
 //! with the OpenTelemetry HTTP server semantic conventions.
+use std::borrow::Cow;
+
 use compact_str::{CompactString, format_compact};
 use tracer_common::{
     config::{NO_FIELD, ProbeConfig, WINDOW_BYTES},
-    probes::net_http::server::{END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent},
+    probes::net_http::server::{
+        END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, PATH_LEN, QUERY_LEN,
+    },
 };
 
 use crate::{
@@ -48,7 +52,7 @@ pub const FIELDS: Fields = &[
         "net/http.Request",
         &[
             "Method",
-            "URL",
+            "RequestURI",
             "ProtoMajor",
             "ProtoMinor",
             "Header",
@@ -58,7 +62,6 @@ pub const FIELDS: Fields = &[
             "Pattern",
         ],
     ),
-    ("net/url.URL", &["Path", "RawQuery"]),
     ("net/http.response", &["status"]),
 ];
 
@@ -84,9 +87,10 @@ pub enum LayoutError {
     },
 }
 
-/// Options that change what the kernel copies.
+/// Choices of the command line that change how events become spans.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
+pub struct Mapping {
+    /// Keep `url.query` (`--capture-query`).
     pub capture_query: bool,
 }
 
@@ -133,15 +137,14 @@ const STRING: u32 = 16;
 const WORD: u32 = 8;
 
 /// Builds the kernel configuration from the binary's struct offsets.
-pub fn config(offsets: &Offsets, options: Options) -> Result<ProbeConfig, LayoutError> {
+pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
     let g_goid = Layout::new(offsets, "runtime.g").field("goid", WORD)?;
     let resp_status = Layout::new(offsets, "net/http.response").field("status", WORD)?;
     let mut req = Layout::new(offsets, "net/http.Request");
-    let mut url = Layout::new(offsets, "net/url.URL");
     Ok(ProbeConfig {
         g_goid,
         req_method: req.field("Method", STRING)?,
-        req_url: req.field("URL", WORD)?,
+        req_request_uri: req.field("RequestURI", STRING)?,
         req_proto_major: req.field("ProtoMajor", WORD)?,
         req_proto_minor: req.field("ProtoMinor", WORD)?,
         req_host: req.field("Host", STRING)?,
@@ -150,13 +153,9 @@ pub fn config(offsets: &Offsets, options: Options) -> Result<ProbeConfig, Layout
         req_pattern: req.field("Pattern", STRING)?,
         req_header: req.field("Header", WORD)?,
         header_map: gomap::header_map_layout(offsets).unwrap_or_default(),
-        url_path: url.field("Path", STRING)?,
-        url_raw_query: url.field("RawQuery", STRING)?,
         resp_status,
         req_window: req.window,
-        url_window: url.window,
-        capture_query: u32::from(options.capture_query),
-        _pad: [0; 2],
+        _pad: 0,
     })
 }
 
@@ -177,8 +176,98 @@ fn route_of(pattern: &str) -> Option<&str> {
     rest.find('/').map(|at| &rest[at..])
 }
 
+/// The path and query of a request target (`Request.RequestURI`), as `net/http` parses
+/// them into `URL.Path` (percent escapes decoded) and `URL.RawQuery` (as sent): the origin
+/// form `/p?q`, the absolute form `http://host/p?q`, `*`, or an authority (`CONNECT`, no
+/// path). Cut to [`PATH_LEN`] and [`QUERY_LEN`] bytes.
+#[derive(Debug, PartialEq)]
+struct RequestTarget<'a> {
+    path: Cow<'a, [u8]>,
+    /// `None` without a `?`, or with nothing after it.
+    query: Option<&'a [u8]>,
+    path_cut: bool,
+    query_cut: bool,
+}
+
+impl<'a> RequestTarget<'a> {
+    /// `target`: the kept bytes; `cut`: the target was longer than that.
+    fn parse(target: &'a [u8], cut: bool) -> Self {
+        let (before, query) = match target.iter().position(|&b| b == b'?') {
+            Some(at) => (&target[..at], Some(&target[at + 1..])),
+            None => (target, None),
+        };
+        let raw = if before.first() == Some(&b'/') || before == b"*" {
+            before
+        } else if let Some(at) = before.windows(3).position(|w| w == b"://") {
+            let authority_and_path = &before[at + 3..];
+            authority_and_path
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&b""[..], |slash| &authority_and_path[slash..])
+        } else {
+            b""
+        };
+        let mut path = percent_decode(raw);
+        // Cut in the process without a `?` in what was kept: the path goes on.
+        let mut path_cut = cut && query.is_none();
+        if path.len() > PATH_LEN {
+            path = match path {
+                Cow::Borrowed(p) => Cow::Borrowed(&p[..PATH_LEN]),
+                Cow::Owned(mut p) => {
+                    p.truncate(PATH_LEN);
+                    Cow::Owned(p)
+                }
+            };
+            path_cut = true;
+        }
+        let mut query_cut = cut && query.is_some();
+        let query = query.filter(|q| !q.is_empty()).map(|q| {
+            if q.len() > QUERY_LEN {
+                query_cut = true;
+                &q[..QUERY_LEN]
+            } else {
+                q
+            }
+        });
+        Self {
+            path,
+            query,
+            path_cut,
+            query_cut,
+        }
+    }
+}
+
+/// `%XX` escapes decoded, as `url.PathUnescape` does; anything else (including a `%` not
+/// followed by two hex digits, e.g. cut off by truncation) is kept as it is.
+fn percent_decode(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.contains(&b'%') {
+        return Cow::Borrowed(raw);
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match (
+            raw[i],
+            raw.get(i + 1).copied().and_then(hex),
+            raw.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(high << 4 | low);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Maps a server event to a span (times still kernel-monotonic).
-pub fn span(ev: &HttpServerEvent) -> Span {
+pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
     let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(14);
     let mut truncated: Vec<&str> = Vec::new();
 
@@ -196,17 +285,18 @@ pub fn span(ev: &HttpServerEvent) -> Span {
             ));
         }
     }
-    attributes.push(("url.path", lossy(ev.line.path()).into()));
-    if ev.line.path_truncated() {
+    let target = RequestTarget::parse(ev.line.target(), ev.line.target_truncated());
+    attributes.push(("url.path", lossy(&target.path).into()));
+    if target.path_cut {
         truncated.push("url.path");
     }
     attributes.push((
         "url.scheme",
         if ev.tls != 0 { "https" } else { "http" }.into(),
     ));
-    if !ev.line.query().is_empty() {
-        attributes.push(("url.query", lossy(ev.line.query()).into()));
-        if ev.line.query_truncated() {
+    if let Some(query) = target.query.filter(|_| mapping.capture_query) {
+        attributes.push(("url.query", lossy(query).into()));
+        if target.query_cut {
             truncated.push("url.query");
         }
     }
@@ -300,9 +390,7 @@ pub fn span(ev: &HttpServerEvent) -> Span {
 mod tests {
     use tracer_common::{
         event::{EventHeader, StrBuf},
-        probes::net_http::server::{
-            LinePiece, METHOD_LEN, PATH_AT, PATH_LEN, QUERY_AT, QUERY_LEN, RequestLine,
-        },
+        probes::net_http::server::{LinePiece, METHOD_LEN, RequestLine, TARGET_AT, TARGET_LEN},
     };
 
     use super::*;
@@ -315,13 +403,12 @@ mod tests {
         b
     }
 
-    /// A request line as the kernel writes it when each piece is read on its own.
-    fn line(method: &str, path: &str, query: &str) -> RequestLine {
+    /// A request line as the kernel writes it when method and target are read apart.
+    fn line(method: &str, target: &str) -> RequestLine {
         let mut line = RequestLine::default();
         for (piece, at, keep, s) in [
             (&mut line.method, 0, METHOD_LEN, method),
-            (&mut line.path, PATH_AT, PATH_LEN, path),
-            (&mut line.query, QUERY_AT, QUERY_LEN, query),
+            (&mut line.target, TARGET_AT, TARGET_LEN, target),
         ] {
             *piece = LinePiece {
                 len: s.len() as u32,
@@ -333,6 +420,10 @@ mod tests {
         }
         line
     }
+
+    const QUERY: Mapping = Mapping {
+        capture_query: true,
+    };
 
     fn event(method: &str, path: &str, status: u64) -> HttpServerEvent {
         HttpServerEvent {
@@ -352,7 +443,7 @@ mod tests {
             tls: 0,
             end_reason: END_FINISHED,
             _pad: [0; 2],
-            line: line(method, path, ""),
+            line: line(method, path),
             host: buf("127.0.0.1:8080"),
             remote_addr: buf("127.0.0.1:51000"),
             pattern: buf(""),
@@ -366,7 +457,7 @@ mod tests {
 
     #[test]
     fn maps_a_plain_request() {
-        let span = span(&event("GET", "/hello", 0));
+        let span = span(&event("GET", "/hello", 0), Mapping::default());
         assert_eq!(span.name, "GET");
         assert_eq!(span.kind, SpanKind::Server);
         assert_eq!(span.status, Status::Unset);
@@ -391,7 +482,7 @@ mod tests {
     fn route_names_the_span_and_5xx_is_an_error() {
         let mut ev = event("DELETE", "/users/42", 500);
         ev.pattern = buf("DELETE /users/{id}");
-        let span = span(&ev);
+        let span = span(&ev, QUERY);
         assert_eq!(span.name, "DELETE /users/{id}");
         assert_eq!(attr(&span, "http.route"), Some(&"/users/{id}".into()));
         assert_eq!(span.status, Status::Error);
@@ -409,7 +500,7 @@ mod tests {
     fn panics_hijacks_unknown_methods_and_truncation() {
         let mut ev = event("BREW", &"x".repeat(400), 0);
         ev.end_reason = END_PANICKED;
-        let panicked = span(&ev);
+        let panicked = span(&ev, QUERY);
         assert_eq!(panicked.status, Status::Error);
         assert_eq!(panicked.name, "HTTP");
         assert_eq!(attr(&panicked, "error.type"), Some(&"panic".into()));
@@ -425,53 +516,103 @@ mod tests {
 
         let mut ev = event("GET", "/ws", 0);
         ev.end_reason = END_HIJACKED;
-        let hijacked = span(&ev);
+        let hijacked = span(&ev, QUERY);
         assert_eq!(hijacked.status, Status::Unset);
         assert_eq!(attr(&hijacked, "tracer.end"), Some(&"hijacked".into()));
     }
 
     #[test]
     fn request_line_read_in_one_piece() {
-        // `POST /a/b?x=1` as one run of bytes: each piece starts after its separator.
+        // `POST /a%2Fb?x=1` as one run of bytes: the target starts after the space.
         let mut ev = event("", "", 0);
-        let text = b"POST /a/b?x=1";
+        let text = b"POST /a%2Fb?x=1";
         ev.line.bytes[..text.len()].copy_from_slice(text);
         ev.line.method = LinePiece {
             len: 4,
             at: 0,
             flags: 0,
         };
-        ev.line.path = LinePiece {
-            len: 4,
+        ev.line.target = LinePiece {
+            len: 10,
             at: 5,
             flags: 0,
         };
-        ev.line.query = LinePiece {
-            len: 3,
-            at: 10,
-            flags: 0,
-        };
-        let span = span(&ev);
+        let span = span(&ev, QUERY);
         assert_eq!(attr(&span, "http.request.method"), Some(&"POST".into()));
         assert_eq!(attr(&span, "url.path"), Some(&"/a/b".into()));
         assert_eq!(attr(&span, "url.query"), Some(&"x=1".into()));
+        // Without --capture-query the query is dropped.
+        let span = super::span(&ev, Mapping::default());
+        assert_eq!(attr(&span, "url.query"), None);
         // A piece that could not be read, or that points past the buffer, is empty.
-        ev.line.path.flags = tracer_common::event::STR_READ_FAILED as u16;
-        ev.line.query.at = u16::MAX;
-        let span = super::span(&ev);
+        ev.line.target.flags = tracer_common::event::STR_READ_FAILED as u16;
+        let span = super::span(&ev, QUERY);
+        assert_eq!(attr(&span, "url.path"), Some(&"".into()));
+        ev.line.target.flags = 0;
+        ev.line.target.at = u16::MAX;
+        let span = super::span(&ev, QUERY);
         assert_eq!(attr(&span, "url.path"), Some(&"".into()));
         assert_eq!(attr(&span, "url.query"), None);
     }
 
+    /// `(path, query, path cut, query cut)` of a target.
+    fn target(t: &str, cut: bool) -> (String, Option<String>, bool, bool) {
+        let parsed = RequestTarget::parse(t.as_bytes(), cut);
+        (
+            String::from_utf8(parsed.path.into_owned()).expect("utf-8"),
+            parsed
+                .query
+                .map(|q| String::from_utf8(q.to_vec()).expect("utf-8")),
+            parsed.path_cut,
+            parsed.query_cut,
+        )
+    }
+
+    #[test]
+    fn request_targets_as_net_http_parses_them() {
+        let s = |v: &str| v.to_owned();
+        assert_eq!(target("/a/b", false), (s("/a/b"), None, false, false));
+        assert_eq!(target("/a?", false), (s("/a"), None, false, false));
+        assert_eq!(
+            target("/a%20b%zz%4?q=%20&r#f", false),
+            (s("/a b%zz%4"), Some(s("q=%20&r#f")), false, false)
+        );
+        assert_eq!(
+            target("//x/y?z", false),
+            (s("//x/y"), Some(s("z")), false, false)
+        );
+        assert_eq!(
+            target("http://example.com:8080/p/q?x=1", false),
+            (s("/p/q"), Some(s("x=1")), false, false)
+        );
+        assert_eq!(
+            target("http://example.com", false),
+            (s(""), None, false, false)
+        );
+        assert_eq!(
+            target("example.com:443", false),
+            (s(""), None, false, false)
+        );
+        assert_eq!(target("*", false), (s("*"), None, false, false));
+        // Cut in the process: the path goes on when no `?` was kept, else the query.
+        assert_eq!(target("/aaa", true), (s("/aaa"), None, true, false));
+        assert_eq!(target("/a?bb", true), (s("/a"), Some(s("bb")), false, true));
+        // Longer than kept: cut to the limits.
+        let long = format!("/{}?{}", "p".repeat(300), "q".repeat(200));
+        let (path, query, path_cut, query_cut) = target(&long, false);
+        assert_eq!((path.len(), path_cut), (PATH_LEN, true));
+        assert_eq!(query.map(|q| q.len()), Some(QUERY_LEN));
+        assert!(query_cut);
+    }
+
     #[test]
     fn query_tls_and_http2() {
-        let mut ev = event("GET", "/q", 201);
-        ev.line = line("GET", "/q", "a=1&b=2");
+        let mut ev = event("GET", "/q?a=1&b=2", 201);
         ev.tls = 1;
         ev.host = buf("example.com");
         ev.proto_major = 2;
         ev.proto_minor = 0;
-        let span = span(&ev);
+        let span = span(&ev, QUERY);
         assert_eq!(attr(&span, "url.query"), Some(&"a=1&b=2".into()));
         assert_eq!(attr(&span, "url.scheme"), Some(&"https".into()));
         assert_eq!(attr(&span, "server.port"), Some(&Value::Int(443)));
@@ -491,23 +632,20 @@ mod tests {
             }
         }
         offsets.remove(&("net/http.Request".to_owned(), "Pattern".to_owned()));
-        let cfg = config(&offsets, Options::default()).expect("config");
+        let cfg = config(&offsets).expect("config");
         assert_eq!(cfg.req_pattern, NO_FIELD);
-        assert_eq!(cfg.req_url, 8);
+        assert_eq!(cfg.req_request_uri, 8);
         // RemoteAddr, the 7th member, ends the window: offset 48 + 16 bytes.
         assert_eq!(cfg.req_window, 64);
         assert_eq!(cfg.req_header, 32);
         // No map layout structs in these offsets: headers are not read.
         assert_eq!(cfg.header_map.kind, 0);
-        assert_eq!(cfg.url_window, 24);
-        offsets.insert(("net/url.URL".to_owned(), "RawQuery".to_owned()), 4096);
-        assert!(matches!(
-            config(&offsets, Options::default()),
-            Err(LayoutError::TooFar { .. })
-        ));
-        offsets.insert(("net/url.URL".to_owned(), "RawQuery".to_owned()), 8);
+        let host = ("net/http.Request".to_owned(), "Host".to_owned());
+        offsets.insert(host.clone(), 4096);
+        assert!(matches!(config(&offsets), Err(LayoutError::TooFar { .. })));
+        offsets.insert(host, 40);
         offsets.remove(&("runtime.g".to_owned(), "goid".to_owned()));
-        let err = config(&offsets, Options::default()).expect_err("goid missing");
+        let err = config(&offsets).expect_err("goid missing");
         assert_eq!(
             err.to_string(),
             "struct member runtime.g.goid not found in the binary's debug information"
