@@ -39,9 +39,27 @@ pub struct ProbeConfig {
     /// Bytes of `net/http.Request` read at once (covers every field above, a multiple of
     /// 8, at most [`WINDOW_BYTES`]).
     pub req_window: u32,
+    /// `net/http.Request.URL` (*url.URL), for client spans.
+    pub req_url: u32,
+    /// `net/url.URL.Scheme`, `.Host`, `.Path`, `.RawQuery` (strings).
+    pub url_scheme: u32,
+    pub url_host: u32,
+    pub url_path: u32,
+    pub url_raw_query: u32,
+    /// Bytes of `net/url.URL` read at once.
+    pub url_window: u32,
+    /// `net/http.Response.StatusCode` (int).
+    pub resp_status_code: u32,
+    /// `runtime.g.parentGoid` (Go 1.21+), else [`NO_FIELD`].
+    pub g_parent_goid: u32,
+    /// Non-zero when client spans are traced: server spans then also record their
+    /// goroutine id, so that client calls on goroutines they start find them.
+    pub link_goroutines: u32,
+    /// `net/http.Request.ctx` (a `context.Context` interface), else [`NO_FIELD`].
+    pub req_ctx: u32,
     pub _pad: u32,
 }
-crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 2);
+crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12);
 
 /// [`HeaderMapLayout::kind`]: the binary's maps are Go's original hash maps (Go <= 1.23,
 /// or later with `GOEXPERIMENT=noswissmap`); see <https://go.dev/src/runtime/map.go>.
@@ -126,6 +144,16 @@ impl ProbeConfig {
                 _pad: 0,
             },
             req_window: 0,
+            req_url: NO_FIELD,
+            url_scheme: NO_FIELD,
+            url_host: NO_FIELD,
+            url_path: NO_FIELD,
+            url_raw_query: NO_FIELD,
+            url_window: 0,
+            resp_status_code: NO_FIELD,
+            g_parent_goid: NO_FIELD,
+            link_goroutines: 0,
+            req_ctx: NO_FIELD,
             _pad: 0,
         }
     }

@@ -5,6 +5,8 @@
 
 /// Go `net/http` server span, see [`crate::probes::net_http::server::HttpServerEvent`].
 pub const KIND_NET_HTTP_SERVER: u16 = 0x0100;
+/// Go `net/http` client span, see [`crate::probes::net_http::client::HttpClientEvent`].
+pub const KIND_NET_HTTP_CLIENT: u16 = 0x0101;
 
 /// Version of the event layout; bumped when any event layout changes.
 pub const WIRE_VERSION: u16 = 2;

@@ -37,5 +37,7 @@ macro_rules! impl_pod {
 impl_pod!(
     config::ProbeConfig,
     event::IdState,
+    probes::net_http::client::ClientInflight,
     probes::net_http::server::ServerInflight,
+    probes::net_http::server::SpanLink,
 );

@@ -22,6 +22,7 @@ use crate::maps::{CONFIGS, IDS, SCRATCH, WINDOW_WORDS, count};
 
 /// The registers a probe reads, copied once from the context.
 pub struct Regs {
+    pub rax: u64,
     pub rcx: u64,
     pub rdi: u64,
     pub r14: u64,
@@ -33,6 +34,7 @@ impl Regs {
         // SAFETY: `regs` points to the kernel's pt_regs for this probe hit.
         let regs = unsafe { &*ctx.regs };
         Self {
+            rax: regs.rax,
             rcx: regs.rcx,
             rdi: regs.rdi,
             r14: regs.r14,

@@ -8,7 +8,10 @@ use tracer_common::{
     counters::NUM_COUNTERS,
     event::IdState,
     inflight::SLOTS,
-    probes::net_http::server::ServerInflight,
+    probes::net_http::{
+        client::ClientInflight,
+        server::{ServerInflight, SpanLink},
+    },
 };
 
 /// Size of the ring buffer every probe writes finished events to.
@@ -26,6 +29,20 @@ pub static CONFIGS: Array<ProbeConfig> = Array::with_max_entries(MAX_CONFIGS, 0)
 /// Server requests whose handler is running, per goroutine (see `crate::slots`).
 #[map]
 pub static SERVER_INFLIGHT: Array<ServerInflight> = Array::with_max_entries(SLOTS, 0);
+
+/// In-flight server spans by goroutine id (`g.goid`), for client calls on goroutines they
+/// start (see `crate::slots`).
+#[map]
+pub static SERVER_BY_GOID: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);
+
+/// In-flight server spans by their request's context, for client calls whose request
+/// carries it or a context derived from it (see `crate::slots`).
+#[map]
+pub static SERVER_BY_CONTEXT: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);
+
+/// Client calls in flight, per goroutine (see `crate::slots`).
+#[map]
+pub static CLIENT_INFLIGHT: Array<ClientInflight> = Array::with_max_entries(SLOTS, 0);
 
 /// Words in one scratch window.
 pub const WINDOW_WORDS: usize = WINDOW_BYTES as usize / 8;

@@ -150,7 +150,7 @@ impl Loader {
         let exe = process.exe_handle();
         let mut attached = Vec::new();
         for hook in hooks {
-            let Some(point) = inspection.functions.get(hook.symbol) else {
+            let Some(point) = inspection.point(hook) else {
                 continue;
             };
             let program: &mut UProbe = self

@@ -12,7 +12,10 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use tracer_common::counters::{COUNTER_NAMES, NUM_DROPS};
+use tracer_common::{
+    config::NO_FIELD,
+    counters::{COUNTER_NAMES, NUM_DROPS},
+};
 
 use crate::{
     cli::{Config, Format},
@@ -25,9 +28,12 @@ use crate::{
         sampler::Sampler,
     },
     privileges::{self, PrivilegeError},
-    probes::{Hook, net_http::server},
+    probes::{
+        Hook,
+        net_http::{client, server},
+    },
     process::{Process, ProcessError},
-    target::{self, TargetError, gomap},
+    target::{self, CallSite, TargetError, gomap, gotype::TypeNames},
 };
 
 /// How often the ring buffer is drained (events are submitted without wake-ups).
@@ -101,13 +107,20 @@ impl std::fmt::Display for Summary {
 
 /// Every hook of every probe.
 fn hooks() -> Vec<Hook> {
-    server::HOOKS.to_vec()
+    server::HOOKS.iter().chain(client::HOOKS).copied().collect()
+}
+
+/// True for the hooks of client spans, which a binary without an HTTP client lacks.
+fn is_client_hook(hook: &Hook) -> bool {
+    client::HOOKS.iter().any(|c| c.program == hook.program)
 }
 
 /// A traced process.
 struct Target {
     process: Process,
     resource: Arc<Resource>,
+    /// Names of the dynamic types of errors (`error.type`).
+    types: TypeNames,
 }
 
 /// Counters kept by user space.
@@ -131,16 +144,60 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     let mut loader = Loader::load(&programs)?;
     let events = loader.take_events()?;
     let mut targets: HashMap<u32, Target> = HashMap::new();
-    for (process, inspection, probe_config) in resolved {
+    for (process, inspection, mut probe_config) in resolved {
+        // Client probes need the client's struct members too.
+        let client_layout = [
+            probe_config.req_url,
+            probe_config.url_scheme,
+            probe_config.url_host,
+            probe_config.url_path,
+            probe_config.url_raw_query,
+            probe_config.resp_status_code,
+        ]
+        .iter()
+        .all(|&offset| offset != NO_FIELD);
+        if !client_layout {
+            log::warn!(
+                "pid={}: the client structs of {} are not described: no client spans",
+                process.pid,
+                process.exe.display()
+            );
+        }
+        let usable: Vec<Hook> = hooks
+            .iter()
+            .filter(|h| client_layout || !is_client_hook(h))
+            .copied()
+            .collect();
+        // Server spans record their goroutine id only for programs that make calls.
+        let calls = usable
+            .iter()
+            .filter(|h| is_client_hook(h))
+            .all(|h| inspection.point(h).is_some());
+        probe_config.link_goroutines = u32::from(client_layout && calls);
         let slot = loader.add_config(probe_config)?;
-        let attached = loader.attach(&process, &inspection, &hooks, slot)?;
+        let attached = loader.attach(&process, &inspection, &usable, slot)?;
         let resource = Arc::new(Resource::of(
             &process,
             &inspection.build.go_version,
             config.service_name.as_deref(),
         ));
         log_attached(&process, &resource, &attached, &hooks, &inspection);
-        targets.insert(process.pid, Target { process, resource });
+        let types = TypeNames::new(
+            std::fs::File::open(process.exe_handle()).map_err(|source| TargetError::Read {
+                path: process.exe.display().to_string(),
+                source,
+            })?,
+            inspection.segments.clone(),
+            inspection.types_base,
+        );
+        targets.insert(
+            process.pid,
+            Target {
+                process,
+                resource,
+                types,
+            },
+        );
     }
 
     let encoder: Box<dyn Encoder> = match config.format {
@@ -222,9 +279,24 @@ fn resolve(
     RunError,
 > {
     let process = Process::open(pid)?;
-    let symbols: Vec<&str> = hooks().iter().map(|h| h.symbol).collect();
+    let hooks = hooks();
+    let symbols: Vec<&str> = hooks
+        .iter()
+        .filter(|h| h.after_call.is_none())
+        .map(|h| h.symbol)
+        .collect();
+    let call_sites: Vec<CallSite<'_>> = hooks
+        .iter()
+        .filter_map(|h| {
+            h.after_call.map(|callee| CallSite {
+                caller: h.symbol,
+                callee,
+            })
+        })
+        .collect();
     let structs: Vec<(&str, &[&str])> = server::FIELDS
         .iter()
+        .chain(client::FIELDS)
         .chain(gomap::FIELDS)
         .copied()
         .collect();
@@ -235,7 +307,7 @@ fn resolve(
         path: shown.clone(),
         source,
     })?;
-    let inspection = target::inspect_bytes(&shown, &data, &symbols, &structs)?;
+    let inspection = target::inspect_bytes(&shown, &data, &symbols, &call_sites, &structs)?;
     if let Some(missing) = server::HOOKS
         .iter()
         .find(|h| h.required && !inspection.functions.contains_key(h.symbol))
@@ -274,11 +346,15 @@ fn log_attached(
             probe.hook.symbol
         );
     }
-    for hook in hooks
-        .iter()
-        .filter(|h| !inspection.functions.contains_key(h.symbol))
-    {
-        log::warn!(
+    for hook in hooks.iter().filter(|h| inspection.point(h).is_none()) {
+        // Many programs make no HTTP calls: their lack of client functions is normal.
+        let level = if is_client_hook(hook) {
+            log::Level::Info
+        } else {
+            log::Level::Warn
+        };
+        log::log!(
+            level,
             "pid={} {} not found: {} unavailable",
             process.pid,
             hook.symbol,
@@ -329,14 +405,26 @@ impl Pipeline {
                     continue;
                 }
             };
-            let mut span = match event {
-                Event::NetHttpServer(ev) => server::span(&ev, self.mapping),
+            let pid = match &event {
+                Event::NetHttpServer(ev) => ev.header.pid,
+                Event::NetHttpClient(ev) => ev.header.pid,
             };
-            let Some(target) = self.targets.get(&span.pid) else {
+            let Some(target) = self.targets.get_mut(&pid) else {
                 self.counters.unknown_process += 1;
                 continue;
             };
-            if span.parent_span_id.is_none() && !self.sampler.keep(&span.trace_id) {
+            let mut span = match event {
+                Event::NetHttpServer(ev) => server::span(&ev, self.mapping),
+                Event::NetHttpClient(ev) => {
+                    let error_type = match ev.err_itab {
+                        0 => None,
+                        itab => target.types.of_itab(itab),
+                    };
+                    client::span(&ev, self.mapping, error_type)
+                }
+            };
+            // Every span of a trace gets the same decision: it depends on the trace id only.
+            if !self.sampler.keep(&span.trace_id) {
                 self.counters.sampled_out += 1;
                 continue;
             }

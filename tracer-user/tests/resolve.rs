@@ -17,9 +17,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use object::{Object as _, ObjectSection as _};
-use tracer::probes::net_http::server::{self, HOOKS};
+use tracer::probes::{
+    Hook,
+    net_http::{
+        client,
+        server::{self, HOOKS},
+    },
+};
 use tracer::target::{
-    self, Inspection, TargetError,
+    self, CallSite, Inspection, TargetError,
     dwarf::SIZE,
     gomap,
     placement::{Placement, PlacementKind},
@@ -32,6 +38,8 @@ use tracer_tests::process::{Fixture, STARTUP_TIMEOUT};
 const FIXTURE: &str = "offsets";
 /// The structs whose layout the fixture prints.
 const REQUEST: &str = "net/http.Request";
+const URL: &str = "net/url.URL";
+const RESPONSE: &str = "net/http.Response";
 /// `push rbp`.
 const PUSH_RBP: u8 = 0x55;
 
@@ -90,18 +98,27 @@ impl Truth {
 fn structs() -> Vec<(&'static str, &'static [&'static str])> {
     server::FIELDS
         .iter()
+        .chain(client::FIELDS)
         .chain(gomap::FIELDS)
         .copied()
         .collect()
 }
 
-/// The members of `strukt` in [`server::FIELDS`].
-fn probe_fields(strukt: &str) -> &'static [&'static str] {
-    server::FIELDS
+/// The members of `strukt` the server and client probes read.
+fn probe_fields(strukt: &str) -> Vec<&'static str> {
+    let members: Vec<&str> = server::FIELDS
         .iter()
-        .find(|(name, _)| *name == strukt)
-        .map(|(_, members)| *members)
-        .unwrap_or_else(|| panic!("{strukt} is not in server::FIELDS"))
+        .chain(client::FIELDS)
+        .filter(|(name, _)| *name == strukt)
+        .flat_map(|(_, members)| members.iter().copied())
+        .collect();
+    assert!(!members.is_empty(), "{strukt} is not read by any probe");
+    members
+}
+
+/// Every hook of the server and client probes.
+fn hooks() -> Vec<Hook> {
+    HOOKS.iter().chain(client::HOOKS).copied().collect()
 }
 
 fn key(strukt: &str, member: &str) -> (String, String) {
@@ -115,9 +132,30 @@ fn resolve(version: &str) -> (Toolchain, PathBuf, Truth, Inspection) {
         .build_fixture(FIXTURE)
         .expect("build the offsets fixture");
     let truth = Truth::of(&exe);
-    let symbols: Vec<&str> = HOOKS.iter().map(|hook| hook.symbol).collect();
-    let inspection = target::inspect(&exe, &symbols, &structs())
-        .unwrap_or_else(|e| panic!("inspect {} (Go {version}): {e:?}", exe.display()));
+    let hooks = hooks();
+    let symbols: Vec<&str> = hooks
+        .iter()
+        .filter(|hook| hook.after_call.is_none())
+        .map(|hook| hook.symbol)
+        .collect();
+    let call_sites: Vec<CallSite<'_>> = hooks
+        .iter()
+        .filter_map(|hook| {
+            hook.after_call.map(|callee| CallSite {
+                caller: hook.symbol,
+                callee,
+            })
+        })
+        .collect();
+    let bytes = std::fs::read(&exe).expect("read the fixture");
+    let inspection = target::inspect_bytes(
+        &exe.display().to_string(),
+        &bytes,
+        &symbols,
+        &call_sites,
+        &structs(),
+    )
+    .unwrap_or_else(|e| panic!("inspect {} (Go {version}): {e:?}", exe.display()));
     (toolchain, exe, truth, inspection)
 }
 
@@ -143,13 +181,19 @@ fn check_offsets(toolchain: &Toolchain, exe: &Path, truth: &Truth, inspection: &
         toolchain.has_request_pattern(),
         "the fixture reports Request.Pattern exactly on Go 1.23+ ({go})"
     );
-    for member in probe_fields(REQUEST) {
-        let key = key(REQUEST, member);
-        assert_eq!(
-            inspection.offsets.get(&key),
-            truth.offsets.get(&key),
-            "{REQUEST}.{member} with {go}: DWARF (left) against unsafe.Offsetof (right)"
-        );
+    for strukt in [REQUEST, URL, RESPONSE] {
+        // Unexported members (`Request.ctx`) are out of the fixture's reach.
+        for member in probe_fields(strukt)
+            .into_iter()
+            .filter(|m| m.starts_with(|c: char| c.is_ascii_uppercase()))
+        {
+            let key = key(strukt, member);
+            assert_eq!(
+                inspection.offsets.get(&key),
+                truth.offsets.get(&key),
+                "{strukt}.{member} with {go}: DWARF (left) against unsafe.Offsetof (right)"
+            );
+        }
     }
     // Nothing printed by the fixture goes unchecked.
     for (strukt, member) in truth.offsets.keys() {
@@ -181,8 +225,8 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
     let text = file.section_by_name(".text").expect("a .text section");
     let (text_offset, text_len) = text.file_range().expect(".text has bytes in the file");
 
-    for hook in HOOKS {
-        let point = inspection.functions.get(hook.symbol).unwrap_or_else(|| {
+    for hook in &hooks() {
+        let point = inspection.point(hook).unwrap_or_else(|| {
             panic!(
                 "{} ({}) not found in the fixture built by {go}",
                 hook.symbol,
@@ -223,6 +267,17 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
             .unwrap_or_else(|| panic!("{at}: file offset {file_offset:#x} is beyond the file"));
 
         assert!(emulated, "{at}: {what} is single-stepped, not emulated");
+        if hook.after_call.is_some() {
+            // Right after the call, a conditional jump (its result tested).
+            assert_eq!(what, PlacementKind::AfterCall, "{at}: placement");
+            assert!(
+                is_jcc(code),
+                "{at}: the bytes at file offset {file_offset:#x} are not a conditional jump: \
+                 {:02x?}",
+                &code[..2]
+            );
+            continue;
+        }
         if toolchain.minor() >= 21 {
             assert_eq!(what, PlacementKind::PushFramePointer, "{at}: placement");
         } else {
@@ -239,12 +294,14 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
                  jump: {:02x?}",
                 &code[..2]
             ),
-            PlacementKind::OtherEmulated | PlacementKind::FirstInstruction => {}
+            PlacementKind::OtherEmulated
+            | PlacementKind::FirstInstruction
+            | PlacementKind::AfterCall => {}
         }
     }
     assert_eq!(
         inspection.functions.len(),
-        HOOKS.len(),
+        hooks().iter().filter(|h| h.after_call.is_none()).count(),
         "only the requested functions are resolved: {:?}",
         inspection.functions.keys()
     );
@@ -278,6 +335,12 @@ fn check_config(toolchain: &Toolchain, truth: &Truth, inspection: &Inspection) {
         ("RemoteAddr", config.req_remote_addr, REQUEST),
         ("TLS", config.req_tls, REQUEST),
         ("Pattern", config.req_pattern, REQUEST),
+        ("URL", config.req_url, REQUEST),
+        ("Scheme", config.url_scheme, URL),
+        ("Host", config.url_host, URL),
+        ("Path", config.url_path, URL),
+        ("RawQuery", config.url_raw_query, URL),
+        ("StatusCode", config.resp_status_code, RESPONSE),
     ];
     for (member, configured, strukt) in fields {
         assert_eq!(

@@ -1,6 +1,7 @@
 // Command net_http_server is the end-to-end test fixture for the tracer's net/http
-// server probes: a plain net/http server whose routes cover the cases the tests check
-// (methods, bodies, status codes, path patterns, a panicking handler, a slow handler).
+// server and client probes: a plain net/http server whose routes cover the cases the tests
+// check (methods, bodies, status codes, path patterns, a panicking handler, a slow
+// handler), and with -backend, routes that call another server (client.go).
 //
 // It listens on -addr (default 127.0.0.1:0, any free port) and prints exactly one line,
 // "listening on 127.0.0.1:PORT", to stdout once the socket is bound, so a test knows
@@ -26,6 +27,9 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
+	backend := flag.String("backend", "", "base URL the /call/ routes call (client.go); no /call/ routes without it")
+	tick := flag.Duration("tick", 0, "call the backend's /hello this often from a background goroutine")
+	ticks := flag.Int("ticks", 100, "stop the background calls after this many")
 	flag.Parse()
 
 	ln, err := net.Listen("tcp", *addr)
@@ -38,6 +42,17 @@ func main() {
 
 	mux := http.NewServeMux()
 	routes(mux)
+	if *backend != "" {
+		c, err := newCaller(*backend)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "net_http_server:", err)
+			os.Exit(1)
+		}
+		mux.HandleFunc("/call/", c.serveCall)
+		if *tick > 0 {
+			go c.tick(*tick, *ticks)
+		}
+	}
 	if err := http.Serve(ln, mux); err != nil {
 		fmt.Fprintln(os.Stderr, "net_http_server:", err)
 		os.Exit(1)

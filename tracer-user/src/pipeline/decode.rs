@@ -3,15 +3,20 @@
 use std::{borrow::Cow, mem::size_of};
 
 use tracer_common::{
-    event::{EventHeader, KIND_NET_HTTP_SERVER, WIRE_VERSION},
-    probes::net_http::server::HttpServerEvent,
+    event::{EventHeader, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, WIRE_VERSION},
+    probes::net_http::{client::HttpClientEvent, server::HttpServerEvent},
 };
 
 /// A decoded kernel event, borrowed from the ring buffer when the record is aligned (ring
 /// buffer records are 8-byte aligned), copied otherwise.
 #[derive(Clone, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "an event lives on the stack for one record; the copy happens only for an unaligned record"
+)]
 pub enum Event<'a> {
     NetHttpServer(Cow<'a, HttpServerEvent>),
+    NetHttpClient(Cow<'a, HttpClientEvent>),
 }
 
 /// A record that cannot be decoded (a kernel/user version mismatch or a bug): counted,
@@ -68,6 +73,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     }
     match header.kind {
         KIND_NET_HTTP_SERVER => Ok(Event::NetHttpServer(view(header.kind, bytes)?)),
+        KIND_NET_HTTP_CLIENT => Ok(Event::NetHttpClient(view(header.kind, bytes)?)),
         kind => Err(DecodeError::UnknownKind(kind)),
     }
 }

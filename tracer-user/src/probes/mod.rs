@@ -8,6 +8,9 @@ pub mod net_http;
 pub struct Hook {
     /// Go symbol name.
     pub symbol: &'static str,
+    /// `None`: the probe goes at the entry of `symbol`. `Some(callee)`: just after
+    /// `symbol`'s call to `callee` returns (see `target::placement::after_call`).
+    pub after_call: Option<&'static str>,
     /// Kernel program attached there.
     pub program: &'static str,
     /// Tracing this library is impossible without it.

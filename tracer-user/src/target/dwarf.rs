@@ -41,7 +41,11 @@ type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
 
 fn scan(dwarf: &gimli::Dwarf<Reader<'_>>, wanted: &[(&str, &[&str])]) -> gimli::Result<Offsets> {
     let mut offsets = Offsets::new();
+    // A struct may be wanted by several probes: each is looked for once, for the members
+    // of all of them.
     let mut remaining: Vec<&str> = wanted.iter().map(|(name, _)| *name).collect();
+    remaining.sort_unstable();
+    remaining.dedup();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         if remaining.is_empty() {
@@ -64,11 +68,11 @@ fn scan(dwarf: &gimli::Dwarf<Reader<'_>>, wanted: &[(&str, &[&str])]) -> gimli::
                 continue;
             };
             let struct_name = remaining.swap_remove(index);
-            let members = wanted
+            let members: Vec<&str> = wanted
                 .iter()
-                .find(|(n, _)| *n == struct_name)
-                .map(|(_, m)| *m)
-                .unwrap_or(&[]);
+                .filter(|(n, _)| *n == struct_name)
+                .flat_map(|(_, m)| m.iter().copied())
+                .collect();
             let size = entry
                 .attr(gimli::DW_AT_byte_size)?
                 .and_then(|a| a.udata_value());

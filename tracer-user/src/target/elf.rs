@@ -25,6 +25,24 @@ pub struct Function {
     pub size: u64,
 }
 
+/// A loadable segment: where its bytes are in the file and in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub address: u64,
+    pub file_offset: u64,
+    pub file_size: u64,
+}
+
+impl Segment {
+    /// The file offset of `len` bytes at virtual address `address`, if the segment holds
+    /// them all.
+    pub fn offset_of(&self, address: u64, len: u64) -> Option<u64> {
+        let end = address.checked_add(len)?;
+        (address >= self.address && end <= self.address + self.file_size)
+            .then(|| address - self.address + self.file_offset)
+    }
+}
+
 /// A parsed ELF file borrowing its bytes.
 pub struct Elf<'data> {
     pub file: object::File<'data>,
@@ -60,6 +78,29 @@ impl<'data> Elf<'data> {
     /// True when the file has a symbol table.
     pub fn has_symbols(&self) -> bool {
         self.file.symbols().next().is_some()
+    }
+
+    /// The loadable segments.
+    pub fn segments(&self) -> Vec<Segment> {
+        self.file
+            .segments()
+            .map(|segment| {
+                let (file_offset, file_size) = segment.file_range();
+                Segment {
+                    address: segment.address(),
+                    file_offset,
+                    file_size,
+                }
+            })
+            .collect()
+    }
+
+    /// The address of the first Go type descriptor: the symbol `type:*` (Go 1.20+) or
+    /// `type.*` (older), which the runtime's name offsets are relative to.
+    pub fn types_base(&self) -> Option<u64> {
+        self.file.symbols().find_map(|symbol| {
+            matches!(symbol.name(), Ok("type:*" | "type.*")).then(|| symbol.address())
+        })
     }
 
     /// The file offset of virtual address `address`, from the loadable segment holding it.

@@ -8,6 +8,7 @@ pub mod buildinfo;
 pub mod dwarf;
 pub mod elf;
 pub mod gomap;
+pub mod gotype;
 pub mod placement;
 
 use std::{collections::HashMap, path::Path};
@@ -69,14 +70,39 @@ pub struct ProbePoint {
     pub placement: Placement,
 }
 
+/// A probe point just after a call: in `caller`, after its call to `callee` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallSite<'a> {
+    pub caller: &'a str,
+    pub callee: &'a str,
+}
+
 /// What was learned from one binary.
 #[derive(Debug)]
 pub struct Inspection {
     pub build: BuildInfo,
     /// Probe points of the requested functions that exist in the binary.
     pub functions: HashMap<String, ProbePoint>,
+    /// Probe points after the requested calls, by `(caller, callee)`.
+    pub call_sites: HashMap<(String, String), ProbePoint>,
     /// Member offsets of the requested structs.
     pub offsets: dwarf::Offsets,
+    /// Where the Go type descriptors start (`type:*`), which type names are relative to.
+    pub types_base: Option<u64>,
+    /// The loadable segments, to read the binary's static data by virtual address.
+    pub segments: Vec<elf::Segment>,
+}
+
+impl Inspection {
+    /// The probe point of `hook`, if the binary has it.
+    pub fn point(&self, hook: &crate::probes::Hook) -> Option<&ProbePoint> {
+        match hook.after_call {
+            None => self.functions.get(hook.symbol),
+            Some(callee) => self
+                .call_sites
+                .get(&(hook.symbol.to_owned(), callee.to_owned())),
+        }
+    }
 }
 
 /// Reads the binary at `path` and resolves the given functions and struct members.
@@ -90,7 +116,7 @@ pub fn inspect(
         path: shown.clone(),
         source,
     })?;
-    inspect_bytes(&shown, &data, functions, structs)
+    inspect_bytes(&shown, &data, functions, &[], structs)
 }
 
 /// [`inspect`] on the bytes of a binary; `path` is only used in messages.
@@ -98,6 +124,7 @@ pub fn inspect_bytes(
     path: &str,
     data: &[u8],
     functions: &[&str],
+    call_sites: &[CallSite<'_>],
     structs: &[(&str, &[&str])],
 ) -> Result<Inspection, TargetError> {
     let elf = Elf::parse(data).map_err(|source| TargetError::NotElf {
@@ -157,9 +184,45 @@ pub fn inspect_bytes(
             },
         );
     }
+    let callers: Vec<&str> = call_sites.iter().map(|site| site.caller).collect();
+    let callees: Vec<&str> = call_sites.iter().map(|site| site.callee).collect();
+    let caller_functions = elf.functions(&callers);
+    let callee_functions = elf.functions(&callees);
+    let mut sites = HashMap::new();
+    for site in call_sites {
+        let (Some(caller), Some(callee)) = (
+            caller_functions.get(site.caller),
+            callee_functions.get(site.callee),
+        ) else {
+            continue;
+        };
+        let code_error = |source| TargetError::Code {
+            path: path.into(),
+            function: site.caller.to_owned(),
+            source,
+        };
+        let code = elf.code(caller.address, caller.size).map_err(code_error)?;
+        let Some(placement) = placement::after_call(code, caller.address, callee.address) else {
+            continue;
+        };
+        let file_offset = elf
+            .file_offset(caller.address + placement.offset)
+            .map_err(code_error)?;
+        sites.insert(
+            (site.caller.to_owned(), site.callee.to_owned()),
+            ProbePoint {
+                function: caller.address,
+                file_offset,
+                placement,
+            },
+        );
+    }
     Ok(Inspection {
         build,
         functions: points,
+        call_sites: sites,
         offsets,
+        types_base: elf.types_base(),
+        segments: elf.segments(),
     })
 }

@@ -31,6 +31,7 @@ pub enum PlacementKind {
     StackCheckBranch,
     OtherEmulated,
     FirstInstruction,
+    AfterCall,
 }
 
 impl std::fmt::Display for PlacementKind {
@@ -40,6 +41,7 @@ impl std::fmt::Display for PlacementKind {
             Self::StackCheckBranch => "stack-check branch",
             Self::OtherEmulated => "emulated instruction",
             Self::FirstInstruction => "first instruction (single-stepped)",
+            Self::AfterCall => "after the call",
         })
     }
 }
@@ -93,6 +95,61 @@ pub fn entry_point(code: &[u8], address: u64) -> Placement {
     })
 }
 
+/// How many instructions after a call are searched for an emulated one.
+const AFTER_CALL_INSTRUCTIONS: usize = 4;
+
+/// Chooses the probe point just after the (first) direct call to `callee` in the code of a
+/// function starting at `address`: the first instruction the kernel emulates that the
+/// return reaches before any register is written, so the callee's results are still in
+/// their registers. Between the call and it there may only be instructions that write
+/// nothing but flags (`test`, `cmp`) and nops; a conditional branch is preferred to a
+/// multi-byte nop. Otherwise the instruction the call returns to (single-stepped).
+/// `None` when the function has no such call.
+pub fn after_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
+    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    let mut instruction = Instruction::default();
+    let mut returns_to = None;
+    while decoder.can_decode() {
+        decoder.decode_out(&mut instruction);
+        if instruction.is_call_near() && instruction.near_branch_target() == callee {
+            returns_to = Some(instruction.next_ip());
+            break;
+        }
+    }
+    let returns_to = returns_to?;
+    let single_stepped = Placement {
+        offset: returns_to - address,
+        emulated: false,
+        what: PlacementKind::AfterCall,
+    };
+    let mut nop = None;
+    for _ in 0..AFTER_CALL_INSTRUCTIONS {
+        if !decoder.can_decode() {
+            break;
+        }
+        decoder.decode_out(&mut instruction);
+        if instruction.is_invalid() {
+            break;
+        }
+        let here = Placement {
+            offset: instruction.ip() - address,
+            emulated: true,
+            what: PlacementKind::AfterCall,
+        };
+        if instruction.is_jcc_short_or_near() {
+            return Some(here);
+        }
+        match instruction.mnemonic() {
+            Mnemonic::Nop => {
+                nop.get_or_insert(here);
+            }
+            Mnemonic::Test | Mnemonic::Cmp => {}
+            _ => break,
+        }
+    }
+    Some(nop.unwrap_or(single_stepped))
+}
+
 /// Instructions the x86 uprobe code emulates instead of single-stepping.
 fn is_emulated(instruction: &Instruction) -> bool {
     match instruction.flow_control() {
@@ -141,6 +198,29 @@ mod tests {
                 what: PlacementKind::StackCheckBranch
             }
         );
+    }
+
+    #[test]
+    fn after_a_call_prefers_the_branch_that_tests_its_result() {
+        // 0x1000: call 0x2000; test rcx,rcx; jne +0x5f; mov rax,rbx
+        let code = [
+            0xe8, 0xfb, 0x0f, 0x00, 0x00, 0x48, 0x85, 0xc9, 0x75, 0x5f, 0x48, 0x89, 0xd8,
+        ];
+        let p = after_call(&code, 0x1000, 0x2000).expect("the call is found");
+        assert_eq!((p.offset, p.emulated), (8, true));
+        // Go 1.19: a 5-byte nop follows the call, then the test and branch.
+        let code = [
+            0xe8, 0xfb, 0x0f, 0x00, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x48, 0x85, 0xc9, 0x75,
+            0x5f,
+        ];
+        let p = after_call(&code, 0x1000, 0x2000).expect("the call is found");
+        assert_eq!((p.offset, p.emulated), (13, true));
+        // A register written first: the return address, single-stepped.
+        let code = [0xe8, 0xfb, 0x0f, 0x00, 0x00, 0x48, 0x89, 0xd8, 0x75, 0x5f];
+        let p = after_call(&code, 0x1000, 0x2000).expect("the call is found");
+        assert_eq!((p.offset, p.emulated), (5, false));
+        // Another callee: no call site.
+        assert_eq!(after_call(&code, 0x1000, 0x3000), None);
     }
 
     #[test]

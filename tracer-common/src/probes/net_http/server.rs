@@ -129,8 +129,31 @@ pub struct ServerInflight {
     /// `INFLIGHT_*` bits.
     pub flags: u32,
     pub _pad: u32,
+    /// `g.goid` of the goroutine, when goroutine links are on (else 0): the key of this
+    /// span in the goroutine-id index.
+    pub goid: u64,
+    /// The request's context (the data word of `Request.ctx`, a per-request
+    /// `*context.cancelCtx`), when links are on (else 0): the key of this span in the
+    /// context index.
+    pub context: u64,
 }
-crate::assert_size!(ServerInflight, 80);
+crate::assert_size!(ServerInflight, 96);
+
+/// An in-flight server span as found by a key: the id of its goroutine (`g.goid`), for
+/// client calls made on goroutines it started (`g.parentGoid`), or its request's context,
+/// for client calls whose request carries that context or one derived from it. Kept in a
+/// set-associative array like the in-flight slots; `key == 0` marks a free entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanLink {
+    pub key: u64,
+    pub pid: u32,
+    pub _pad: u32,
+    pub start_ns: u64,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+}
+crate::assert_size!(SpanLink, 48);
 
 /// One finished server span.
 #[repr(C)]

@@ -1,2 +1,2 @@
-//! Go `net/http`.
+pub mod client;
 pub mod server;

@@ -12,6 +12,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::uprobe,
+    maps::Array,
     programs::ProbeContext,
 };
 use tracer_common::{
@@ -22,14 +23,17 @@ use tracer_common::{
     },
     probes::net_http::server::{
         END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING, LINE_BYTES,
-        LinePiece, METHOD_LEN, RequestLine, ServerInflight, TARGET_AT, TARGET_LEN, USER_AGENT_LEN,
+        LinePiece, METHOD_LEN, RequestLine, ServerInflight, SpanLink, TARGET_AT, TARGET_LEN,
+        USER_AGENT_LEN,
     },
 };
 
 use crate::{
     go::{Regs, Window, config, goroutine, new_ids, read_bytes, read_u64, string_failed},
     gomap,
-    maps::{CONFIGS, EVENTS, SERVER_INFLIGHT, USER_AGENT_KEY, count},
+    maps::{
+        CONFIGS, EVENTS, SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, USER_AGENT_KEY, count,
+    },
     slots::{self, Claim, Slot},
 };
 
@@ -70,7 +74,7 @@ impl Slot for ServerInflight {
 }
 
 fn try_start(ctx: &ProbeContext) -> Option<()> {
-    let (slot_config, _) = config(ctx)?;
+    let (slot_config, cfg) = config(ctx)?;
     let regs = Regs::of(ctx);
     let key = goroutine(&regs)?;
     // SAFETY: the helper has no preconditions.
@@ -94,9 +98,77 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     new_ids(&mut slot.trace_id, &mut slot.span_id)?;
     slot.parent_span_id = [0; 8];
     slot.flags = 0;
+    slot.goid = 0;
+    slot.context = 0;
+    if cfg.link_goroutines != 0 {
+        let ids = (slot.trace_id, slot.span_id);
+        if let Some(goid) = read_u64(regs.r14, cfg.g_goid)
+            && link(&SERVER_BY_GOID, key.pid, goid, now, ids)
+        {
+            slot.goid = goid;
+        }
+        // The data word of the `Request.ctx` interface.
+        if let Some(context) = read_u64(regs.rdi, cfg.req_ctx.saturating_add(8))
+            && link(&SERVER_BY_CONTEXT, key.pid, context, now, ids)
+        {
+            slot.context = context;
+        }
+    }
     // Written last: the slot belongs to this goroutine from here on.
     slot.g = key.g;
     Some(())
+}
+
+/// The key of `key` (a goroutine id or a context address) in a link index (the slot
+/// functions take goroutine keys).
+#[inline(always)]
+pub fn link_key(pid: u32, key: u64) -> GoroutineKey {
+    GoroutineKey {
+        pid,
+        _pad: 0,
+        g: key,
+    }
+}
+
+/// Records the span with `ids` under `key` in `index`; false when `key` is 0 or there is
+/// no slot. An entry of another span (evicted, or never ended) is simply replaced: it only
+/// served parent links.
+#[inline(always)]
+fn link(index: &Array<SpanLink>, pid: u32, key: u64, now: u64, ids: ([u8; 16], [u8; 8])) -> bool {
+    if key == 0 {
+        return false;
+    }
+    let Some((entry, _)) = slots::claim(index, &link_key(pid, key), now) else {
+        return false;
+    };
+    entry.pid = pid;
+    entry.start_ns = now;
+    entry.trace_id = ids.0;
+    entry.span_id = ids.1;
+    entry.key = key;
+    true
+}
+
+/// Removes the entry of `key` from `index`.
+#[inline(always)]
+fn unlink(index: &Array<SpanLink>, pid: u32, key: u64) {
+    if key != 0
+        && let Some(entry) = slots::find(index, &link_key(pid, key))
+    {
+        entry.release();
+    }
+}
+
+impl Slot for SpanLink {
+    fn owner(&self) -> (u32, u64) {
+        (self.pid, self.key)
+    }
+    fn started(&self) -> u64 {
+        self.start_ns
+    }
+    fn release(&mut self) {
+        self.key = 0;
+    }
 }
 
 fn try_mark_panic(ctx: &ProbeContext) -> Option<()> {
@@ -121,6 +193,8 @@ fn try_end(ctx: &ProbeContext, unwinding: bool) -> Option<()> {
     };
     let start = *slot;
     slot.release();
+    unlink(&SERVER_BY_GOID, key.pid, start.goid);
+    unlink(&SERVER_BY_CONTEXT, key.pid, start.context);
     let end_reason = match (unwinding, start.flags & INFLIGHT_PANICKING != 0) {
         (false, _) => END_FINISHED,
         (true, true) => END_PANICKED,

@@ -1,2 +1,3 @@
 //! Go `net/http`.
+pub mod client;
 pub mod server;

@@ -20,24 +20,28 @@ use crate::{
 /// Functions hooked, see `tracer_common::probes::net_http::server`.
 pub const HOOKS: &[Hook] = &[
     Hook {
+        after_call: None,
         symbol: "net/http.serverHandler.ServeHTTP",
         program: "net_http_server_start",
         required: true,
         purpose: "start of server spans",
     },
     Hook {
+        after_call: None,
         symbol: "net/http.(*response).finishRequest",
         program: "net_http_server_finish",
         required: true,
         purpose: "end of server spans",
     },
     Hook {
+        after_call: None,
         symbol: "net/http.(*conn).serve.func1",
         program: "net_http_server_unwind",
         required: false,
         purpose: "spans of handlers that panic or hijack the connection",
     },
     Hook {
+        after_call: None,
         symbol: "runtime.gopanic",
         program: "net_http_server_panic",
         required: false,
@@ -47,7 +51,7 @@ pub const HOOKS: &[Hook] = &[
 
 /// Struct members read by the kernel programs.
 pub const FIELDS: Fields = &[
-    ("runtime.g", &["goid"]),
+    ("runtime.g", &["goid", "parentGoid"]),
     (
         "net/http.Request",
         &[
@@ -60,13 +64,27 @@ pub const FIELDS: Fields = &[
             "RemoteAddr",
             "TLS",
             "Pattern",
+            "ctx",
         ],
     ),
     ("net/http.response", &["status"]),
 ];
 
 /// Members that exist only in some Go versions.
-const OPTIONAL_FIELDS: &[(&str, &str)] = &[("net/http.Request", "Pattern")];
+const OPTIONAL_FIELDS: &[(&str, &str)] = &[
+    ("net/http.Request", "Pattern"),
+    // Go 1.21+.
+    ("runtime.g", "parentGoid"),
+    // Parent links through contexts only.
+    ("net/http.Request", "ctx"),
+    // Client spans only: without them, client probes are not attached.
+    ("net/http.Request", "URL"),
+    ("net/url.URL", "Scheme"),
+    ("net/url.URL", "Host"),
+    ("net/url.URL", "Path"),
+    ("net/url.URL", "RawQuery"),
+    ("net/http.Response", "StatusCode"),
+];
 
 /// A struct layout the kernel programs cannot use.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -138,9 +156,13 @@ const WORD: u32 = 8;
 
 /// Builds the kernel configuration from the binary's struct offsets.
 pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
-    let g_goid = Layout::new(offsets, "runtime.g").field("goid", WORD)?;
+    let mut g = Layout::new(offsets, "runtime.g");
+    let g_goid = g.field("goid", WORD)?;
+    let g_parent_goid = g.field("parentGoid", WORD)?;
     let resp_status = Layout::new(offsets, "net/http.response").field("status", WORD)?;
     let mut req = Layout::new(offsets, "net/http.Request");
+    let mut url = Layout::new(offsets, "net/url.URL");
+    let resp_status_code = Layout::new(offsets, "net/http.Response").field("StatusCode", WORD)?;
     Ok(ProbeConfig {
         g_goid,
         req_method: req.field("Method", STRING)?,
@@ -154,17 +176,29 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         req_header: req.field("Header", WORD)?,
         header_map: gomap::header_map_layout(offsets).unwrap_or_default(),
         resp_status,
-        req_window: req.window,
+        req_url: req.field("URL", WORD)?,
+        url_scheme: url.field("Scheme", STRING)?,
+        url_host: url.field("Host", STRING)?,
+        url_path: url.field("Path", STRING)?,
+        url_raw_query: url.field("RawQuery", STRING)?,
+        url_window: url.window,
+        resp_status_code,
+        g_parent_goid,
+        // Set by the caller when client probes are attached.
+        link_goroutines: 0,
+        // Read on its own at the start, not through the request window.
+        req_ctx: Layout::new(offsets, "net/http.Request").field("ctx", STRING)?,
         _pad: 0,
+        req_window: req.window,
     })
 }
 
 /// HTTP methods the semantic conventions know; others are reported as `_OTHER`.
-const KNOWN_METHODS: &[&str] = &[
+pub(super) const KNOWN_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
 ];
 
-fn lossy(bytes: &[u8]) -> CompactString {
+pub(super) fn lossy(bytes: &[u8]) -> CompactString {
     CompactString::from_utf8_lossy(bytes)
 }
 

@@ -1,0 +1,98 @@
+//! Go `net/http` client spans: one per call of `net/http.send`, the function
+//! `(*Client).send` calls once per request it sends (each redirect hop is a request of its
+//! own) and which hands the request to the client's `RoundTripper`, whatever it is.
+//!
+//! The span starts at the entry of `net/http.send` (`ireq *Request` in RAX) and ends just
+//! after `(*Client).send`'s call to it returns (results: `resp *Response` in RAX,
+//! `didTimeout` in RBX, `err error` in RCX and RDI), at the first instruction there that
+//! the kernel emulates. See <https://go.dev/src/net/http/client.go> (`func send`).
+use crate::event::{EventHeader, StrBuf};
+
+/// Bytes kept of `Request.Method`.
+pub const METHOD_LEN: usize = 16;
+/// Bytes kept of `URL.Scheme`.
+pub const SCHEME_LEN: usize = 16;
+/// Bytes kept of `URL.Host` (host and port).
+pub const HOST_LEN: usize = 128;
+/// Bytes kept of `URL.Path`.
+pub const PATH_LEN: usize = 256;
+/// Bytes kept of `URL.RawQuery`.
+pub const QUERY_LEN: usize = 128;
+
+/// [`HttpClientEvent::link`]: how the parent was found.
+/// No server request was in flight: the span starts a trace.
+pub const LINK_ROOT: u8 = 0;
+/// The call ran on the goroutine that serves a request.
+pub const LINK_GOROUTINE: u8 = 1;
+/// The call ran on a goroutine started by the goroutine that serves a request
+/// (`g.parentGoid`, Go 1.21+).
+pub const LINK_PARENT_GOROUTINE: u8 = 2;
+/// The request carried the server request's context, or one derived from it (e.g. handed
+/// to a worker goroutine).
+pub const LINK_CONTEXT: u8 = 3;
+/// How many parents of a request's context are looked at for a server request's one.
+pub const CONTEXT_DEPTH: u32 = 8;
+
+/// Start of a client span, kept per goroutine until the call returns, in a slot of the
+/// client in-flight array (see `tracer_common::inflight`). `g == 0` marks a free slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientInflight {
+    /// `runtime.g` of the calling goroutine; 0 when the slot is free.
+    pub g: u64,
+    pub pid: u32,
+    /// Attach cookie (configuration slot) of the start probe.
+    pub config: u32,
+    pub start_ns: u64,
+    /// The `*http.Request` being sent.
+    pub req: u64,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// All zero for a root span.
+    pub parent_span_id: [u8; 8],
+    /// One of the `LINK_*` constants.
+    pub link: u8,
+    pub _pad: [u8; 7],
+}
+crate::assert_size!(ClientInflight, 72);
+
+/// One finished client span.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HttpClientEvent {
+    pub header: EventHeader,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub parent_span_id: [u8; 8],
+    /// `Response.StatusCode`, 0 without a response.
+    pub status: u64,
+    /// The `error` result: its itab (the dynamic type, resolved in user space) and data
+    /// pointer; 0 when the call succeeded.
+    pub err_itab: u64,
+    pub err_data: u64,
+    /// One of the `LINK_*` constants.
+    pub link: u8,
+    pub _pad: [u8; 7],
+    pub method: StrBuf<METHOD_LEN>,
+    pub scheme: StrBuf<SCHEME_LEN>,
+    pub host: StrBuf<HOST_LEN>,
+    pub path: StrBuf<PATH_LEN>,
+    pub query: StrBuf<QUERY_LEN>,
+}
+crate::assert_size!(
+    HttpClientEvent,
+    24 + 2 * 8
+        + 16
+        + 8
+        + 8
+        + 3 * 8
+        + 8
+        + 5 * 8
+        + METHOD_LEN
+        + SCHEME_LEN
+        + HOST_LEN
+        + PATH_LEN
+        + QUERY_LEN
+);

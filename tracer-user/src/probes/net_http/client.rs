@@ -1,0 +1,164 @@
+//! Go `net/http` client spans: the manifest of the kernel side
+//! (`tracer-ebpf/src/probes/net_http/client.rs`) and the mapping of its events to spans
+//! with the OpenTelemetry HTTP client semantic conventions.
+use compact_str::{CompactString, format_compact};
+use tracer_common::probes::net_http::client::{
+    HttpClientEvent, LINK_CONTEXT, LINK_GOROUTINE, LINK_PARENT_GOROUTINE, LINK_ROOT,
+};
+
+use crate::{
+    pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
+    probes::{Fields, Hook},
+};
+
+use super::server::{KNOWN_METHODS, Mapping, lossy};
+
+/// Functions hooked, see `tracer_common::probes::net_http::client`.
+pub const HOOKS: &[Hook] = &[
+    Hook {
+        symbol: "net/http.send",
+        after_call: None,
+        program: "net_http_client_start",
+        required: false,
+        purpose: "start of client spans",
+    },
+    Hook {
+        symbol: "net/http.(*Client).send",
+        after_call: Some("net/http.send"),
+        program: "net_http_client_finish",
+        required: false,
+        purpose: "end of client spans",
+    },
+];
+
+/// Struct members read by the kernel programs (besides `Request.Method`, see the server).
+pub const FIELDS: Fields = &[
+    ("net/http.Request", &["URL"]),
+    ("net/url.URL", &["Scheme", "Host", "Path", "RawQuery"]),
+    ("net/http.Response", &["StatusCode"]),
+];
+
+/// The value of `tracer.parent_link` for a `LINK_*` constant.
+fn link_name(link: u8) -> &'static str {
+    match link {
+        LINK_ROOT => "root",
+        LINK_GOROUTINE => "goroutine",
+        LINK_PARENT_GOROUTINE => "parent_goroutine",
+        LINK_CONTEXT => "context",
+        _ => "unknown",
+    }
+}
+
+/// `error.type` for the dynamic type of a failed call's error: the type name (e.g.
+/// `*net.OpError` for a refused connection), or `timeout` for a deadline that passed
+/// (`Client.Timeout`, a context deadline).
+fn error_name(type_name: CompactString) -> CompactString {
+    match type_name.as_str() {
+        "context.deadlineExceededError" | "http.timeoutError" | "*http.timeoutError" => {
+            "timeout".into()
+        }
+        _ => type_name,
+    }
+}
+
+/// Maps a client event to a span (times still kernel-monotonic). `error_type` names the
+/// dynamic type of the call's error, when it failed (see `target::gotype`).
+pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactString>) -> Span {
+    let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(10);
+    let mut truncated: Vec<&str> = Vec::new();
+
+    let method = KNOWN_METHODS
+        .iter()
+        .find(|m| m.as_bytes() == ev.method.bytes())
+        .copied();
+    let name: CompactString = match method {
+        Some(method) => {
+            attributes.push(("http.request.method", method.into()));
+            method.into()
+        }
+        None => {
+            attributes.push(("http.request.method", "_OTHER".into()));
+            attributes.push((
+                "http.request.method_original",
+                lossy(ev.method.bytes()).into(),
+            ));
+            "HTTP".into()
+        }
+    };
+
+    // url.full: scheme://host/path, the query only with --capture-query; never the
+    // credentials (URL.User is not read).
+    let host = lossy(ev.host.bytes());
+    let mut full = format_compact!(
+        "{}://{}{}",
+        lossy(ev.scheme.bytes()),
+        host,
+        lossy(ev.path.bytes())
+    );
+    if ev.path.truncated() {
+        truncated.push("url.full");
+    }
+    if mapping.capture_query && ev.query.copied() > 0 {
+        full.push('?');
+        full.push_str(&lossy(ev.query.bytes()));
+        if ev.query.truncated() && !truncated.contains(&"url.full") {
+            truncated.push("url.full");
+        }
+    }
+    attributes.push(("url.full", full.into()));
+
+    let (address, port) = split_host_port(&host);
+    if !address.is_empty() {
+        attributes.push(("server.address", CompactString::from(address).into()));
+    }
+    let default_port = if ev.scheme.bytes() == b"https" {
+        443
+    } else {
+        80
+    };
+    if !address.is_empty() || port.is_some() {
+        attributes.push((
+            "server.port",
+            i64::from(port.unwrap_or(default_port)).into(),
+        ));
+    }
+
+    let failed = ev.err_itab != 0;
+    let error = if failed {
+        Some(error_type.map_or_else(|| "_OTHER".into(), error_name))
+    } else if ev.status >= 400 {
+        Some(format_compact!("{}", ev.status))
+    } else {
+        None
+    };
+    if !failed && ev.status != 0 {
+        attributes.push(("http.response.status_code", (ev.status as i64).into()));
+    }
+    let status = if error.is_some() {
+        Status::Error
+    } else {
+        Status::Unset
+    };
+    if let Some(error) = error {
+        attributes.push(("error.type", error.into()));
+    }
+    attributes.push(("tracer.parent_link", link_name(ev.link).into()));
+    if !truncated.is_empty() {
+        attributes.push(("tracer.truncated", truncated.join(",").into()));
+    }
+
+    let parent = (ev.parent_span_id != [0; 8]).then_some(ev.parent_span_id);
+    Span {
+        pid: ev.header.pid,
+        trace_id: ev.trace_id,
+        span_id: ev.span_id,
+        parent_span_id: parent,
+        name,
+        kind: SpanKind::Client,
+        start_ns: ev.start_ns,
+        end_ns: ev.end_ns,
+        status,
+        attributes,
+        goroutine: ev.header.g,
+    }
+}
