@@ -29,6 +29,9 @@ use tracer_tests::tracer::{ATTACH_TIMEOUT, Tracer, TracerOutput};
 const LINK_GOROUTINE: &str = "goroutine";
 /// `tracer.parent_link`: the call ran on a goroutine that the serving goroutine started.
 const LINK_PARENT_GOROUTINE: &str = "parent_goroutine";
+/// `tracer.parent_link`: the call ran further down the tree of goroutines the serving
+/// goroutine started (with `--track-goroutines`).
+const LINK_GOROUTINE_TREE: &str = "goroutine_tree";
 /// `tracer.parent_link`: the call carried the request's context (here: on a long-lived
 /// worker goroutine that no request started).
 const LINK_CONTEXT: &str = "context";
@@ -156,6 +159,12 @@ const FANOUT: CallCase = CallCase {
     calls: 3,
     call: HELLO,
     link: LINK_PARENT_GOROUTINE,
+};
+const DEEP: CallCase = CallCase {
+    kind: "deep",
+    calls: 1,
+    call: HELLO,
+    link: LINK_GOROUTINE_TREE,
 };
 const POOL: CallCase = CallCase {
     kind: "pool",
@@ -974,4 +983,35 @@ fn fanout_calls_on_goroutines_started_by_the_handler() {
 #[test]
 fn a_call_by_a_pool_worker_with_the_request_context() {
     trace_call(&POOL, &[]).check_call(&POOL);
+}
+
+#[test]
+fn a_call_two_goroutines_down_from_the_handler_with_track_goroutines() {
+    trace_call(&DEEP, &["--track-goroutines"]).check_call(&DEEP);
+}
+
+/// How long a goroutine that outlives its request may take to make its call.
+const LATE_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_goroutine_that_outlives_its_request_starts_its_own_trace() {
+    // The handler of /call/late returns at once; its goroutine calls 300 ms later, after
+    // the server span ended: even with the goroutine tree followed, no parent.
+    let mut session = Session::start(&["--track-goroutines"]);
+    let response = http::get(session.caller.addr(), "/call/late").expect("GET /call/late");
+    assert_eq!(response.text(), "started\n", "the answer of /call/late");
+    let deadline = std::time::Instant::now() + LATE_CALL_TIMEOUT;
+    while session.client_spans_so_far() < 1 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let traced = session.stop();
+    let server = traced.only_caller_server("/call/late");
+    let clients = traced.clients();
+    traced.expect_len("client spans of the late call", &clients, 1);
+    traced.check_root(clients[0]);
+    traced.expect(
+        clients[0],
+        clients[0].trace_id() != server.trace_id(),
+        "a trace of its own, not the ended request's",
+    );
 }

@@ -57,7 +57,9 @@ pub struct ProbeConfig {
     pub link_goroutines: u32,
     /// `net/http.Request.ctx` (a `context.Context` interface), else [`NO_FIELD`].
     pub req_ctx: u32,
-    pub _pad: u32,
+    /// Non-zero when goroutine creations are followed (`--track-goroutines`): client calls
+    /// then look for their goroutine in the goroutine tree of server spans.
+    pub track_goroutines: u32,
 }
 crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12);
 
@@ -154,7 +156,7 @@ impl ProbeConfig {
             g_parent_goid: NO_FIELD,
             link_goroutines: 0,
             req_ctx: NO_FIELD,
-            _pad: 0,
+            track_goroutines: 0,
         }
     }
 }

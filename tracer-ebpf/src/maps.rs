@@ -40,6 +40,13 @@ pub static SERVER_BY_GOID: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);
 #[map]
 pub static SERVER_BY_CONTEXT: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);
 
+/// Goroutines started, directly or not, by goroutines serving requests, by goroutine id,
+/// with the span they descend from (`--track-goroutines`; see `crate::slots`). Entries are
+/// not removed when goroutines exit: they age out, and a link holds only while its server
+/// span is in flight.
+#[map]
+pub static GOROUTINE_TREE: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);
+
 /// Client calls in flight, per goroutine (see `crate::slots`).
 #[map]
 pub static CLIENT_INFLIGHT: Array<ClientInflight> = Array::with_max_entries(SLOTS, 0);

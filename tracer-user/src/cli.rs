@@ -64,6 +64,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub nice: i32,
 
+    /// Follow every goroutine creation, so that HTTP calls anywhere down a handler's
+    /// goroutine tree are children of its span (costs one probe hit per `go` statement).
+    #[arg(long)]
+    pub track_goroutines: bool,
+
     /// Start this command and trace it.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -113,6 +118,7 @@ pub struct Config {
     pub sample_ratio: f64,
     pub capture_query: bool,
     pub nice: i32,
+    pub track_goroutines: bool,
 }
 
 impl Cli {
@@ -175,6 +181,7 @@ impl Cli {
             sample_ratio,
             capture_query: self.capture_query,
             nice: self.nice,
+            track_goroutines: self.track_goroutines,
         })
     }
 }

@@ -29,7 +29,7 @@ use crate::{
     },
     privileges::{self, PrivilegeError},
     probes::{
-        Hook,
+        Hook, Site,
         net_http::{client, server},
     },
     process::{Process, ProcessError},
@@ -106,8 +106,12 @@ impl std::fmt::Display for Summary {
 }
 
 /// Every hook of every probe.
-fn hooks() -> Vec<Hook> {
-    server::HOOKS.iter().chain(client::HOOKS).copied().collect()
+fn hooks(track_goroutines: bool) -> Vec<Hook> {
+    let mut hooks: Vec<Hook> = server::HOOKS.iter().chain(client::HOOKS).copied().collect();
+    if track_goroutines {
+        hooks.push(client::GOROUTINE_CREATED);
+    }
+    hooks
 }
 
 /// True for the hooks of client spans, which a binary without an HTTP client lacks.
@@ -135,11 +139,11 @@ struct UserCounters {
 pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     privileges::check()?;
     lower_priority(config.nice);
-    let hooks = hooks();
+    let hooks = hooks(config.track_goroutines);
     let programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
     let mut resolved = Vec::new();
     for &pid in &config.pids {
-        resolved.push(resolve(pid)?);
+        resolved.push(resolve(pid, &hooks)?);
     }
     let mut loader = Loader::load(&programs)?;
     let events = loader.take_events()?;
@@ -174,6 +178,22 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
             .filter(|h| is_client_hook(h))
             .all(|h| inspection.point(h).is_some());
         probe_config.link_goroutines = u32::from(client_layout && calls);
+        let tracks = usable.contains(&client::GOROUTINE_CREATED)
+            && inspection.point(&client::GOROUTINE_CREATED).is_some();
+        if config.track_goroutines && !(tracks && probe_config.g_parent_goid != NO_FIELD) {
+            log::warn!(
+                "pid={}: goroutine creations cannot be followed in {} (Go 1.21+ with runtime.newproc.func1 needed): --track-goroutines has no effect there",
+                process.pid,
+                process.exe.display()
+            );
+        }
+        probe_config.track_goroutines = u32::from(
+            probe_config.link_goroutines != 0 && tracks && probe_config.g_parent_goid != NO_FIELD,
+        );
+        let usable: Vec<Hook> = usable
+            .into_iter()
+            .filter(|h| *h != client::GOROUTINE_CREATED || probe_config.track_goroutines != 0)
+            .collect();
         let slot = loader.add_config(probe_config)?;
         let attached = loader.attach(&process, &inspection, &usable, slot)?;
         let resource = Arc::new(Resource::of(
@@ -270,6 +290,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
 /// Resolves one process: its binary, its probe points and its kernel configuration.
 fn resolve(
     pid: u32,
+    hooks: &[Hook],
 ) -> Result<
     (
         Process,
@@ -279,21 +300,12 @@ fn resolve(
     RunError,
 > {
     let process = Process::open(pid)?;
-    let hooks = hooks();
     let symbols: Vec<&str> = hooks
         .iter()
-        .filter(|h| h.after_call.is_none())
+        .filter(|h| h.site == Site::Entry)
         .map(|h| h.symbol)
         .collect();
-    let call_sites: Vec<CallSite<'_>> = hooks
-        .iter()
-        .filter_map(|h| {
-            h.after_call.map(|callee| CallSite {
-                caller: h.symbol,
-                callee,
-            })
-        })
-        .collect();
+    let call_sites: Vec<CallSite<'_>> = hooks.iter().filter_map(CallSite::of).collect();
     let structs: Vec<(&str, &[&str])> = server::FIELDS
         .iter()
         .chain(client::FIELDS)

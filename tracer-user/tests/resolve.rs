@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use object::{Object as _, ObjectSection as _};
 use tracer::probes::{
-    Hook,
+    Hook, Site,
     net_http::{
         client,
         server::{self, HOOKS},
@@ -116,9 +116,14 @@ fn probe_fields(strukt: &str) -> Vec<&'static str> {
     members
 }
 
-/// Every hook of the server and client probes.
+/// Every hook of the server and client probes, and of `--track-goroutines`.
 fn hooks() -> Vec<Hook> {
-    HOOKS.iter().chain(client::HOOKS).copied().collect()
+    HOOKS
+        .iter()
+        .chain(client::HOOKS)
+        .chain([&client::GOROUTINE_CREATED])
+        .copied()
+        .collect()
 }
 
 fn key(strukt: &str, member: &str) -> (String, String) {
@@ -135,18 +140,10 @@ fn resolve(version: &str) -> (Toolchain, PathBuf, Truth, Inspection) {
     let hooks = hooks();
     let symbols: Vec<&str> = hooks
         .iter()
-        .filter(|hook| hook.after_call.is_none())
+        .filter(|hook| hook.site == Site::Entry)
         .map(|hook| hook.symbol)
         .collect();
-    let call_sites: Vec<CallSite<'_>> = hooks
-        .iter()
-        .filter_map(|hook| {
-            hook.after_call.map(|callee| CallSite {
-                caller: hook.symbol,
-                callee,
-            })
-        })
-        .collect();
+    let call_sites: Vec<CallSite<'_>> = hooks.iter().filter_map(CallSite::of).collect();
     let bytes = std::fs::read(&exe).expect("read the fixture");
     let inspection = target::inspect_bytes(
         &exe.display().to_string(),
@@ -267,7 +264,13 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
             .unwrap_or_else(|| panic!("{at}: file offset {file_offset:#x} is beyond the file"));
 
         assert!(emulated, "{at}: {what} is single-stepped, not emulated");
-        if hook.after_call.is_some() {
+        if matches!(hook.site, Site::AtCall(_)) {
+            // The call instruction itself (e8 rel32).
+            assert_eq!(what, PlacementKind::AtCall, "{at}: placement");
+            assert_eq!(code[0], 0xe8, "{at}: not a call at file offset {file_offset:#x}");
+            continue;
+        }
+        if matches!(hook.site, Site::AfterCall(_)) {
             // Right after the call, a conditional jump (its result tested).
             assert_eq!(what, PlacementKind::AfterCall, "{at}: placement");
             assert!(
@@ -296,12 +299,13 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
             ),
             PlacementKind::OtherEmulated
             | PlacementKind::FirstInstruction
+            | PlacementKind::AtCall
             | PlacementKind::AfterCall => {}
         }
     }
     assert_eq!(
         inspection.functions.len(),
-        hooks().iter().filter(|h| h.after_call.is_none()).count(),
+        hooks().iter().filter(|h| h.site == Site::Entry).count(),
         "only the requested functions are resolved: {:?}",
         inspection.functions.keys()
     );

@@ -106,6 +106,8 @@ func inGoroutines(calls ...func() string) []string {
 //	refused   one call to a closed port
 //	timeout   one call to the backend's /sleep with a 100 ms client timeout
 //	notfound  one call that the backend answers 404
+//	late      one call 300 ms later, on a goroutine the handler starts and does not
+//	          wait for: after the request ended
 func (c *caller) serveCall(w http.ResponseWriter, r *http.Request) {
 	hello := c.backend + "/hello"
 	var results []string
@@ -134,6 +136,12 @@ func (c *caller) serveCall(w http.ResponseWriter, r *http.Request) {
 		results = []string{outcome(client.Get(c.backend + "/sleep?ms=1000"))}
 	case "notfound":
 		results = []string{c.get(c.backend + "/no/such/page")}
+	case "late":
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			c.get(hello)
+		}()
+		results = []string{"started"}
 	default:
 		http.NotFound(w, r)
 		return

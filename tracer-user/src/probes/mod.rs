@@ -4,19 +4,40 @@
 pub mod net_http;
 
 /// A function a probe hooks.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hook {
     /// Go symbol name.
     pub symbol: &'static str,
-    /// `None`: the probe goes at the entry of `symbol`. `Some(callee)`: just after
-    /// `symbol`'s call to `callee` returns (see `target::placement::after_call`).
-    pub after_call: Option<&'static str>,
+    /// Where in `symbol` the probe goes.
+    pub site: Site,
     /// Kernel program attached there.
     pub program: &'static str,
     /// Tracing this library is impossible without it.
     pub required: bool,
     /// What is lost without it (for logs and `doctor`).
     pub purpose: &'static str,
+}
+
+/// Where in a function a probe goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// Its entry (see `target::placement::entry_point`).
+    Entry,
+    /// Its call to this function, on the call instruction (arguments in registers).
+    AtCall(&'static str),
+    /// Just after its call to this function returns (results in registers; see
+    /// `target::placement::after_call`).
+    AfterCall(&'static str),
+}
+
+impl Site {
+    /// The callee of a call site.
+    pub fn callee(self) -> Option<&'static str> {
+        match self {
+            Self::Entry => None,
+            Self::AtCall(callee) | Self::AfterCall(callee) => Some(callee),
+        }
+    }
 }
 
 /// Struct members a probe reads: `(struct, members)`.

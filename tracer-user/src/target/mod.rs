@@ -70,11 +70,33 @@ pub struct ProbePoint {
     pub placement: Placement,
 }
 
-/// A probe point just after a call: in `caller`, after its call to `callee` returns.
+/// A probe point at a call: in `caller`, on its call to `callee` (`after`: false) or just
+/// after that call returns (`after`: true).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallSite<'a> {
     pub caller: &'a str,
     pub callee: &'a str,
+    pub after: bool,
+}
+
+impl<'a> CallSite<'a> {
+    /// The call site of `hook`, `None` for a function entry.
+    pub fn of(hook: &crate::probes::Hook) -> Option<CallSite<'static>> {
+        use crate::probes::Site;
+        match hook.site {
+            Site::Entry => None,
+            Site::AtCall(callee) => Some(CallSite {
+                caller: hook.symbol,
+                callee,
+                after: false,
+            }),
+            Site::AfterCall(callee) => Some(CallSite {
+                caller: hook.symbol,
+                callee,
+                after: true,
+            }),
+        }
+    }
 }
 
 /// What was learned from one binary.
@@ -83,8 +105,8 @@ pub struct Inspection {
     pub build: BuildInfo,
     /// Probe points of the requested functions that exist in the binary.
     pub functions: HashMap<String, ProbePoint>,
-    /// Probe points after the requested calls, by `(caller, callee)`.
-    pub call_sites: HashMap<(String, String), ProbePoint>,
+    /// Probe points at the requested calls, by `(caller, callee, after)`.
+    pub call_sites: HashMap<(String, String, bool), ProbePoint>,
     /// Member offsets of the requested structs.
     pub offsets: dwarf::Offsets,
     /// Where the Go type descriptors start (`type:*`), which type names are relative to.
@@ -96,11 +118,12 @@ pub struct Inspection {
 impl Inspection {
     /// The probe point of `hook`, if the binary has it.
     pub fn point(&self, hook: &crate::probes::Hook) -> Option<&ProbePoint> {
-        match hook.after_call {
+        match CallSite::of(hook) {
             None => self.functions.get(hook.symbol),
-            Some(callee) => self
-                .call_sites
-                .get(&(hook.symbol.to_owned(), callee.to_owned())),
+            Some(site) => {
+                self.call_sites
+                    .get(&(site.caller.to_owned(), site.callee.to_owned(), site.after))
+            }
         }
     }
 }
@@ -202,14 +225,19 @@ pub fn inspect_bytes(
             source,
         };
         let code = elf.code(caller.address, caller.size).map_err(code_error)?;
-        let Some(placement) = placement::after_call(code, caller.address, callee.address) else {
+        let placement = if site.after {
+            placement::after_call(code, caller.address, callee.address)
+        } else {
+            placement::at_call(code, caller.address, callee.address)
+        };
+        let Some(placement) = placement else {
             continue;
         };
         let file_offset = elf
             .file_offset(caller.address + placement.offset)
             .map_err(code_error)?;
         sites.insert(
-            (site.caller.to_owned(), site.callee.to_owned()),
+            (site.caller.to_owned(), site.callee.to_owned(), site.after),
             ProbePoint {
                 function: caller.address,
                 file_offset,

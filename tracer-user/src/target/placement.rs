@@ -31,6 +31,7 @@ pub enum PlacementKind {
     StackCheckBranch,
     OtherEmulated,
     FirstInstruction,
+    AtCall,
     AfterCall,
 }
 
@@ -41,6 +42,7 @@ impl std::fmt::Display for PlacementKind {
             Self::StackCheckBranch => "stack-check branch",
             Self::OtherEmulated => "emulated instruction",
             Self::FirstInstruction => "first instruction (single-stepped)",
+            Self::AtCall => "call",
             Self::AfterCall => "after the call",
         })
     }
@@ -150,6 +152,25 @@ pub fn after_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
     Some(nop.unwrap_or(single_stepped))
 }
 
+/// The probe point on the (first) direct call to `callee` in the code of a function
+/// starting at `address`: the call instruction itself, which the kernel emulates, with the
+/// callee's arguments in their registers. `None` when the function has no such call.
+pub fn at_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
+    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    let mut instruction = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut instruction);
+        if instruction.is_call_near() && instruction.near_branch_target() == callee {
+            return Some(Placement {
+                offset: instruction.ip() - address,
+                emulated: true,
+                what: PlacementKind::AtCall,
+            });
+        }
+    }
+    None
+}
+
 /// Instructions the x86 uprobe code emulates instead of single-stepping.
 fn is_emulated(instruction: &Instruction) -> bool {
     match instruction.flow_control() {
@@ -221,6 +242,13 @@ mod tests {
         assert_eq!((p.offset, p.emulated), (5, false));
         // Another callee: no call site.
         assert_eq!(after_call(&code, 0x1000, 0x3000), None);
+        // On the call itself.
+        let p = at_call(&code, 0x1000, 0x2000).expect("the call is found");
+        assert_eq!(
+            (p.offset, p.emulated, p.what),
+            (0, true, PlacementKind::AtCall)
+        );
+        assert_eq!(at_call(&code, 0x1000, 0x3000), None);
     }
 
     #[test]

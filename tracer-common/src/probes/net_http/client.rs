@@ -30,6 +30,9 @@ pub const LINK_PARENT_GOROUTINE: u8 = 2;
 /// The request carried the server request's context, or one derived from it (e.g. handed
 /// to a worker goroutine).
 pub const LINK_CONTEXT: u8 = 3;
+/// The call ran on a goroutine further down the tree of goroutines started by the
+/// goroutine serving a request, while it was in flight (`--track-goroutines`).
+pub const LINK_GOROUTINE_TREE: u8 = 4;
 /// How many parents of a request's context are looked at for a server request's one.
 pub const CONTEXT_DEPTH: u32 = 8;
 

@@ -152,8 +152,11 @@ pub struct SpanLink {
     pub start_ns: u64,
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
+    /// In the goroutine tree (keyed by a goroutine id): the id of the goroutine serving
+    /// the request, whose span must still be in flight for the link to hold. Else 0.
+    pub origin: u64,
 }
-crate::assert_size!(SpanLink, 48);
+crate::assert_size!(SpanLink, 56);
 
 /// One finished server span.
 #[repr(C)]

@@ -17,7 +17,7 @@ use tracer_common::{
     event::{EventHeader, GoroutineKey, KIND_NET_HTTP_CLIENT, WIRE_VERSION},
     probes::net_http::client::{
         CONTEXT_DEPTH, ClientInflight, HttpClientEvent, LINK_CONTEXT, LINK_GOROUTINE,
-        LINK_PARENT_GOROUTINE, LINK_ROOT,
+        LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE, LINK_ROOT,
     },
     probes::net_http::server::SpanLink,
 };
@@ -25,7 +25,8 @@ use tracer_common::{
 use crate::{
     go::{Regs, Window, config, goroutine, new_ids, read_u64, string_failed},
     maps::{
-        CLIENT_INFLIGHT, CONFIGS, EVENTS, SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, count,
+        CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT, SERVER_BY_GOID,
+        SERVER_INFLIGHT, count,
     },
     probes::net_http::server::link_key,
     slots::{self, Claim, Slot},
@@ -45,6 +46,82 @@ pub fn net_http_client_start(ctx: ProbeContext) -> u32 {
 pub fn net_http_client_finish(ctx: ProbeContext) -> u32 {
     let _ = try_finish(&ctx);
     0
+}
+
+/// At `runtime.newproc.func1`'s call to `runtime.runqput(pp, newg, next)`, once per `go`
+/// statement, on the system stack: the new goroutine is in RBX, with its id and its
+/// creator's (`g.goid`, `g.parentGoid`, Go 1.21+) already set. Attached only with
+/// `--track-goroutines`.
+#[uprobe]
+pub fn runtime_goroutine_created(ctx: ProbeContext) -> u32 {
+    let _ = try_goroutine_created(&ctx);
+    0
+}
+
+fn try_goroutine_created(ctx: &ProbeContext) -> Option<()> {
+    let (_, cfg) = config(ctx)?;
+    // SAFETY: pt_regs of this probe hit.
+    let newg = unsafe { (*ctx.regs).rbx };
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let window = cfg.g_goid.max(cfg.g_parent_goid).saturating_add(8);
+    let g = Window::read(REQUEST_WINDOW, newg, window)?;
+    let (goid, parent) = (g.word(cfg.g_goid)?, g.word(cfg.g_parent_goid)?);
+    if goid == 0 || parent == 0 {
+        return None;
+    }
+    // The creator serves a request, or descends from one that does.
+    let (ids, origin, started) =
+        if let Some(server) = slots::find(&SERVER_BY_GOID, &link_key(pid, parent)) {
+            ((server.trace_id, server.span_id), parent, server.start_ns)
+        } else if let Some(ancestor) = slots::find(&GOROUTINE_TREE, &link_key(pid, parent)) {
+            (
+                (ancestor.trace_id, ancestor.span_id),
+                ancestor.origin,
+                ancestor.start_ns,
+            )
+        } else {
+            return None;
+        };
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let (entry, _) = slots::claim(&GOROUTINE_TREE, &link_key(pid, goid), now)?;
+    entry.pid = pid;
+    entry.start_ns = started.min(now);
+    entry.trace_id = ids.0;
+    entry.span_id = ids.1;
+    entry.origin = origin;
+    entry.key = goid;
+    Some(())
+}
+
+/// Where the running goroutine stands in the goroutine tree of server spans.
+enum Tree {
+    /// Not followed, or the goroutine was not started under a request.
+    Unknown,
+    /// Started under a request that has ended: no parent (the goroutine outlived it).
+    Ended,
+    /// Started under this server span, still in flight.
+    Under([u8; 16], [u8; 8]),
+}
+
+/// The running goroutine's place in the goroutine tree (`--track-goroutines`).
+#[inline(always)]
+fn goroutine_tree(cfg: &ProbeConfig, pid: u32, g: u64) -> Tree {
+    if cfg.track_goroutines == 0 {
+        return Tree::Unknown;
+    }
+    let Some(entry) =
+        read_u64(g, cfg.g_goid).and_then(|goid| slots::find(&GOROUTINE_TREE, &link_key(pid, goid)))
+    else {
+        return Tree::Unknown;
+    };
+    // The serving goroutine may serve a later request by now: the span must be the same.
+    match slots::find(&SERVER_BY_GOID, &link_key(pid, entry.origin)) {
+        Some(server) if server.span_id == entry.span_id => {
+            Tree::Under(entry.trace_id, entry.span_id)
+        }
+        _ => Tree::Ended,
+    }
 }
 
 impl Slot for ClientInflight {
@@ -91,13 +168,27 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
         slot.trace_id = found.trace_id;
         slot.parent_span_id = found.span_id;
         slot.link = LINK_CONTEXT;
-    } else if let Some(parent) = read_u64(regs.r14, cfg.g_parent_goid)
-        && parent != 0
-        && let Some(found) = slots::find(&SERVER_BY_GOID, &link_key(key.pid, parent))
-    {
-        slot.trace_id = found.trace_id;
-        slot.parent_span_id = found.span_id;
-        slot.link = LINK_PARENT_GOROUTINE;
+    } else {
+        match goroutine_tree(cfg, key.pid, regs.r14) {
+            Tree::Under(trace_id, span_id) => {
+                slot.trace_id = trace_id;
+                slot.parent_span_id = span_id;
+                slot.link = LINK_GOROUTINE_TREE;
+            }
+            // The tree knows better than the creator's id, whose goroutine may be
+            // serving a later request by now.
+            Tree::Ended => {}
+            Tree::Unknown => {
+                if let Some(parent) = read_u64(regs.r14, cfg.g_parent_goid)
+                    && parent != 0
+                    && let Some(found) = slots::find(&SERVER_BY_GOID, &link_key(key.pid, parent))
+                {
+                    slot.trace_id = found.trace_id;
+                    slot.parent_span_id = found.span_id;
+                    slot.link = LINK_PARENT_GOROUTINE;
+                }
+            }
+        }
     }
     slot._pad = [0; 7];
     // Written last: the slot belongs to this goroutine from here on.

@@ -145,6 +145,7 @@ fn link(index: &Array<SpanLink>, pid: u32, key: u64, now: u64, ids: ([u8; 16], [
     entry.start_ns = now;
     entry.trace_id = ids.0;
     entry.span_id = ids.1;
+    entry.origin = 0;
     entry.key = key;
     true
 }

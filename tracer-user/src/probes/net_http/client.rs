@@ -3,12 +3,13 @@
 //! with the OpenTelemetry HTTP client semantic conventions.
 use compact_str::{CompactString, format_compact};
 use tracer_common::probes::net_http::client::{
-    HttpClientEvent, LINK_CONTEXT, LINK_GOROUTINE, LINK_PARENT_GOROUTINE, LINK_ROOT,
+    HttpClientEvent, LINK_CONTEXT, LINK_GOROUTINE, LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE,
+    LINK_ROOT,
 };
 
 use crate::{
     pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
-    probes::{Fields, Hook},
+    probes::{Fields, Hook, Site},
 };
 
 use super::server::{KNOWN_METHODS, Mapping, lossy};
@@ -17,19 +18,29 @@ use super::server::{KNOWN_METHODS, Mapping, lossy};
 pub const HOOKS: &[Hook] = &[
     Hook {
         symbol: "net/http.send",
-        after_call: None,
+        site: Site::Entry,
         program: "net_http_client_start",
         required: false,
         purpose: "start of client spans",
     },
     Hook {
         symbol: "net/http.(*Client).send",
-        after_call: Some("net/http.send"),
+        site: Site::AfterCall("net/http.send"),
         program: "net_http_client_finish",
         required: false,
         purpose: "end of client spans",
     },
 ];
+
+/// Goroutine creations, followed with `--track-goroutines` so that calls anywhere down a
+/// handler's goroutine tree are its children: on the call that queues the new goroutine.
+pub const GOROUTINE_CREATED: Hook = Hook {
+    symbol: "runtime.newproc.func1",
+    site: Site::AtCall("runtime.runqput"),
+    program: "runtime_goroutine_created",
+    required: false,
+    purpose: "parent links down goroutine trees (--track-goroutines)",
+};
 
 /// Struct members read by the kernel programs (besides `Request.Method`, see the server).
 pub const FIELDS: Fields = &[
@@ -45,6 +56,7 @@ fn link_name(link: u8) -> &'static str {
         LINK_GOROUTINE => "goroutine",
         LINK_PARENT_GOROUTINE => "parent_goroutine",
         LINK_CONTEXT => "context",
+        LINK_GOROUTINE_TREE => "goroutine_tree",
         _ => "unknown",
     }
 }

@@ -13,35 +13,35 @@ use tracer_common::{
 
 use crate::{
     pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
-    probes::{Fields, Hook},
+    probes::{Fields, Hook, Site},
     target::{dwarf::Offsets, gomap},
 };
 
 /// Functions hooked, see `tracer_common::probes::net_http::server`.
 pub const HOOKS: &[Hook] = &[
     Hook {
-        after_call: None,
+        site: Site::Entry,
         symbol: "net/http.serverHandler.ServeHTTP",
         program: "net_http_server_start",
         required: true,
         purpose: "start of server spans",
     },
     Hook {
-        after_call: None,
+        site: Site::Entry,
         symbol: "net/http.(*response).finishRequest",
         program: "net_http_server_finish",
         required: true,
         purpose: "end of server spans",
     },
     Hook {
-        after_call: None,
+        site: Site::Entry,
         symbol: "net/http.(*conn).serve.func1",
         program: "net_http_server_unwind",
         required: false,
         purpose: "spans of handlers that panic or hijack the connection",
     },
     Hook {
-        after_call: None,
+        site: Site::Entry,
         symbol: "runtime.gopanic",
         program: "net_http_server_panic",
         required: false,
@@ -188,7 +188,7 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         link_goroutines: 0,
         // Read on its own at the start, not through the request window.
         req_ctx: Layout::new(offsets, "net/http.Request").field("ctx", STRING)?,
-        _pad: 0,
+        track_goroutines: 0,
         req_window: req.window,
     })
 }
