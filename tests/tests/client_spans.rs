@@ -160,6 +160,12 @@ const FANOUT: CallCase = CallCase {
     call: HELLO,
     link: LINK_PARENT_GOROUTINE,
 };
+const TRANSPORT: CallCase = CallCase {
+    kind: "transport",
+    calls: 1,
+    call: HELLO,
+    link: LINK_GOROUTINE,
+};
 const DEEP: CallCase = CallCase {
     kind: "deep",
     calls: 1,
@@ -721,10 +727,13 @@ fn calls_outside_any_request_start_new_traces() {
 }
 
 #[test]
-fn concurrent_calls_each_get_one_client_span_under_their_own_server_span() {
+fn concurrent_fanout_requests_give_exactly_the_expected_tree() {
+    // 100 requests to the caller at once (10 threads), each fanning out to 3 calls on
+    // goroutines its handler starts.
     const THREADS: usize = 10;
     const PER_THREAD: usize = 10;
     const REQUESTS: usize = THREADS * PER_THREAD;
+    let case = FANOUT;
     let mut session = Session::start(&[]);
     let caller = session.caller.addr();
     let ports: HashSet<u64> = thread::scope(|scope| {
@@ -732,7 +741,7 @@ fn concurrent_calls_each_get_one_client_span_under_their_own_server_span() {
             .map(|_| {
                 scope.spawn(move || {
                     (0..PER_THREAD)
-                        .map(|_| u64::from(call(caller, &SAME).local_addr.port()))
+                        .map(|_| u64::from(call(caller, &case).local_addr.port()))
                         .collect::<Vec<_>>()
                 })
             })
@@ -757,7 +766,7 @@ fn concurrent_calls_each_get_one_client_span_under_their_own_server_span() {
             server,
             "url.path of the caller's server span",
             server.attr_str("url.path"),
-            Some(SAME.path().as_str()),
+            Some(case.path().as_str()),
         );
         traced.expect(
             server,
@@ -774,10 +783,10 @@ fn concurrent_calls_each_get_one_client_span_under_their_own_server_span() {
     }
 
     let clients = traced.clients();
-    traced.expect_len("client spans", &clients, REQUESTS);
-    let mut parents = HashSet::new();
+    traced.expect_len("client spans", &clients, REQUESTS * case.calls);
+    let mut children: HashMap<Option<&str>, usize> = HashMap::new();
     for client in &clients {
-        traced.check_client(client, &HELLO);
+        traced.check_client(client, &case.call);
         let parent_id = client.str_field("parent_span_id");
         let parent = by_span_id.get(&parent_id).unwrap_or_else(|| {
             traced.fail(
@@ -785,16 +794,28 @@ fn concurrent_calls_each_get_one_client_span_under_their_own_server_span() {
                 "parent_span_id: the span_id of a caller's server span",
             )
         });
-        traced.check_child(client, parent, LINK_GOROUTINE);
+        traced.check_child(client, parent, case.link);
+        let count = children.entry(parent_id).or_default();
+        *count += 1;
         traced.expect(
             client,
-            parents.insert(parent_id),
-            "a parent of its own: no other client span has the same parent",
+            *count <= case.calls,
+            "at most the calls of one request under one server span",
         );
     }
+    assert_eq!(
+        children.len(),
+        REQUESTS,
+        "every server span of the caller has its {} client spans",
+        case.calls
+    );
 
     let backend = traced.backend_servers();
-    traced.expect_len("server spans of the backend", &backend, REQUESTS);
+    traced.expect_len(
+        "server spans of the backend",
+        &backend,
+        REQUESTS * case.calls,
+    );
     for span in &backend {
         traced.expect_eq(
             span,
@@ -1014,4 +1035,44 @@ fn a_goroutine_that_outlives_its_request_starts_its_own_trace() {
         clients[0].trace_id() != server.trace_id(),
         "a trace of its own, not the ended request's",
     );
+}
+
+#[test]
+fn a_call_through_a_custom_transport_is_traced() {
+    trace_call(&TRANSPORT, &[]).check_call(&TRANSPORT);
+}
+
+#[test]
+fn each_request_of_a_redirect_is_a_client_span() {
+    // http.Get of the backend's /redirect: a 302, then GET /hello: two requests sent, two
+    // client spans, both children of the handler's server span.
+    let mut session = Session::start(&[]);
+    let response = http::get(session.caller.addr(), "/call/redirect").expect("GET /call/redirect");
+    assert_eq!(response.text(), "200\n", "the answer of /call/redirect");
+    let traced = session.stop();
+    let server = traced.only_caller_server("/call/redirect");
+    let clients = traced.clients();
+    traced.expect_len("client spans of a followed redirect", &clients, 2);
+    let mut statuses: Vec<(Option<u64>, String)> = Vec::new();
+    for client in &clients {
+        traced.check_child(client, server, LINK_GOROUTINE);
+        let url = client.attr_str("url.full").unwrap_or_default();
+        let path = url
+            .rsplit_once(':')
+            .map_or("", |(_, rest)| rest.find('/').map_or("", |at| &rest[at..]));
+        statuses.push((
+            client.attr_u64("http.response.status_code"),
+            path.to_owned(),
+        ));
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![
+            (Some(200), "/hello".to_owned()),
+            (Some(302), "/redirect".to_owned())
+        ],
+        "one span per request of the redirect chain"
+    );
+    traced.expect_len("server spans of the backend", &traced.backend_servers(), 2);
 }

@@ -13,11 +13,14 @@ pub const SLOTS: u32 = WAYS * SETS;
 /// A slot whose span started longer ago than this is free again.
 pub const TTL_NS: u64 = 600 * 1_000_000_000;
 
-/// First slot of the set of goroutine `g` (its `runtime.g` address) of process `pid`.
+/// First slot of the set of key `g` of process `pid`: a goroutine's `runtime.g` address,
+/// or, in the link indexes, a goroutine id (small consecutive numbers) or a context's
+/// address. The multiplication carries every bit of the key into the high half, which
+/// picks the set.
 #[inline(always)]
 pub fn set_of(pid: u32, g: u64) -> u32 {
-    let h = (g >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ u64::from(pid).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    let h =
+        g.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(pid).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
     (((h >> 32) as u32) & (SETS - 1)) * WAYS
 }
 
@@ -36,5 +39,21 @@ mod tests {
             seen[(set_of(4242, 0xc000_000000 + i * 448) / WAYS) as usize] += 1;
         }
         assert!(seen.iter().all(|&n| n <= 8), "uneven spread");
+        // Goroutine ids are consecutive small numbers: 4 ways per set must hold runs of
+        // them (a handler's fan-out goroutines).
+        let mut seen = [0u32; SETS as usize];
+        for goid in 1..=4 * SETS as u64 {
+            seen[(set_of(4242, goid) / WAYS) as usize] += 1;
+        }
+        assert!(
+            seen.iter().all(|&n| n <= 16),
+            "uneven spread of goroutine ids"
+        );
+        for goid in 1000..1064u64 {
+            let ways = (1000..1064u64)
+                .filter(|&other| set_of(4242, other) == set_of(4242, goid))
+                .count();
+            assert!(ways <= 2, "goroutine ids {goid}.. crowd one set");
+        }
     }
 }

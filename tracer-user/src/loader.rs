@@ -232,7 +232,8 @@ impl Loader {
                 continue;
             };
             let result = match program {
-                aya::programs::Program::UProbe(uprobe) => uprobe.unload(),
+                // Programs of hooks not in use were never loaded.
+                aya::programs::Program::UProbe(uprobe) if uprobe.fd().is_ok() => uprobe.unload(),
                 _ => Ok(()),
             };
             if let Err(error) = result {

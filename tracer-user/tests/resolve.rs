@@ -267,7 +267,10 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
         if matches!(hook.site, Site::AtCall(_)) {
             // The call instruction itself (e8 rel32).
             assert_eq!(what, PlacementKind::AtCall, "{at}: placement");
-            assert_eq!(code[0], 0xe8, "{at}: not a call at file offset {file_offset:#x}");
+            assert_eq!(
+                code[0], 0xe8,
+                "{at}: not a call at file offset {file_offset:#x}"
+            );
             continue;
         }
         if matches!(hook.site, Site::AfterCall(_)) {

@@ -106,6 +106,9 @@ func inGoroutines(calls ...func() string) []string {
 //	refused   one call to a closed port
 //	timeout   one call to the backend's /sleep with a 100 ms client timeout
 //	notfound  one call that the backend answers 404
+//	redirect  one call to the backend's /redirect, which redirects to /hello: two
+//	          requests sent
+//	transport one call through a client with a RoundTripper of its own
 //	late      one call 300 ms later, on a goroutine the handler starts and does not
 //	          wait for: after the request ended
 func (c *caller) serveCall(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +139,11 @@ func (c *caller) serveCall(w http.ResponseWriter, r *http.Request) {
 		results = []string{outcome(client.Get(c.backend + "/sleep?ms=1000"))}
 	case "notfound":
 		results = []string{c.get(c.backend + "/no/such/page")}
+	case "redirect":
+		results = []string{c.get(c.backend + "/redirect")}
+	case "transport":
+		client := http.Client{Transport: &countingTransport{next: http.DefaultTransport}}
+		results = []string{outcome(client.Get(hello))}
 	case "late":
 		go func() {
 			time.Sleep(300 * time.Millisecond)
@@ -147,6 +155,21 @@ func (c *caller) serveCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, strings.Join(results, "\n")+"\n")
+}
+
+// countingTransport is a RoundTripper of the program's own, as middleware that wraps
+// transports (retries, metrics, auth) is.
+type countingTransport struct {
+	next  http.RoundTripper
+	mu    sync.Mutex
+	calls int
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.mu.Lock()
+	t.calls++
+	t.mu.Unlock()
+	return t.next.RoundTrip(req)
 }
 
 // tick calls the backend's /hello every period, count times, from a goroutine of its

@@ -42,6 +42,10 @@ func main() {
 
 	mux := http.NewServeMux()
 	routes(mux)
+	// GET /redirect answers 302 to /hello (a client follows it with a second request).
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/hello", http.StatusFound)
+	})
 	if *backend != "" {
 		c, err := newCaller(*backend)
 		if err != nil {
