@@ -238,14 +238,10 @@ impl Session {
 
         let caller_pid = caller.pid().to_string();
         let backend_pid = backend.pid().to_string();
-        let mut args = vec![
-            "--pid",
-            caller_pid.as_str(),
-            "--pid",
-            backend_pid.as_str(),
-            "--format",
-            "json",
-        ];
+        let mut args = vec!["--pid", caller_pid.as_str(), "--pid", backend_pid.as_str()];
+        if !tracer_args.contains(&"--format") {
+            args.extend_from_slice(&["--format", "json"]);
+        }
         args.extend_from_slice(tracer_args);
         let tracer = Tracer::spawn(args).expect("start the tracer");
         for pid in [caller.pid(), backend.pid()] {
@@ -1075,4 +1071,41 @@ fn each_request_of_a_redirect_is_a_client_span() {
         "one span per request of the redirect chain"
     );
     traced.expect_len("server spans of the backend", &traced.backend_servers(), 2);
+}
+
+#[test]
+fn text_format_indents_client_spans_under_their_server_span() {
+    // Spans are printed in batches (every 20 ms); a client span and its server span end
+    // within a millisecond, so most requests put both in one batch.
+    const REQUESTS: usize = 5;
+    let mut session = Session::start(&["--format", "text"]);
+    for _ in 0..REQUESTS {
+        call(session.caller.addr(), &SAME);
+    }
+    let output = session
+        .tracer
+        .take()
+        .expect("a running tracer")
+        .stop()
+        .expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "the tracer's exit code\n{output}");
+    let lines: Vec<&str> = output.stdout.lines().collect();
+    let nested = lines.windows(2).filter(|pair| {
+        let (parent, child) = (pair[0], pair[1]);
+        let trace = |line: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix("trace="))
+                .map(str::to_owned)
+        };
+        !parent.starts_with(' ')
+            && parent.contains(" server GET /call/")
+            && child.starts_with("  ")
+            && child.trim_start().contains(" client GET ")
+            && trace(parent).is_some()
+            && trace(parent) == trace(child)
+    });
+    assert!(
+        nested.count() >= 1,
+        "a client line indented right under its server line\n{output}"
+    );
 }

@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::go::Server;
 use crate::tracer::{Launch, Tracer};
 use crate::{cmd, go, setup, target_dir, test, workspace_root};
-use report::{Config, Sample, Setup};
+use report::{Config, Sample, Scenario, Setup};
 use wrk::Load;
 
 /// The Go release the server is built with.
@@ -44,10 +44,15 @@ pub struct Options {
     /// Seconds of the throughput run in each round.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=120))]
     duration: u32,
+    /// What the handler does: write `hello`, or first make one HTTP call to a second hello
+    /// server (pinned to CPU 1, untraced), for client spans.
+    #[arg(long, value_enum, default_value_t = Scenario::Hello)]
+    scenario: Scenario,
 }
 
 /// What every run of the bench shares.
 struct Bench {
+    scenario: Scenario,
     server: PathBuf,
     /// Where the traced runs write their spans (each file removed once counted).
     scratch: PathBuf,
@@ -83,6 +88,7 @@ fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     let scratch = dir.join(stamp);
     fs::create_dir_all(&scratch)?;
     Ok(Bench {
+        scenario: options.scenario,
         server,
         scratch,
         warm_up: Load {
@@ -112,15 +118,17 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
         } else {
             [Config::Traced, Config::Untraced]
         };
-        let mut server = Server::start(
-            "hello",
-            Command::new("taskset")
-                .args(["-c", "0"])
-                .arg(&bench.server)
-                .args(["-addr", "127.0.0.1:0"])
-                .env("GOMAXPROCS", "1"),
-            Instant::now() + STEP,
-        )?;
+        // The called server, for client spans: on the load's CPU, untraced.
+        let mut backend = match bench.scenario {
+            Scenario::Hello => None,
+            Scenario::Call => Some(start_hello(bench, 1, &[])?),
+        };
+        let backend_url = backend.as_ref().map(|b| format!("http://{}/", b.addr));
+        let args: Vec<&str> = match &backend_url {
+            Some(url) => vec!["-backend", url.as_str()],
+            None => Vec::new(),
+        };
+        let mut server = start_hello(bench, 0, &args)?;
         // The server's first seconds (heap growth, first connections) are not measured.
         wrk::run(server.addr, bench.warm_up)?;
         for config in order {
@@ -128,8 +136,25 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
             samples.push(run_once(bench, &server, round, config)?);
         }
         server.process.kill();
+        if let Some(backend) = backend.as_mut() {
+            backend.process.kill();
+        }
     }
     Ok(samples)
+}
+
+/// Starts the hello server on `cpu` with `GOMAXPROCS=1` and `args`.
+fn start_hello(bench: &Bench, cpu: u32, args: &[&str]) -> Result<Server> {
+    Server::start(
+        "hello",
+        Command::new("taskset")
+            .args(["-c", &cpu.to_string()])
+            .arg(&bench.server)
+            .args(["-addr", "127.0.0.1:0"])
+            .args(args)
+            .env("GOMAXPROCS", "1"),
+        Instant::now() + STEP,
+    )
 }
 
 /// One run on `server`: the tracer attached if `config` says so (and detached after),
@@ -143,14 +168,15 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
     let cpu_before = tracer.as_ref().map(Tracer::cpu_time).transpose()?;
     let throughput = wrk::run(server.addr, bench.throughput)?;
     let latency = wrk::run(server.addr, bench.latency)?;
-    let (spans, summary, tracer_cpu) = match tracer {
+    let (spans, summary, tracer_cpu, probes) = match tracer {
         Some(tracer) => {
             // Only the loads: loading and verifying the programs is not per span.
             let cpu = tracer.cpu_time()?.saturating_sub(cpu_before.unwrap_or_default());
+            let probes = probes_of(&tracer.attached);
             let (spans, summary) = detach(tracer, &spans_file)?;
-            (Some(spans), Some(summary), Some(cpu))
+            (Some(spans), Some(summary), Some(cpu), probes)
         }
-        None => (None, None, None),
+        None => (None, None, None, None),
     };
     Ok(Sample {
         round,
@@ -160,7 +186,16 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
         spans,
         summary,
         tracer_cpu,
+        probes,
     })
+}
+
+/// The `probes=[...]` part of the tracer's `attached` line: each probe and the
+/// instruction it sits on.
+fn probes_of(attached: &str) -> Option<String> {
+    let start = attached.find("probes=[")? + "probes=[".len();
+    let end = attached[start..].rfind(']')? + start;
+    Some(attached[start..end].to_owned())
 }
 
 /// Starts the tracer on CPU 1 with JSON spans going to `spans_file`.
@@ -228,6 +263,7 @@ fn describe_setup(bench: &Bench, rounds: u32, started_utc: String) -> Result<Set
         go: go.trim().to_owned(),
         wrk: wrk_version(),
         rounds,
+        scenario: bench.scenario,
         throughput: bench.throughput,
         latency: bench.latency,
     })

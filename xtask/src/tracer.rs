@@ -13,6 +13,8 @@ use crate::tracer_bin;
 /// A running tracer whose probes are attached.
 pub struct Tracer {
     process: Running,
+    /// Its `attached` log line (which names where each probe sits).
+    pub attached: String,
 }
 
 /// What a tracer left behind once stopped.
@@ -53,12 +55,12 @@ impl Tracer {
             .stdout(launch.stdout)
             .stderr(Stdio::piped());
         let process = Running::spawn("tracer", &mut cmd)?;
-        process
+        let attached = process
             .stderr()?
             .wait_for("a line saying `attached`", deadline, |line| {
                 says_attached(line, launch.pid)
             })?;
-        Ok(Self { process })
+        Ok(Self { process, attached })
     }
 
     /// CPU time (user and system) the tracer has used so far.

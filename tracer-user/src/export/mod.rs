@@ -31,6 +31,14 @@ pub struct Item {
 pub trait Encoder: Send {
     /// Appends the encoding of `item` to `out`.
     fn encode(&mut self, item: &Item, out: &mut Vec<u8>);
+
+    /// Appends the encoding of a batch to `out`: each item in order unless the format
+    /// says otherwise.
+    fn encode_batch(&mut self, batch: &[Item], out: &mut Vec<u8>) {
+        for item in batch {
+            self.encode(item, out);
+        }
+    }
 }
 
 /// Counts shared between the reader and an exporter thread.
@@ -109,9 +117,7 @@ fn drain(
     let mut buffer = Vec::with_capacity(1 << 20);
     while let Ok(batch) = receiver.recv() {
         buffer.clear();
-        for item in &batch {
-            encoder.encode(item, &mut buffer);
-        }
+        encoder.encode_batch(&batch, &mut buffer);
         // One write and flush per batch: spans show up promptly without a write per span.
         let n = batch.len() as u64;
         match out.write_all(&buffer).and_then(|()| out.flush()) {

@@ -21,6 +21,28 @@ impl Config {
     }
 }
 
+/// What the measured handler does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Writes `hello`.
+    Hello,
+    /// Makes one HTTP call to a second hello server, then writes `hello`.
+    Call,
+}
+
+impl Scenario {
+    fn describe(self) -> &'static str {
+        match self {
+            Scenario::Hello => "one handler writing `hello`",
+            Scenario::Call => {
+                "one handler that first GETs a second hello server (`-backend`; pinned to \
+                 CPU 1, `GOMAXPROCS=1`, untraced), then writes `hello`: a server span and a \
+                 client span per request"
+            }
+        }
+    }
+}
+
 /// One round of one configuration.
 pub struct Sample {
     pub round: u32,
@@ -35,6 +57,8 @@ pub struct Sample {
     pub summary: Option<String>,
     /// CPU time the tracer used during the loads (traced only).
     pub tracer_cpu: Option<Duration>,
+    /// The probes and where they sit, from the tracer's `attached` line (traced only).
+    pub probes: Option<String>,
 }
 
 impl Sample {
@@ -60,14 +84,26 @@ pub struct Setup {
     pub go: String,
     pub wrk: String,
     pub rounds: u32,
+    pub scenario: Scenario,
     pub throughput: Load,
     pub latency: Load,
 }
 
 /// The markdown report: summary table, set-up, every round, the tracer's summaries.
 pub fn markdown(setup: &Setup, samples: &[Sample]) -> String {
-    let mut out = String::from("# Tracer overhead on a Go hello-world server\n\n");
+    let mut out = String::from(match setup.scenario {
+        Scenario::Hello => "# Tracer overhead on a Go hello-world server\n\n",
+        Scenario::Call => {
+            "# Tracer overhead on a Go server that makes one HTTP call per request\n\n"
+        }
+    });
     summary_table(&mut out, samples);
+    if let Some(probes) = samples.iter().rev().find_map(|s| s.probes.as_deref()) {
+        let _ = writeln!(
+            out,
+            "Probes (where each sits; \"single-stepped\" would mark a slow one): {probes}\n"
+        );
+    }
     setup_section(&mut out, setup);
     rounds_table(&mut out, samples);
     summaries(&mut out, samples);
@@ -159,7 +195,7 @@ fn setup_section(out: &mut String, setup: &Setup) {
          - date: {}\n\
          - kernel: {}\n\
          - CPU: {}\n\
-         - server: `xtask/bench/hello` (net/http, one handler writing `hello`), {}, \
+         - server: `xtask/bench/hello` (net/http, {}), {}, \
            `GOMAXPROCS=1`, pinned to CPU 0 (`taskset -c 0`)\n\
          - traced: `tracer --pid PID --format json` with stdout to a file, pinned to CPU 1, \
            at its default niceness (10)\n\
@@ -173,6 +209,7 @@ fn setup_section(out: &mut String, setup: &Setup) {
         setup.started_utc,
         setup.kernel,
         setup.cpu,
+        setup.scenario.describe(),
         setup.go,
         setup.wrk,
         t.threads,
@@ -306,6 +343,7 @@ mod tests {
             spans: traced.then_some(20),
             summary: traced.then(|| format!("exported 20 spans, dropped 0 (round {round})")),
             tracer_cpu: traced.then_some(Duration::from_millis(4)),
+            probes: traced.then(|| "net/http.send+0x12(push rbp)".to_owned()),
         }
     }
 
@@ -350,6 +388,7 @@ mod tests {
             go: "go1.24.11".into(),
             wrk: "wrk 4.1.0".into(),
             rounds: 2,
+            scenario: Scenario::Call,
             throughput: Load {
                 threads: 2,
                 connections: 50,
@@ -368,6 +407,11 @@ mod tests {
         ), "{md}");
         assert!(
             md.contains("| untraced | 50000 | — | 50.0 | 100.0 | 40 | — | — |"),
+            "{md}"
+        );
+        assert!(md.contains("one HTTP call per request"), "{md}");
+        assert!(
+            md.contains("Probes (where each sits; \"single-stepped\" would mark a slow one): net/http.send+0x12(push rbp)"),
             "{md}"
         );
     }
