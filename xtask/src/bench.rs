@@ -48,11 +48,16 @@ pub struct Options {
     /// server (pinned to CPU 1, untraced), for client spans.
     #[arg(long, value_enum, default_value_t = Scenario::Hello)]
     scenario: Scenario,
+    /// An extra argument for the traced runs' tracer, e.g. `--tracer-arg=--track-goroutines`
+    /// (repeatable).
+    #[arg(long = "tracer-arg", value_name = "ARG", allow_hyphen_values = true)]
+    tracer_args: Vec<String>,
 }
 
 /// What every run of the bench shares.
 struct Bench {
     scenario: Scenario,
+    tracer_args: Vec<String>,
     server: PathBuf,
     /// Where the traced runs write their spans (each file removed once counted).
     scratch: PathBuf,
@@ -89,6 +94,7 @@ fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     fs::create_dir_all(&scratch)?;
     Ok(Bench {
         scenario: options.scenario,
+        tracer_args: options.tracer_args.clone(),
         server,
         scratch,
         warm_up: Load {
@@ -163,7 +169,11 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
     let spans_file = bench.scratch.join(format!("round-{round}.jsonl"));
     let tracer = match config {
         Config::Untraced => None,
-        Config::Traced => Some(attach(server.process.pid(), &spans_file)?),
+        Config::Traced => Some(attach(
+            server.process.pid(),
+            &spans_file,
+            &bench.tracer_args,
+        )?),
     };
     let cpu_before = tracer.as_ref().map(Tracer::cpu_time).transpose()?;
     let throughput = wrk::run(server.addr, bench.throughput)?;
@@ -171,7 +181,9 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
     let (spans, summary, tracer_cpu, probes) = match tracer {
         Some(tracer) => {
             // Only the loads: loading and verifying the programs is not per span.
-            let cpu = tracer.cpu_time()?.saturating_sub(cpu_before.unwrap_or_default());
+            let cpu = tracer
+                .cpu_time()?
+                .saturating_sub(cpu_before.unwrap_or_default());
             let probes = probes_of(&tracer.attached);
             let (spans, summary) = detach(tracer, &spans_file)?;
             (Some(spans), Some(summary), Some(cpu), probes)
@@ -199,13 +211,15 @@ fn probes_of(attached: &str) -> Option<String> {
 }
 
 /// Starts the tracer on CPU 1 with JSON spans going to `spans_file`.
-fn attach(pid: u32, spans_file: &Path) -> Result<Tracer> {
+fn attach(pid: u32, spans_file: &Path, extra: &[String]) -> Result<Tracer> {
     let out =
         File::create(spans_file).with_context(|| format!("creating {}", spans_file.display()))?;
+    let mut args = vec!["--format", "json"];
+    args.extend(extra.iter().map(String::as_str));
     let launch = Launch {
         pid,
         cpu: Some(1),
-        args: &["--format", "json"],
+        args: &args,
         stdout: Stdio::from(out),
     };
     Tracer::attach(launch, Instant::now() + STEP)
@@ -264,6 +278,7 @@ fn describe_setup(bench: &Bench, rounds: u32, started_utc: String) -> Result<Set
         wrk: wrk_version(),
         rounds,
         scenario: bench.scenario,
+        tracer_args: bench.tracer_args.clone(),
         throughput: bench.throughput,
         latency: bench.latency,
     })

@@ -55,11 +55,12 @@ impl Tracer {
             .stdout(launch.stdout)
             .stderr(Stdio::piped());
         let process = Running::spawn("tracer", &mut cmd)?;
-        let attached = process
-            .stderr()?
-            .wait_for("a line saying `attached`", deadline, |line| {
-                says_attached(line, launch.pid)
-            })?;
+        let attached =
+            process
+                .stderr()?
+                .wait_for("a line saying `attached`", deadline, |line| {
+                    says_attached(line, launch.pid)
+                })?;
         Ok(Self { process, attached })
     }
 

@@ -85,6 +85,8 @@ pub struct Setup {
     pub wrk: String,
     pub rounds: u32,
     pub scenario: Scenario,
+    /// Extra arguments of the traced runs' tracer.
+    pub tracer_args: Vec<String>,
     pub throughput: Load,
     pub latency: Load,
 }
@@ -197,8 +199,8 @@ fn setup_section(out: &mut String, setup: &Setup) {
          - CPU: {}\n\
          - server: `xtask/bench/hello` (net/http, {}), {}, \
            `GOMAXPROCS=1`, pinned to CPU 0 (`taskset -c 0`)\n\
-         - traced: `tracer --pid PID --format json` with stdout to a file, pinned to CPU 1, \
-           at its default niceness (10)\n\
+         - traced: `tracer --pid PID --format json{}` with stdout to a file, pinned to CPU \
+           1, at its default niceness (10)\n\
          - load: {} on loopback, pinned to CPU 1: `wrk -t{} -c{} -d{}s` for throughput, \
            then `wrk -t{} -c{} -d{}s --latency` for latency at one connection\n\
          - rounds: {} per configuration; each round starts a fresh server, warms it up with \
@@ -211,6 +213,11 @@ fn setup_section(out: &mut String, setup: &Setup) {
         setup.cpu,
         setup.scenario.describe(),
         setup.go,
+        setup
+            .tracer_args
+            .iter()
+            .map(|a| format!(" {a}"))
+            .collect::<String>(),
         setup.wrk,
         t.threads,
         t.connections,
@@ -389,6 +396,7 @@ mod tests {
             wrk: "wrk 4.1.0".into(),
             rounds: 2,
             scenario: Scenario::Call,
+            tracer_args: vec!["--track-goroutines".into()],
             throughput: Load {
                 threads: 2,
                 connections: 50,
@@ -410,6 +418,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("one HTTP call per request"), "{md}");
+        assert!(md.contains("--format json --track-goroutines`"), "{md}");
         assert!(
             md.contains("Probes (where each sits; \"single-stepped\" would mark a slow one): net/http.send+0x12(push rbp)"),
             "{md}"
