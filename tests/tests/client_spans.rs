@@ -148,6 +148,15 @@ const TIMEOUT: CallCase = CallCase {
     },
     link: LINK_GOROUTINE,
 };
+const CANCELED: CallCase = CallCase {
+    kind: "canceled",
+    calls: 1,
+    call: Call {
+        dest: Dest::Backend("/sleep"),
+        outcome: Outcome::Failed,
+    },
+    link: LINK_GOROUTINE,
+};
 const GO: CallCase = CallCase {
     kind: "go",
     calls: 1,
@@ -202,7 +211,7 @@ impl Session {
     /// Starts the backend, the caller and `tracer --pid CALLER --pid BACKEND --format
     /// json TRACER_ARGS`, and waits until the tracer attached to both.
     fn start(tracer_args: &[&str]) -> Self {
-        Self::start_with(&[], tracer_args, false)
+        Self::start_with(go::DEFAULT, &[], tracer_args, false)
     }
 
     /// Like [`Self::start`], the caller also calling the backend's `/hello` every
@@ -213,13 +222,28 @@ impl Session {
     /// continued, so that every tick happens while traced.
     fn start_ticking(period: &str, ticks: usize) -> Self {
         let ticks = ticks.to_string();
-        Self::start_with(&["-tick", period, "-ticks", ticks.as_str()], &[], true)
+        Self::start_with(
+            go::DEFAULT,
+            &["-tick", period, "-ticks", ticks.as_str()],
+            &[],
+            true,
+        )
     }
 
-    fn start_with(caller_args: &[&str], tracer_args: &[&str], pause_caller: bool) -> Self {
+    /// Like [`Self::start`], both programs built with Go `version`.
+    fn start_on(version: &str, tracer_args: &[&str]) -> Self {
+        Self::start_with(version, &[], tracer_args, false)
+    }
+
+    fn start_with(
+        version: &str,
+        caller_args: &[&str],
+        tracer_args: &[&str],
+        pause_caller: bool,
+    ) -> Self {
         let serial = tracer_tests::serial();
         tracer_tests::require_root();
-        let toolchain = Toolchain::find(go::DEFAULT).expect("Go toolchain");
+        let toolchain = Toolchain::find(version).expect("Go toolchain");
         let exe = toolchain
             .build_fixture(HTTP_SERVER_FIXTURE)
             .expect("build the net_http_server fixture");
@@ -659,9 +683,34 @@ fn a_refused_connection_is_an_error_without_a_status() {
 }
 
 #[test]
+fn a_canceled_call_is_an_error_of_type_canceled() {
+    // The caller cancels the call's context after 100 ms (the backend sleeps 1000 ms).
+    let traced = trace_call(&CANCELED, &[]);
+    let (_, clients, _) = traced.check_call(&CANCELED);
+    traced.expect_eq(
+        clients[0],
+        "error.type of a call whose context was canceled",
+        clients[0].attr_str("error.type"),
+        Some("canceled"),
+    );
+    let duration = Duration::from_nanos(clients[0].duration_ns().unwrap_or_default());
+    traced.expect(
+        clients[0],
+        (TIMED_OUT_CALL_MIN..=TIMED_OUT_CALL_MAX).contains(&duration),
+        &format!("canceled after 100 ms; the span lasts {duration:?}"),
+    );
+}
+
+#[test]
 fn a_timed_out_call_is_an_error_that_lasts_until_the_timeout() {
     let traced = trace_call(&TIMEOUT, &[]);
     let (_, clients, _) = traced.check_call(&TIMEOUT);
+    traced.expect_eq(
+        clients[0],
+        "error.type of a call that timed out",
+        clients[0].attr_str("error.type"),
+        Some("timeout"),
+    );
     let duration = Duration::from_nanos(clients[0].duration_ns().unwrap_or_default());
     traced.expect(
         clients[0],
@@ -1108,4 +1157,28 @@ fn text_format_indents_client_spans_under_their_server_span() {
         nested.count() >= 1,
         "a client line indented right under its server line\n{output}"
     );
+}
+
+/// The calls every Go version must trace alike, and the one that needs `g.parentGoid`
+/// (Go 1.21+).
+fn check_go_version(version: &str, with_parent_goid: bool) {
+    let mut cases = vec![&SAME, &POOL, &REFUSED, &TIMEOUT, &CANCELED];
+    if with_parent_goid {
+        cases.push(&GO);
+    }
+    for case in cases {
+        let mut session = Session::start_on(version, &[]);
+        call(session.caller.addr(), case);
+        session.stop().check_call(case);
+    }
+}
+
+#[test]
+fn client_spans_on_the_oldest_go() {
+    check_go_version(go::OLDEST, false);
+}
+
+#[test]
+fn client_spans_on_the_newest_go() {
+    check_go_version(go::NEWEST, true);
 }

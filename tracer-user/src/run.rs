@@ -125,6 +125,9 @@ struct Target {
     resource: Arc<Resource>,
     /// Names of the dynamic types of errors (`error.type`).
     types: TypeNames,
+    /// The data word of `context.Canceled` in the process: a call that failed with it
+    /// was canceled.
+    canceled: Option<u64>,
 }
 
 /// Counters kept by user space.
@@ -210,12 +213,16 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
             inspection.segments.clone(),
             inspection.types_base,
         );
+        let canceled = inspection
+            .context_canceled
+            .and_then(|address| read_error_data(process.pid, address));
         targets.insert(
             process.pid,
             Target {
                 process,
                 resource,
                 types,
+                canceled,
             },
         );
     }
@@ -430,6 +437,7 @@ impl Pipeline {
                 Event::NetHttpClient(ev) => {
                     let error_type = match ev.err_itab {
                         0 => None,
+                        _ if target.canceled == Some(ev.err_data) => Some("canceled".into()),
                         itab => target.types.of_itab(itab),
                     };
                     client::span(&ev, self.mapping, error_type)
@@ -449,6 +457,16 @@ impl Pipeline {
         }
         self.exporter.offer(batch);
     }
+}
+
+/// The data word of the `error` variable at `address` in process `pid` (a sentinel error
+/// such as `context.Canceled`, set once when the program starts); `None` if unreadable.
+fn read_error_data(pid: u32, address: u64) -> Option<u64> {
+    use std::os::unix::fs::FileExt as _;
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut word = [0u8; 8];
+    mem.read_exact_at(&mut word, address.checked_add(8)?).ok()?;
+    Some(u64::from_le_bytes(word)).filter(|&data| data != 0)
 }
 
 /// Sets the niceness of the calling thread, which every thread it starts inherits: the

@@ -109,6 +109,7 @@ func inGoroutines(calls ...func() string) []string {
 //	redirect  one call to the backend's /redirect, which redirects to /hello: two
 //	          requests sent
 //	transport one call through a client with a RoundTripper of its own
+//	canceled  one call to the backend's /sleep, its context canceled after 100 ms
 //	late      one call 300 ms later, on a goroutine the handler starts and does not
 //	          wait for: after the request ended
 func (c *caller) serveCall(w http.ResponseWriter, r *http.Request) {
@@ -144,6 +145,12 @@ func (c *caller) serveCall(w http.ResponseWriter, r *http.Request) {
 	case "transport":
 		client := http.Client{Transport: &countingTransport{next: http.DefaultTransport}}
 		results = []string{outcome(client.Get(hello))}
+	case "canceled":
+		ctx, cancel := context.WithCancel(r.Context())
+		timer := time.AfterFunc(100*time.Millisecond, cancel)
+		results = []string{c.getWithContext(ctx, c.backend+"/sleep?ms=1000")}
+		timer.Stop()
+		cancel()
 	case "late":
 		go func() {
 			time.Sleep(300 * time.Millisecond)

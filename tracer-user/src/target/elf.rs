@@ -95,6 +95,21 @@ impl<'data> Elf<'data> {
             .collect()
     }
 
+    /// The address of the data symbol `name` (a package-level variable), if the symbol
+    /// table has it.
+    pub fn data_symbol(&self, name: &str) -> Option<u64> {
+        self.file.symbols().find_map(|symbol| {
+            (symbol.kind() == object::SymbolKind::Data && symbol.name() == Ok(name))
+                .then(|| symbol.address())
+        })
+    }
+
+    /// True for a position-dependent executable (`ET_EXEC`): its addresses are where it
+    /// runs, with no load bias.
+    pub fn is_fixed_address(&self) -> bool {
+        self.file.kind() == object::ObjectKind::Executable
+    }
+
     /// The address of the first Go type descriptor: the symbol `type:*` (Go 1.20+) or
     /// `type.*` (older), which the runtime's name offsets are relative to.
     pub fn types_base(&self) -> Option<u64> {

@@ -113,6 +113,9 @@ pub struct Inspection {
     pub types_base: Option<u64>,
     /// The loadable segments, to read the binary's static data by virtual address.
     pub segments: Vec<elf::Segment>,
+    /// Where the `context.Canceled` variable (an `error`) is in the running process: in a
+    /// position-dependent executable only (the Go default), else `None`.
+    pub context_canceled: Option<u64>,
 }
 
 impl Inspection {
@@ -252,5 +255,9 @@ pub fn inspect_bytes(
         offsets,
         types_base: elf.types_base(),
         segments: elf.segments(),
+        context_canceled: elf
+            .is_fixed_address()
+            .then(|| elf.data_symbol("context.Canceled"))
+            .flatten(),
     })
 }
