@@ -23,7 +23,7 @@ use tracer_common::{
 };
 
 use crate::{
-    go::{Regs, Window, config, goroutine, new_ids, read_u64, string_failed},
+    go::{Regs, Window, config, goroutine, new_ids, read_u64, read_words, string_failed},
     maps::{
         CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT, SERVER_BY_GOID,
         SERVER_INFLIGHT, count,
@@ -199,10 +199,12 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
 /// The in-flight server span whose request's context is the context of the request at
 /// `req`, or one of its first [`CONTEXT_DEPTH`] parents. Every context type of the standard
 /// library that has a parent embeds it first (`cancelCtx`, `timerCtx`, `valueCtx`,
-/// `withoutCancelCtx`, `afterFuncCtx`): its data word is the parent's. A context of
-/// another type ends the walk with a failed read or a lookup that finds nothing; entries
-/// exist only while their server span is in flight, so a goroutine that outlives its
-/// request starts traces of its own.
+/// `withoutCancelCtx`, `afterFuncCtx`): its data word is the parent's. The root contexts
+/// (`context.Background()`, `TODO()`) have no fields: their data word points to the
+/// runtime's zero-valued `zerobase`, where the walk reads a nil itab and stops. A context
+/// of another type ends the walk with a failed read, a nil word or a lookup that finds
+/// nothing; entries exist only while their server span is in flight, so a goroutine that
+/// outlives its request starts traces of its own.
 #[inline(always)]
 fn by_context(cfg: &ProbeConfig, pid: u32, req: u64) -> Option<&'static mut SpanLink> {
     let mut context = read_u64(req, cfg.req_ctx.saturating_add(8))?;
@@ -213,7 +215,11 @@ fn by_context(cfg: &ProbeConfig, pid: u32, req: u64) -> Option<&'static mut Span
         if let Some(found) = slots::find(&SERVER_BY_CONTEXT, &link_key(pid, context)) {
             return Some(found);
         }
-        context = read_u64(context, 8)?;
+        let [itab, data] = read_words(context)?;
+        if itab == 0 {
+            return None;
+        }
+        context = data;
     }
     None
 }
