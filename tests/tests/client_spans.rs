@@ -157,6 +157,12 @@ const CANCELED: CallCase = CallCase {
     },
     link: LINK_GOROUTINE,
 };
+const GO_CTX: CallCase = CallCase {
+    kind: "goctx",
+    calls: 1,
+    call: HELLO,
+    link: LINK_CONTEXT,
+};
 const GO: CallCase = CallCase {
     kind: "go",
     calls: 1,
@@ -1047,6 +1053,12 @@ fn fanout_calls_on_goroutines_started_by_the_handler() {
 }
 
 #[test]
+fn a_call_with_the_request_context_on_a_goroutine_the_handler_started() {
+    // The context is found before the goroutine's creator.
+    trace_call(&GO_CTX, &[]).check_call(&GO_CTX);
+}
+
+#[test]
 fn a_call_by_a_pool_worker_with_the_request_context() {
     trace_call(&POOL, &[]).check_call(&POOL);
 }
@@ -1169,7 +1181,23 @@ fn check_go_version(version: &str, with_parent_goid: bool) {
     for case in cases {
         let mut session = Session::start_on(version, &[]);
         call(session.caller.addr(), case);
-        session.stop().check_call(case);
+        let traced = session.stop();
+        let (_, clients, _) = traced.check_call(case);
+        // The error's Go type, named from the binary's type descriptors.
+        let error_type = match case.kind {
+            "refused" => Some("*net.OpError"),
+            "timeout" => Some("timeout"),
+            "canceled" => Some("canceled"),
+            _ => None,
+        };
+        if let Some(expected) = error_type {
+            traced.expect_eq(
+                clients[0],
+                &format!("error.type of the {} call with Go {version}", case.kind),
+                clients[0].attr_str("error.type"),
+                Some(expected),
+            );
+        }
     }
 }
 

@@ -105,7 +105,7 @@ fn mix() -> Vec<Case> {
         case("PUT",    "/users/7",               20,      200, "updated 7 20",         Some("/users/{id}")),
         case("DELETE", "/users/8",               0,       204, "",                     Some("/users/{id}")),
         case("GET",    "/users/42?a=1&b=2",      0,       200, "user 42",              Some("/users/{id}")),
-        // An escaped path is decoded into a new string: not next to the method in memory.
+        // An escaped path: the tracer decodes it as net/http does (URL.Path).
         case("GET",    "/users/a%20b?x=%2F",     0,       200, "user a b",             Some("/users/{id}")),
         case("GET",    "/status/404",            0,       404, "status 404",           Some("/status/{code}")),
         case("GET",    "/status/500",            0,       500, "status 500",           Some("/status/{code}")),
@@ -467,7 +467,7 @@ fn capture_query_keeps_the_query_string() {
         "span: {}",
         matched[0]
     );
-    // The escaped path and its query are copied apart from the method: still exact.
+    // The escaped path is decoded, the query kept as sent.
     assert_eq!(
         matched[3].attr_str("url.query"),
         Some("x=%2F"),

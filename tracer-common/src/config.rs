@@ -41,10 +41,13 @@ pub struct ProbeConfig {
     pub req_window: u32,
     /// `net/http.Request.URL` (*url.URL), for client spans.
     pub req_url: u32,
-    /// `net/url.URL.Scheme`, `.Host`, `.Path`, `.RawQuery` (strings).
+    /// `net/url.URL.Scheme` (string).
     pub url_scheme: u32,
+    /// `net/url.URL.Host` (string).
     pub url_host: u32,
+    /// `net/url.URL.Path` (string).
     pub url_path: u32,
+    /// `net/url.URL.RawQuery` (string).
     pub url_raw_query: u32,
     /// Bytes of `net/url.URL` read at once.
     pub url_window: u32,

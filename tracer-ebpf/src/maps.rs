@@ -53,7 +53,8 @@ pub static CLIENT_INFLIGHT: Array<ClientInflight> = Array::with_max_entries(SLOT
 
 /// Words in one scratch window.
 pub const WINDOW_WORDS: usize = WINDOW_BYTES as usize / 8;
-/// Scratch windows per CPU: request, map header or table, map group.
+/// Scratch windows per CPU: 0 the request (or, at goroutine creation, the new `g`), 1 a
+/// map header or table (a client span's URL), 2 a map group.
 pub const WINDOWS: u32 = 3;
 
 /// Per-CPU buffers a struct of the target is copied into in one read, so its fields can

@@ -19,7 +19,7 @@ use tracer_common::{
     counters::NUM_COUNTERS,
     event::IdState,
     inflight::TTL_NS,
-    probes::net_http::server::ServerInflight,
+    probes::net_http::{client::ClientInflight, server::ServerInflight},
 };
 
 use crate::{
@@ -245,18 +245,21 @@ impl Loader {
     /// Server requests still in flight, and starts older than the TTL (their end was never
     /// seen: lost), at monotonic time `now_ns`.
     pub fn inflight(&self, now_ns: u64) -> Result<(u64, u64), LoadError> {
-        let slots: Array<&MapData, ServerInflight> = self.map("SERVER_INFLIGHT")?;
         let (mut in_flight, mut expired) = (0, 0);
-        for slot in slots
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|slot| slot.g != 0)
-        {
-            if now_ns.saturating_sub(slot.start_ns) > TTL_NS {
+        let mut tally = |started: u64| {
+            if now_ns.saturating_sub(started) > TTL_NS {
                 expired += 1;
             } else {
                 in_flight += 1;
             }
+        };
+        let servers: Array<&MapData, ServerInflight> = self.map("SERVER_INFLIGHT")?;
+        for slot in servers.iter().filter_map(Result::ok).filter(|s| s.g != 0) {
+            tally(slot.start_ns);
+        }
+        let clients: Array<&MapData, ClientInflight> = self.map("CLIENT_INFLIGHT")?;
+        for slot in clients.iter().filter_map(Result::ok).filter(|s| s.g != 0) {
+            tally(slot.start_ns);
         }
         Ok((in_flight, expired))
     }

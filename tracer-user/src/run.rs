@@ -170,17 +170,16 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
                 process.exe.display()
             );
         }
+        // Both ends of client spans, or neither.
+        let calls = client::HOOKS.iter().all(|h| inspection.point(h).is_some());
+        let clients = client_layout && calls;
         let usable: Vec<Hook> = hooks
             .iter()
-            .filter(|h| client_layout || !is_client_hook(h))
+            .filter(|h| clients || !is_client_hook(h))
             .copied()
             .collect();
         // Server spans record their goroutine id only for programs that make calls.
-        let calls = usable
-            .iter()
-            .filter(|h| is_client_hook(h))
-            .all(|h| inspection.point(h).is_some());
-        probe_config.link_goroutines = u32::from(client_layout && calls);
+        probe_config.link_goroutines = u32::from(clients);
         let tracks = usable.contains(&client::GOROUTINE_CREATED)
             && inspection.point(&client::GOROUTINE_CREATED).is_some();
         if config.track_goroutines && !(tracks && probe_config.g_parent_goid != NO_FIELD) {
@@ -463,10 +462,21 @@ impl Pipeline {
 /// such as `context.Canceled`, set once when the program starts); `None` if unreadable.
 fn read_error_data(pid: u32, address: u64) -> Option<u64> {
     use std::os::unix::fs::FileExt as _;
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
-    let mut word = [0u8; 8];
-    mem.read_exact_at(&mut word, address.checked_add(8)?).ok()?;
-    Some(u64::from_le_bytes(word)).filter(|&data| data != 0)
+    let read = || -> std::io::Result<u64> {
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+        let mut word = [0u8; 8];
+        mem.read_exact_at(&mut word, address.saturating_add(8))?;
+        Ok(u64::from_le_bytes(word))
+    };
+    match read() {
+        Ok(data) => Some(data).filter(|&data| data != 0),
+        Err(error) => {
+            log::warn!(
+                "pid={pid}: cannot read context.Canceled ({error}): canceled calls get their error's type"
+            );
+            None
+        }
+    }
 }
 
 /// Sets the niceness of the calling thread, which every thread it starts inherits: the

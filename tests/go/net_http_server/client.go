@@ -102,6 +102,7 @@ func inGoroutines(calls ...func() string) []string {
 //	go        one call on a goroutine the handler starts, no context
 //	fanout    three calls, each on a goroutine the handler starts, no context
 //	deep      one call on a goroutine started by a goroutine the handler starts
+//	goctx     one call on a goroutine the handler starts, with the request's context
 //	pool      one call by a long-lived worker, with the request's context
 //	refused   one call to a closed port
 //	timeout   one call to the backend's /sleep with a 100 ms client timeout
@@ -129,6 +130,8 @@ func (c *caller) serveCall(w http.ResponseWriter, r *http.Request) {
 		results = inGoroutines(func() string {
 			return inGoroutines(func() string { return c.get(hello) })[0]
 		})
+	case "goctx":
+		results = inGoroutines(func() string { return c.getWithContext(r.Context(), hello) })
 	case "pool":
 		j := job{ctx: r.Context(), url: hello, result: make(chan string, 1)}
 		c.jobs <- j

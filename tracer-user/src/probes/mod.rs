@@ -30,15 +30,5 @@ pub enum Site {
     AfterCall(&'static str),
 }
 
-impl Site {
-    /// The callee of a call site.
-    pub fn callee(self) -> Option<&'static str> {
-        match self {
-            Self::Entry => None,
-            Self::AtCall(callee) | Self::AfterCall(callee) => Some(callee),
-        }
-    }
-}
-
 /// Struct members a probe reads: `(struct, members)`.
 pub type Fields = &'static [(&'static str, &'static [&'static str])];

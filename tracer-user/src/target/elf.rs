@@ -38,8 +38,11 @@ impl Segment {
     /// them all.
     pub fn offset_of(&self, address: u64, len: u64) -> Option<u64> {
         let end = address.checked_add(len)?;
-        (address >= self.address && end <= self.address + self.file_size)
-            .then(|| address - self.address + self.file_offset)
+        let segment_end = self.address.checked_add(self.file_size)?;
+        if address < self.address || end > segment_end {
+            return None;
+        }
+        (address - self.address).checked_add(self.file_offset)
     }
 }
 
@@ -110,9 +113,13 @@ impl<'data> Elf<'data> {
         self.file.kind() == object::ObjectKind::Executable
     }
 
-    /// The address of the first Go type descriptor: the symbol `type:*` (Go 1.20+) or
-    /// `type.*` (older), which the runtime's name offsets are relative to.
+    /// Where the Go type descriptors start (`moduledata.types`), which the runtime's name
+    /// offsets are relative to: the `.go.type` section from Go 1.26 (whose `type:*` symbol
+    /// sits 8 bytes in), else the symbol `type:*` (Go 1.20+) or `type.*` (older).
     pub fn types_base(&self) -> Option<u64> {
+        if let Some(section) = self.file.section_by_name(".go.type") {
+            return Some(section.address());
+        }
         self.file.symbols().find_map(|symbol| {
             matches!(symbol.name(), Ok("type:*" | "type.*")).then(|| symbol.address())
         })

@@ -200,7 +200,7 @@ fn setup_section(out: &mut String, setup: &Setup) {
          - server: `xtask/bench/hello` (net/http, {}), {}, \
            `GOMAXPROCS=1`, pinned to CPU 0 (`taskset -c 0`)\n\
          - traced: `tracer --pid PID --format json{}` with stdout to a file, pinned to CPU \
-           1, at its default niceness (10)\n\
+           1 (niceness 10, its default, unless an argument says otherwise)\n\
          - load: {} on loopback, pinned to CPU 1: `wrk -t{} -c{} -d{}s` for throughput, \
            then `wrk -t{} -c{} -d{}s --latency` for latency at one connection\n\
          - rounds: {} per configuration; each round starts a fresh server, warms it up with \

@@ -3,7 +3,10 @@
 //!
 //! - [`net_http_client_start`] at the entry of `net/http.send`: records the start and the
 //!   `*Request` (RAX) per goroutine, and the parent: the server span in flight on the same
-//!   goroutine, if any.
+//!   goroutine, else the one whose request context the request carries, else the one
+//!   whose goroutine started this one (goroutine tree, `g.parentGoid`), else none.
+//! - [`runtime_goroutine_created`] (`--track-goroutines`) at goroutine creation: see
+//!   <https://go.dev/src/runtime/proc.go> (`newproc`, `runqput`).
 //! - [`net_http_client_finish`] right after `(*Client).send`'s call to `send` returns:
 //!   emits the span with the response status (`*Response` in RAX) and the error (RCX, RDI).
 use aya_ebpf::{
@@ -28,7 +31,7 @@ use crate::{
         CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT, SERVER_BY_GOID,
         SERVER_INFLIGHT, count,
     },
-    probes::net_http::server::link_key,
+    probes::net_http::server::{link_key, write_link},
     slots::{self, Claim, Slot},
 };
 
@@ -70,27 +73,19 @@ fn try_goroutine_created(ctx: &ProbeContext) -> Option<()> {
         return None;
     }
     // The creator serves a request, or descends from one that does.
-    let (ids, origin, started) =
-        if let Some(server) = slots::find(&SERVER_BY_GOID, &link_key(pid, parent)) {
-            ((server.trace_id, server.span_id), parent, server.start_ns)
-        } else if let Some(ancestor) = slots::find(&GOROUTINE_TREE, &link_key(pid, parent)) {
-            (
-                (ancestor.trace_id, ancestor.span_id),
-                ancestor.origin,
-                ancestor.start_ns,
-            )
-        } else {
-            return None;
-        };
+    let (ids, origin) = if let Some(server) = slots::find(&SERVER_BY_GOID, &link_key(pid, parent)) {
+        ((server.trace_id, server.span_id), parent)
+    } else if let Some(ancestor) = slots::find(&GOROUTINE_TREE, &link_key(pid, parent)) {
+        ((ancestor.trace_id, ancestor.span_id), ancestor.origin)
+    } else {
+        return None;
+    };
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
+    // Entries are never removed (goroutine exits are not followed): the oldest of a full
+    // set is evicted, so each is dated by its goroutine's creation.
     let (entry, _) = slots::claim(&GOROUTINE_TREE, &link_key(pid, goid), now)?;
-    entry.pid = pid;
-    entry.start_ns = started.min(now);
-    entry.trace_id = ids.0;
-    entry.span_id = ids.1;
-    entry.origin = origin;
-    entry.key = goid;
+    write_link(entry, pid, goid, now, ids, origin);
     Some(())
 }
 
@@ -198,7 +193,8 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
 
 /// The in-flight server span whose request's context is the context of the request at
 /// `req`, or one of its first [`CONTEXT_DEPTH`] parents. Every context type of the standard
-/// library that has a parent embeds it first (`cancelCtx`, `timerCtx`, `valueCtx`,
+/// library that has a parent embeds it first (<https://go.dev/src/context/context.go>:
+/// `cancelCtx`, `timerCtx`, `valueCtx`,
 /// `withoutCancelCtx`, `afterFuncCtx`): its data word is the parent's. The root contexts
 /// (`context.Background()`, `TODO()`) have no fields: their data word points to the
 /// runtime's zero-valued `zerobase`, where the walk reads a nil itab and stops. A context

@@ -1,2 +1,3 @@
+//! Go `net/http`: server spans and client spans.
 pub mod client;
 pub mod server;

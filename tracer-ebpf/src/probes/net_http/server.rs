@@ -90,6 +90,12 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
         Claim::Own | Claim::Evicted => count(DROP_START_REPLACED),
         Claim::Free => {}
     }
+    if slot.g != 0 {
+        // A start that never ended (replaced, evicted or expired): its link entries go too,
+        // or a later context or goroutine at the same key would find a span never exported.
+        unlink(&SERVER_BY_GOID, slot.pid, slot.goid, &slot.span_id);
+        unlink(&SERVER_BY_CONTEXT, slot.pid, slot.context, &slot.span_id);
+    }
     slot.pid = key.pid;
     slot.config = slot_config;
     slot.start_ns = now;
@@ -141,20 +147,38 @@ fn link(index: &Array<SpanLink>, pid: u32, key: u64, now: u64, ids: ([u8; 16], [
     let Some((entry, _)) = slots::claim(index, &link_key(pid, key), now) else {
         return false;
     };
+    write_link(entry, pid, key, now, ids, 0);
+    true
+}
+
+/// Fills a link index entry. Other CPUs read these entries (a goroutine's calls look up
+/// the spans of other goroutines): the key goes first to 0, so that no lookup matches a
+/// half-written entry, and is written last.
+#[inline(always)]
+pub fn write_link(
+    entry: &mut SpanLink,
+    pid: u32,
+    key: u64,
+    now: u64,
+    ids: ([u8; 16], [u8; 8]),
+    origin: u64,
+) {
+    entry.key = 0;
     entry.pid = pid;
     entry.start_ns = now;
     entry.trace_id = ids.0;
     entry.span_id = ids.1;
-    entry.origin = 0;
+    entry.origin = origin;
     entry.key = key;
-    true
 }
 
-/// Removes the entry of `key` from `index`.
+/// Removes the entry of `key` from `index` if it is still the one of span `span_id` (a
+/// later span may have taken the key over).
 #[inline(always)]
-fn unlink(index: &Array<SpanLink>, pid: u32, key: u64) {
+fn unlink(index: &Array<SpanLink>, pid: u32, key: u64, span_id: &[u8; 8]) {
     if key != 0
         && let Some(entry) = slots::find(index, &link_key(pid, key))
+        && entry.span_id == *span_id
     {
         entry.release();
     }
@@ -194,8 +218,8 @@ fn try_end(ctx: &ProbeContext, unwinding: bool) -> Option<()> {
     };
     let start = *slot;
     slot.release();
-    unlink(&SERVER_BY_GOID, key.pid, start.goid);
-    unlink(&SERVER_BY_CONTEXT, key.pid, start.context);
+    unlink(&SERVER_BY_GOID, key.pid, start.goid, &start.span_id);
+    unlink(&SERVER_BY_CONTEXT, key.pid, start.context, &start.span_id);
     let end_reason = match (unwinding, start.flags & INFLIGHT_PANICKING != 0) {
         (false, _) => END_FINISHED,
         (true, true) => END_PANICKED,
