@@ -1210,3 +1210,35 @@ fn client_spans_on_the_oldest_go() {
 fn client_spans_on_the_newest_go() {
     check_go_version(go::NEWEST, true);
 }
+
+#[test]
+fn a_late_call_while_the_connection_serves_its_next_request_starts_its_own_trace() {
+    // /call/late returns at once and its goroutine calls 300 ms later; meanwhile the same
+    // keep-alive connection (so the same serving goroutine) runs GET /sleep?ms=800. The
+    // goroutine's creator is in flight again, but with another request: the goroutine
+    // tree knows the late call's request ended, so it has no parent.
+    let mut session = Session::start(&["--track-goroutines"]);
+    let mut connection =
+        tracer_tests::http::Connection::open(session.caller.addr()).expect("connect");
+    let late = connection
+        .send("GET", "/call/late", &[], &[])
+        .expect("GET /call/late");
+    assert_eq!(late.text(), "started\n", "the answer of /call/late");
+    let next = connection
+        .send_last("GET", "/sleep?ms=800", &[], &[])
+        .expect("GET /sleep on the same connection");
+    assert_eq!(next.status, 200, "the answer of /sleep");
+    let traced = session.stop();
+    let servers = traced.caller_servers();
+    traced.expect_len("server spans of the caller", &servers, 2);
+    let clients = traced.clients();
+    traced.expect_len("client spans of the late call", &clients, 1);
+    traced.check_root(clients[0]);
+    for server in servers {
+        traced.expect(
+            clients[0],
+            clients[0].trace_id() != server.trace_id(),
+            "a trace of its own: neither the ended request's nor the next one's",
+        );
+    }
+}
