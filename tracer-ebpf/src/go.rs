@@ -15,7 +15,7 @@ use aya_ebpf::{
 use tracer_common::{
     config::{NO_FIELD, ProbeConfig},
     counters::{DROP_NO_CONFIG, DROP_READ_FAILED},
-    event::{GoroutineKey, STR_READ_FAILED, StrBuf, mix64},
+    event::{EventHeader, GoroutineKey, STR_READ_FAILED, StrBuf, WIRE_VERSION, mix64},
 };
 
 use crate::maps::{CONFIGS, IDS, SCRATCH, WINDOW_WORDS, count};
@@ -23,6 +23,7 @@ use crate::maps::{CONFIGS, IDS, SCRATCH, WINDOW_WORDS, count};
 /// The registers a probe reads, copied once from the context.
 pub struct Regs {
     pub rax: u64,
+    pub rbx: u64,
     pub rcx: u64,
     pub rdi: u64,
     pub r14: u64,
@@ -35,6 +36,7 @@ impl Regs {
         let regs = unsafe { &*ctx.regs };
         Self {
             rax: regs.rax,
+            rbx: regs.rbx,
             rcx: regs.rcx,
             rdi: regs.rdi,
             r14: regs.r14,
@@ -69,6 +71,19 @@ pub fn goroutine(regs: &Regs) -> Option<GoroutineKey> {
         _pad: 0,
         g: regs.r14,
     })
+}
+
+/// The header of a ring-buffer event of type `T` (`kind`) finished on goroutine `key`.
+#[inline(always)]
+pub fn event_header<T>(kind: u16, key: &GoroutineKey) -> EventHeader {
+    EventHeader {
+        kind,
+        version: WIRE_VERSION,
+        size: core::mem::size_of::<T>() as u32,
+        pid: key.pid,
+        tid: bpf_get_current_pid_tgid() as u32,
+        g: key.g,
+    }
 }
 
 /// Reads the 8-byte word at `base + offset` in the target; `None` when the field does

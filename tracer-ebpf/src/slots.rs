@@ -2,9 +2,12 @@
 //! `tracer_common::inflight`): no helper call and no lock per access, unlike a hash map.
 use aya_ebpf::maps::Array;
 use tracer_common::{
+    counters::{DROP_INFLIGHT_FULL, DROP_START_REPLACED},
     event::GoroutineKey,
     inflight::{TTL_NS, WAYS, set_of},
 };
+
+use crate::maps::count;
 
 /// State that can live in a slot: it records its owner and start time.
 pub trait Slot: 'static {
@@ -14,6 +17,48 @@ pub trait Slot: 'static {
     fn started(&self) -> u64;
     /// Marks the slot free.
     fn release(&mut self);
+}
+
+/// Implements [`Slot`] for a state type with `pid` and `start_ns` fields whose owner key is
+/// the field `$key` (0 when the slot is free).
+macro_rules! keyed_slot {
+    ($ty:ty, $key:ident) => {
+        impl $crate::slots::Slot for $ty {
+            fn owner(&self) -> (u32, u64) {
+                (self.pid, self.$key)
+            }
+            fn started(&self) -> u64 {
+                self.start_ns
+            }
+            fn release(&mut self) {
+                self.$key = 0;
+            }
+        }
+    };
+}
+pub(crate) use keyed_slot;
+
+/// A slot for a span that starts now on goroutine `key`, with the loss counted when there
+/// is none or when it replaces a start that never ended. `None` as well when
+/// `is_repeat` says the slot already holds this very call (a probe on the stack check
+/// fires again after the stack grew): the first start is kept.
+#[inline(always)]
+pub fn begin<T: Slot>(
+    slots: &Array<T>,
+    key: &GoroutineKey,
+    now: u64,
+    is_repeat: impl Fn(&T) -> bool,
+) -> Option<&'static mut T> {
+    let Some((slot, claim)) = claim(slots, key, now) else {
+        count(DROP_INFLIGHT_FULL);
+        return None;
+    };
+    match claim {
+        Claim::Own if is_repeat(slot) => return None,
+        Claim::Own | Claim::Evicted => count(DROP_START_REPLACED),
+        Claim::Free => {}
+    }
+    Some(slot)
 }
 
 /// The slot holding `key`'s state.

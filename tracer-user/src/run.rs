@@ -29,11 +29,11 @@ use crate::{
     },
     privileges::{self, PrivilegeError},
     probes::{
-        Hook, Site,
+        Hook,
         net_http::{client, server},
     },
     process::{Process, ProcessError},
-    target::{self, CallSite, TargetError, gomap, gotype::TypeNames},
+    target::{self, TargetError, gomap, gotype::TypeNames},
 };
 
 /// How often the ring buffer is drained (events are submitted without wake-ups).
@@ -123,11 +123,8 @@ fn is_client_hook(hook: &Hook) -> bool {
 struct Target {
     process: Process,
     resource: Arc<Resource>,
-    /// Names of the dynamic types of errors (`error.type`).
+    /// What the errors of failed calls are (`error.type`).
     types: TypeNames,
-    /// The data word of `context.Canceled` in the process: a call that failed with it
-    /// was canceled.
-    canceled: Option<u64>,
 }
 
 /// Counters kept by user space.
@@ -211,17 +208,16 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
             })?,
             inspection.segments.clone(),
             inspection.types_base,
+            inspection
+                .context_canceled
+                .and_then(|address| read_error_data(process.pid, address)),
         );
-        let canceled = inspection
-            .context_canceled
-            .and_then(|address| read_error_data(process.pid, address));
         targets.insert(
             process.pid,
             Target {
                 process,
                 resource,
                 types,
-                canceled,
             },
         );
     }
@@ -306,12 +302,7 @@ fn resolve(
     RunError,
 > {
     let process = Process::open(pid)?;
-    let symbols: Vec<&str> = hooks
-        .iter()
-        .filter(|h| h.site == Site::Entry)
-        .map(|h| h.symbol)
-        .collect();
-    let call_sites: Vec<CallSite<'_>> = hooks.iter().filter_map(CallSite::of).collect();
+    let (symbols, call_sites) = target::sites(hooks);
     let structs: Vec<(&str, &[&str])> = server::FIELDS
         .iter()
         .chain(client::FIELDS)
@@ -436,8 +427,7 @@ impl Pipeline {
                 Event::NetHttpClient(ev) => {
                     let error_type = match ev.err_itab {
                         0 => None,
-                        _ if target.canceled == Some(ev.err_data) => Some("canceled".into()),
-                        itab => target.types.of_itab(itab),
+                        itab => target.types.of_error(itab, ev.err_data),
                     };
                     client::span(&ev, self.mapping, error_type)
                 }

@@ -25,7 +25,7 @@ use tracer::probes::{
     },
 };
 use tracer::target::{
-    self, CallSite, Inspection, TargetError,
+    self, Inspection, TargetError,
     dwarf::SIZE,
     gomap,
     placement::{Placement, PlacementKind},
@@ -138,12 +138,7 @@ fn resolve(version: &str) -> (Toolchain, PathBuf, Truth, Inspection) {
         .expect("build the offsets fixture");
     let truth = Truth::of(&exe);
     let hooks = hooks();
-    let symbols: Vec<&str> = hooks
-        .iter()
-        .filter(|hook| hook.site == Site::Entry)
-        .map(|hook| hook.symbol)
-        .collect();
-    let call_sites: Vec<CallSite<'_>> = hooks.iter().filter_map(CallSite::of).collect();
+    let (symbols, call_sites) = target::sites(&hooks);
     let bytes = std::fs::read(&exe).expect("read the fixture");
     let inspection = target::inspect_bytes(
         &exe.display().to_string(),

@@ -28,17 +28,34 @@ pub struct TypeNames {
     file: File,
     segments: Vec<Segment>,
     types_base: Option<u64>,
+    /// The data word of `context.Canceled` in the process, if known.
+    canceled: Option<u64>,
     cache: HashMap<u64, Option<CompactString>>,
 }
 
 impl TypeNames {
-    pub fn new(file: File, segments: Vec<Segment>, types_base: Option<u64>) -> Self {
+    pub fn new(
+        file: File,
+        segments: Vec<Segment>,
+        types_base: Option<u64>,
+        canceled: Option<u64>,
+    ) -> Self {
         Self {
             file,
             segments,
             types_base,
+            canceled,
             cache: HashMap::new(),
         }
+    }
+
+    /// What an `error` value `{itab, data}` of the process is: `canceled` for
+    /// `context.Canceled` itself, else the name of its dynamic type (see [`Self::of_itab`]).
+    pub fn of_error(&mut self, itab: u64, data: u64) -> Option<CompactString> {
+        if self.canceled == Some(data) {
+            return Some(CompactString::const_new("canceled"));
+        }
+        self.of_itab(itab)
     }
 
     /// The name of the dynamic type of an interface value whose itab is at `itab`, e.g.

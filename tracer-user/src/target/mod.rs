@@ -99,6 +99,18 @@ impl<'a> CallSite<'a> {
     }
 }
 
+/// What [`inspect_bytes`] looks for to place `hooks`: the functions whose entry they
+/// probe, and their call sites.
+pub fn sites(hooks: &[crate::probes::Hook]) -> (Vec<&'static str>, Vec<CallSite<'static>>) {
+    let entries = hooks
+        .iter()
+        .filter(|hook| hook.site == crate::probes::Site::Entry)
+        .map(|hook| hook.symbol)
+        .collect();
+    let calls = hooks.iter().filter_map(CallSite::of).collect();
+    (entries, calls)
+}
+
 /// What was learned from one binary.
 #[derive(Debug)]
 pub struct Inspection {

@@ -16,8 +16,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     config::ProbeConfig,
-    counters::{DROP_INFLIGHT_FULL, DROP_RINGBUF_FULL, DROP_START_REPLACED, DROP_UNMATCHED_END},
-    event::{EventHeader, GoroutineKey, KIND_NET_HTTP_CLIENT, WIRE_VERSION},
+    counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END},
+    event::{GoroutineKey, KIND_NET_HTTP_CLIENT},
     probes::net_http::client::{
         CONTEXT_DEPTH, ClientInflight, HttpClientEvent, LINK_CONTEXT, LINK_GOROUTINE,
         LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE, LINK_ROOT,
@@ -26,13 +26,15 @@ use tracer_common::{
 };
 
 use crate::{
-    go::{Regs, Window, config, goroutine, new_ids, read_u64, read_words, string_failed},
+    go::{
+        Regs, Window, config, event_header, goroutine, new_ids, read_u64, read_words, string_failed,
+    },
     maps::{
         CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT, SERVER_BY_GOID,
         SERVER_INFLIGHT, count,
     },
     probes::net_http::server::{link_key, write_link},
-    slots::{self, Claim, Slot},
+    slots::{self, Slot, keyed_slot},
 };
 
 /// Scratch windows (see `crate::maps::SCRATCH`): the request, then its URL.
@@ -63,8 +65,7 @@ pub fn runtime_goroutine_created(ctx: ProbeContext) -> u32 {
 
 fn try_goroutine_created(ctx: &ProbeContext) -> Option<()> {
     let (_, cfg) = config(ctx)?;
-    // SAFETY: pt_regs of this probe hit.
-    let newg = unsafe { (*ctx.regs).rbx };
+    let newg = Regs::of(ctx).rbx;
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let window = cfg.g_goid.max(cfg.g_parent_goid).saturating_add(8);
     let g = Window::read(REQUEST_WINDOW, newg, window)?;
@@ -119,17 +120,7 @@ fn goroutine_tree(cfg: &ProbeConfig, pid: u32, g: u64) -> Tree {
     }
 }
 
-impl Slot for ClientInflight {
-    fn owner(&self) -> (u32, u64) {
-        (self.pid, self.g)
-    }
-    fn started(&self) -> u64 {
-        self.start_ns
-    }
-    fn release(&mut self) {
-        self.g = 0;
-    }
-}
+keyed_slot!(ClientInflight, g);
 
 fn try_start(ctx: &ProbeContext) -> Option<()> {
     let (slot_config, cfg) = config(ctx)?;
@@ -137,58 +128,49 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     let key = goroutine(&regs)?;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let Some((slot, claim)) = slots::claim(&CLIENT_INFLIGHT, &key, now) else {
-        count(DROP_INFLIGHT_FULL);
-        return None;
-    };
-    match claim {
-        // The same call seen again (a probe on the stack check fires again after the stack
-        // grew): keep the first start.
-        Claim::Own if slot.req == regs.rax => return Some(()),
-        Claim::Own | Claim::Evicted => count(DROP_START_REPLACED),
-        Claim::Free => {}
-    }
+    let slot = slots::begin(&CLIENT_INFLIGHT, &key, now, |slot| slot.req == regs.rax)?;
     slot.pid = key.pid;
     slot.config = slot_config;
     slot.start_ns = now;
     slot.req = regs.rax;
     new_ids(&mut slot.trace_id, &mut slot.span_id)?;
-    slot.parent_span_id = [0; 8];
-    slot.link = LINK_ROOT;
-    if let Some(server) = slots::find(&SERVER_INFLIGHT, &key) {
-        slot.trace_id = server.trace_id;
-        slot.parent_span_id = server.span_id;
-        slot.link = LINK_GOROUTINE;
-    } else if let Some(found) = by_context(cfg, key.pid, regs.rax) {
-        slot.trace_id = found.trace_id;
-        slot.parent_span_id = found.span_id;
-        slot.link = LINK_CONTEXT;
-    } else {
-        match goroutine_tree(cfg, key.pid, regs.r14) {
-            Tree::Under(trace_id, span_id) => {
-                slot.trace_id = trace_id;
-                slot.parent_span_id = span_id;
-                slot.link = LINK_GOROUTINE_TREE;
-            }
-            // The tree knows better than the creator's id, whose goroutine may be
-            // serving a later request by now.
-            Tree::Ended => {}
-            Tree::Unknown => {
-                if let Some(parent) = read_u64(regs.r14, cfg.g_parent_goid)
-                    && parent != 0
-                    && let Some(found) = slots::find(&SERVER_BY_GOID, &link_key(key.pid, parent))
-                {
-                    slot.trace_id = found.trace_id;
-                    slot.parent_span_id = found.span_id;
-                    slot.link = LINK_PARENT_GOROUTINE;
-                }
-            }
-        }
+    (slot.parent_span_id, slot.link) = ([0; 8], LINK_ROOT);
+    if let Some((trace_id, span_id, link)) = parent(cfg, &key, regs.rax, regs.r14) {
+        (slot.trace_id, slot.parent_span_id, slot.link) = (trace_id, span_id, link);
     }
     slot._pad = [0; 7];
     // Written last: the slot belongs to this goroutine from here on.
     slot.g = key.g;
     Some(())
+}
+
+/// The server span in flight that a call starting now on goroutine `key` (`runtime.g`
+/// `g`) with the request at `req` belongs to, and how it was found (`LINK_*`), in the
+/// order of the README: the same goroutine, the request's context, the goroutine tree,
+/// the goroutine's creator.
+#[inline(always)]
+fn parent(
+    cfg: &ProbeConfig,
+    key: &GoroutineKey,
+    req: u64,
+    g: u64,
+) -> Option<([u8; 16], [u8; 8], u8)> {
+    if let Some(server) = slots::find(&SERVER_INFLIGHT, key) {
+        return Some((server.trace_id, server.span_id, LINK_GOROUTINE));
+    }
+    if let Some(found) = by_context(cfg, key.pid, req) {
+        return Some((found.trace_id, found.span_id, LINK_CONTEXT));
+    }
+    match goroutine_tree(cfg, key.pid, g) {
+        Tree::Under(trace_id, span_id) => return Some((trace_id, span_id, LINK_GOROUTINE_TREE)),
+        // The tree knows better than the creator's id, whose goroutine may be serving a
+        // later request by now.
+        Tree::Ended => return None,
+        Tree::Unknown => {}
+    }
+    let creator = read_u64(g, cfg.g_parent_goid).filter(|&goid| goid != 0)?;
+    let found = slots::find(&SERVER_BY_GOID, &link_key(key.pid, creator))?;
+    Some((found.trace_id, found.span_id, LINK_PARENT_GOROUTINE))
 }
 
 /// The in-flight server span whose request's context is the context of the request at
@@ -230,13 +212,9 @@ fn try_finish(ctx: &ProbeContext) -> Option<()> {
     };
     let start = *slot;
     slot.release();
-    // SAFETY: pt_regs of this probe hit; RBX..RDI hold `send`'s results here.
-    let (response, err_itab, err_data) = unsafe {
-        let raw = &*ctx.regs;
-        (raw.rax, raw.rcx, raw.rdi)
-    };
     let cfg = CONFIGS.get(start.config)?;
-    emit(&key, &start, cfg, response, err_itab, err_data);
+    // `send`'s results: the response, then the error's itab and data.
+    emit(&key, &start, cfg, regs.rax, regs.rcx, regs.rdi);
     Some(())
 }
 
@@ -255,14 +233,7 @@ fn emit(
     // SAFETY: the reserved record is exclusively ours until submitted; every field user
     // space reads is written below (string bytes beyond their copied length are not read).
     let ev = unsafe { &mut *entry.as_mut_ptr() };
-    ev.header = EventHeader {
-        kind: KIND_NET_HTTP_CLIENT,
-        version: WIRE_VERSION,
-        size: core::mem::size_of::<HttpClientEvent>() as u32,
-        pid: key.pid,
-        tid: bpf_get_current_pid_tgid() as u32,
-        g: key.g,
-    };
+    ev.header = event_header::<HttpClientEvent>(KIND_NET_HTTP_CLIENT, key);
     ev.start_ns = start.start_ns;
     // SAFETY: the helper has no preconditions.
     ev.end_ns = unsafe { bpf_ktime_get_ns() };

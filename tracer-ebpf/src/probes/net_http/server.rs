@@ -9,18 +9,11 @@
 //!   that recovers handler panics): emits a span still in flight, as panicked or hijacked.
 //! - [`net_http_server_panic`] at `runtime.gopanic`: marks an in-flight request as
 //!   panicking; fires only when the program panics.
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::uprobe,
-    maps::Array,
-    programs::ProbeContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, maps::Array, programs::ProbeContext};
 use tracer_common::{
     config::ProbeConfig,
-    counters::{DROP_INFLIGHT_FULL, DROP_RINGBUF_FULL, DROP_START_REPLACED, DROP_UNMATCHED_END},
-    event::{
-        EventHeader, GoroutineKey, KIND_NET_HTTP_SERVER, STR_READ_FAILED, StrBuf, WIRE_VERSION,
-    },
+    counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END},
+    event::{GoroutineKey, KIND_NET_HTTP_SERVER, STR_READ_FAILED, StrBuf},
     probes::net_http::server::{
         END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING, LINE_BYTES,
         LinePiece, METHOD_LEN, RequestLine, ServerInflight, SpanLink, TARGET_AT, TARGET_LEN,
@@ -29,12 +22,14 @@ use tracer_common::{
 };
 
 use crate::{
-    go::{Regs, Window, config, goroutine, new_ids, read_bytes, read_u64, string_failed},
+    go::{
+        Regs, Window, config, event_header, goroutine, new_ids, read_bytes, read_u64, string_failed,
+    },
     gomap,
     maps::{
         CONFIGS, EVENTS, SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, USER_AGENT_KEY, count,
     },
-    slots::{self, Claim, Slot},
+    slots::{self, Slot, keyed_slot},
 };
 
 #[uprobe]
@@ -61,17 +56,8 @@ pub fn net_http_server_panic(ctx: ProbeContext) -> u32 {
     0
 }
 
-impl Slot for ServerInflight {
-    fn owner(&self) -> (u32, u64) {
-        (self.pid, self.g)
-    }
-    fn started(&self) -> u64 {
-        self.start_ns
-    }
-    fn release(&mut self) {
-        self.g = 0;
-    }
-}
+keyed_slot!(ServerInflight, g);
+keyed_slot!(SpanLink, key);
 
 fn try_start(ctx: &ProbeContext) -> Option<()> {
     let (slot_config, cfg) = config(ctx)?;
@@ -79,17 +65,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     let key = goroutine(&regs)?;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let Some((slot, claim)) = slots::claim(&SERVER_INFLIGHT, &key, now) else {
-        count(DROP_INFLIGHT_FULL);
-        return None;
-    };
-    match claim {
-        // The same call seen again (a probe on the stack check fires again after the stack
-        // grew): keep the first start.
-        Claim::Own if slot.req == regs.rdi => return Some(()),
-        Claim::Own | Claim::Evicted => count(DROP_START_REPLACED),
-        Claim::Free => {}
-    }
+    let slot = slots::begin(&SERVER_INFLIGHT, &key, now, |slot| slot.req == regs.rdi)?;
     if slot.g != 0 {
         // A start that never ended (replaced, evicted or expired): its link entries go too,
         // or a later context or goroutine at the same key would find a span never exported.
@@ -184,18 +160,6 @@ fn unlink(index: &Array<SpanLink>, pid: u32, key: u64, span_id: &[u8; 8]) {
     }
 }
 
-impl Slot for SpanLink {
-    fn owner(&self) -> (u32, u64) {
-        (self.pid, self.key)
-    }
-    fn started(&self) -> u64 {
-        self.start_ns
-    }
-    fn release(&mut self) {
-        self.key = 0;
-    }
-}
-
 fn try_mark_panic(ctx: &ProbeContext) -> Option<()> {
     config(ctx)?;
     let key = goroutine(&Regs::of(ctx))?;
@@ -239,14 +203,7 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     // SAFETY: the reserved record is exclusively ours until submitted; every field user
     // space reads is written below (string bytes beyond their copied length are not read).
     let ev = unsafe { &mut *entry.as_mut_ptr() };
-    ev.header = EventHeader {
-        kind: KIND_NET_HTTP_SERVER,
-        version: WIRE_VERSION,
-        size: core::mem::size_of::<HttpServerEvent>() as u32,
-        pid: key.pid,
-        tid: bpf_get_current_pid_tgid() as u32,
-        g: key.g,
-    };
+    ev.header = event_header::<HttpServerEvent>(KIND_NET_HTTP_SERVER, key);
     ev.start_ns = start.start_ns;
     // SAFETY: the helper has no preconditions.
     ev.end_ns = unsafe { bpf_ktime_get_ns() };

@@ -12,7 +12,7 @@ use crate::{
     probes::{Fields, Hook, Site},
 };
 
-use super::server::{KNOWN_METHODS, Mapping, lossy};
+use super::server::{Mapping, lossy, method_attributes};
 
 /// Functions hooked, see `tracer_common::probes::net_http::client`.
 pub const HOOKS: &[Hook] = &[
@@ -79,24 +79,7 @@ pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactSt
     let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(10);
     let mut truncated: Vec<&str> = Vec::new();
 
-    let method = KNOWN_METHODS
-        .iter()
-        .find(|m| m.as_bytes() == ev.method.bytes())
-        .copied();
-    let name: CompactString = match method {
-        Some(method) => {
-            attributes.push(("http.request.method", method.into()));
-            method.into()
-        }
-        None => {
-            attributes.push(("http.request.method", "_OTHER".into()));
-            attributes.push((
-                "http.request.method_original",
-                lossy(ev.method.bytes()).into(),
-            ));
-            "HTTP".into()
-        }
-    };
+    let name = CompactString::const_new(method_attributes(ev.method.bytes(), &mut attributes));
 
     // url.full: scheme://host/path, the query only with --capture-query; never the
     // credentials (URL.User is not read).

@@ -194,9 +194,29 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
 }
 
 /// HTTP methods the semantic conventions know; others are reported as `_OTHER`.
-pub(super) const KNOWN_METHODS: &[&str] = &[
+const KNOWN_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY",
 ];
+
+/// Adds `http.request.method` for the method `bytes` (with `http.request.method_original`
+/// when it is not a known one) and returns the method for the span name: `HTTP` for an
+/// unknown one, as the semantic conventions say.
+pub(super) fn method_attributes(
+    bytes: &[u8],
+    attributes: &mut Vec<(&'static str, Value)>,
+) -> &'static str {
+    match KNOWN_METHODS.iter().find(|m| m.as_bytes() == bytes) {
+        Some(&method) => {
+            attributes.push(("http.request.method", method.into()));
+            method
+        }
+        None => {
+            attributes.push(("http.request.method", "_OTHER".into()));
+            attributes.push(("http.request.method_original", lossy(bytes).into()));
+            "HTTP"
+        }
+    }
+}
 
 pub(super) fn lossy(bytes: &[u8]) -> CompactString {
     CompactString::from_utf8_lossy(bytes)
@@ -305,20 +325,7 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
     let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(14);
     let mut truncated: Vec<&str> = Vec::new();
 
-    let known = KNOWN_METHODS
-        .iter()
-        .find(|m| m.as_bytes() == ev.line.method())
-        .copied();
-    match known {
-        Some(method) => attributes.push(("http.request.method", method.into())),
-        None => {
-            attributes.push(("http.request.method", "_OTHER".into()));
-            attributes.push((
-                "http.request.method_original",
-                lossy(ev.line.method()).into(),
-            ));
-        }
-    }
+    let name_method = method_attributes(ev.line.method(), &mut attributes);
     let target = RequestTarget::parse(ev.line.target(), ev.line.target_truncated());
     attributes.push(("url.path", lossy(&target.path).into()));
     if target.path_cut {
@@ -400,7 +407,6 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
         attributes.push(("tracer.truncated", truncated.join(",").into()));
     }
 
-    let name_method = known.unwrap_or("HTTP");
     let name = match &route {
         Some(route) => format_compact!("{name_method} {route}"),
         None => CompactString::const_new(name_method),
