@@ -58,7 +58,10 @@ pub struct Options {
 struct Bench {
     scenario: Scenario,
     tracer_args: Vec<String>,
+    /// The measured server.
     server: PathBuf,
+    /// The plain hello world (the called server of the call scenario).
+    hello: PathBuf,
     /// Where the traced runs write their spans (each file removed once counted).
     scratch: PathBuf,
     warm_up: Load,
@@ -87,15 +90,27 @@ pub fn run(options: &Options) -> Result<()> {
 /// Builds the server and fixes the loads.
 fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     let dir = target_dir().join("xtask").join("bench");
-    let server = dir.join("hello");
     let source = workspace_root().join("xtask").join("bench").join("hello");
-    go::build(&setup::go_bin(GO_VERSION)?, &source, &server)?;
+    let go = setup::go_bin(GO_VERSION)?;
+    // The hello world has no HTTP client code (a server-only program: no parent links to
+    // record); the measured server of the call scenario is built with it.
+    let hello = dir.join("hello");
+    go::build(&go, &source, &hello)?;
+    let server = match options.scenario {
+        Scenario::Hello => hello.clone(),
+        Scenario::Call => {
+            let caller = dir.join("hello-call");
+            go::build_tagged(&go, &source, &caller, &["call"])?;
+            caller
+        }
+    };
     let scratch = dir.join(stamp);
     fs::create_dir_all(&scratch)?;
     Ok(Bench {
         scenario: options.scenario,
         tracer_args: options.tracer_args.clone(),
         server,
+        hello,
         scratch,
         warm_up: Load {
             threads: 2,
@@ -127,14 +142,14 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
         // The called server, for client spans: on the load's CPU, untraced.
         let mut backend = match bench.scenario {
             Scenario::Hello => None,
-            Scenario::Call => Some(start_hello(bench, 1, &[])?),
+            Scenario::Call => Some(start_hello(&bench.hello, 1, &[])?),
         };
         let backend_url = backend.as_ref().map(|b| format!("http://{}/", b.addr));
         let args: Vec<&str> = match &backend_url {
             Some(url) => vec!["-backend", url.as_str()],
             None => Vec::new(),
         };
-        let mut server = start_hello(bench, 0, &args)?;
+        let mut server = start_hello(&bench.server, 0, &args)?;
         // The server's first seconds (heap growth, first connections) are not measured.
         wrk::run(server.addr, bench.warm_up)?;
         for config in order {
@@ -149,13 +164,13 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
     Ok(samples)
 }
 
-/// Starts the hello server on `cpu` with `GOMAXPROCS=1` and `args`.
-fn start_hello(bench: &Bench, cpu: u32, args: &[&str]) -> Result<Server> {
+/// Starts the hello server `binary` on `cpu` with `GOMAXPROCS=1` and `args`.
+fn start_hello(binary: &Path, cpu: u32, args: &[&str]) -> Result<Server> {
     Server::start(
         "hello",
         Command::new("taskset")
             .args(["-c", &cpu.to_string()])
-            .arg(&bench.server)
+            .arg(binary)
             .args(["-addr", "127.0.0.1:0"])
             .args(args)
             .env("GOMAXPROCS", "1"),

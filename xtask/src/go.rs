@@ -14,13 +14,21 @@ use crate::process::Running;
 /// Builds the `main` package in `package_dir` into the executable `out` with `go`, offline
 /// and without switching toolchains.
 pub fn build(go: &Path, package_dir: &Path, out: &Path) -> Result<()> {
+    build_tagged(go, package_dir, out, &[])
+}
+
+/// [`build`] with the build tags `tags` set.
+pub fn build_tagged(go: &Path, package_dir: &Path, out: &Path, tags: &[&str]) -> Result<()> {
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    let mut command = Command::new(go);
+    command.args(["build", "-o"]).arg(out);
+    if !tags.is_empty() {
+        command.arg(format!("-tags={}", tags.join(",")));
+    }
     cmd::run(
-        Command::new(go)
-            .args(["build", "-o"])
-            .arg(out)
+        command
             .arg(".")
             .current_dir(package_dir)
             .env("GOTOOLCHAIN", "local")

@@ -33,11 +33,14 @@ pub enum Scenario {
 impl Scenario {
     fn describe(self) -> &'static str {
         match self {
-            Scenario::Hello => "one handler writing `hello`",
+            Scenario::Hello => {
+                "one handler writing `hello`, no HTTP client code in the program, so server \
+                 spans record no parent links"
+            }
             Scenario::Call => {
-                "one handler that first GETs a second hello server (`-backend`; pinned to \
-                 CPU 1, `GOMAXPROCS=1`, untraced), then writes `hello`: a server span and a \
-                 client span per request"
+                "built with `-tags call`: one handler that first GETs a second, plain hello \
+                 server (`-backend`; pinned to CPU 1, `GOMAXPROCS=1`, untraced), then writes \
+                 `hello`: a server span and a client span per request"
             }
         }
     }
