@@ -669,6 +669,56 @@ fn a_call_with_the_request_context_is_a_child_of_the_server_span() {
 }
 
 #[test]
+fn calls_stay_in_the_trace_an_incoming_traceparent_names() {
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const PARENT: &str = "b7ad6b7169203331";
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let cases = [SAME, GO_CTX, GO];
+    let mut session = Session::start(&[]);
+    for case in &cases {
+        let response = http::request(
+            session.caller.addr(),
+            "GET",
+            &case.path(),
+            &[("traceparent", traceparent.as_str())],
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("GET {}: {e}", case.path()));
+        assert_eq!(response.status, 200, "GET {}", case.path());
+    }
+    let traced = session.stop();
+    for case in &cases {
+        let path = case.path();
+        let servers: Vec<&Span> = traced
+            .caller_servers()
+            .into_iter()
+            .filter(|s| s.attr_str("url.path") == Some(path.as_str()))
+            .collect();
+        traced.expect_len(&format!("caller server span of GET {path}"), &servers, 1);
+        let server = servers[0];
+        traced.expect_eq(
+            server,
+            "trace_id (the header's)",
+            server.trace_id(),
+            Some(TRACE),
+        );
+        traced.expect_eq(
+            server,
+            "parent_span_id (the header's parent)",
+            server.str_field("parent_span_id"),
+            Some(PARENT),
+        );
+        let clients: Vec<&Span> = traced
+            .clients()
+            .into_iter()
+            .filter(|c| c.str_field("parent_span_id") == server.span_id())
+            .collect();
+        traced.expect_len(&format!("client span of GET {}", case.path()), &clients, 1);
+        traced.check_child(clients[0], server, case.link);
+    }
+}
+
+#[test]
 fn a_404_answer_is_an_error_with_its_status() {
     let traced = trace_call(&NOT_FOUND, &[]);
     let (_, _, backend) = traced.check_call(&NOT_FOUND);

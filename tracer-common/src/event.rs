@@ -9,7 +9,7 @@ pub const KIND_NET_HTTP_SERVER: u16 = 0x0100;
 pub const KIND_NET_HTTP_CLIENT: u16 = 0x0101;
 
 /// Version of the event layout; bumped when any event layout changes.
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 
 /// First bytes of every ring-buffer record.
 #[repr(C)]

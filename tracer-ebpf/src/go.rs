@@ -191,6 +191,7 @@ pub fn string_failed<const N: usize>(dst: &mut StrBuf<N>) {
 /// Copies up to `N` bytes of the Go string `{ptr, len}` into `dst`.
 #[inline(always)]
 pub fn copy_string<const N: usize>(dst: &mut StrBuf<N>, ptr: u64, len: u64) {
+    dst.flags = 0;
     dst.len = if len > u32::MAX as u64 {
         u32::MAX
     } else {

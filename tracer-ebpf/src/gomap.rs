@@ -1,16 +1,17 @@
-//! A bounded scan of a Go `map[string][]string` (an `http.Header`) for one key. Go seeds
-//! its map hashes randomly, so the key cannot be hashed to its slot: every occupied slot
-//! is looked at, one read per group of 8, for at most [`MAX_GROUPS`] groups; a larger map
-//! is counted in `HEADERS_INCOMPLETE`. Layouts (offsets from DWARF) are described in
-//! `tracer_common::config::HeaderMapLayout`.
+//! A bounded scan of a Go `map[string][]string` (an `http.Header`) for the keys of
+//! `tracer_common::propagation::HEADER_KEYS` (the user agent and the trace context
+//! headers), all in one pass. Go seeds its map hashes randomly, so a key cannot be hashed
+//! to its slot: every occupied slot is looked at, one read per group of 8, for at most
+//! [`MAX_GROUPS`] groups; a larger map is counted in `HEADERS_INCOMPLETE`. Layouts
+//! (offsets from DWARF) are described in `tracer_common::config::HeaderMapLayout`.
 use tracer_common::{
     config::{HeaderMapLayout, MAP_BUCKETS, MAP_SWISS},
     counters::HEADERS_INCOMPLETE,
-    event::StrBuf,
+    propagation::{KEY_MAX_LEN, KEY_USER_AGENT, KEYS, classify, is_key_len},
 };
 
 use crate::{
-    go::{Window, copy_string, read_u64, read_words},
+    go::{Window, read_u64},
     maps::count,
 };
 
@@ -22,28 +23,23 @@ const MIN_TOP_HASH: u8 = 5;
 const HEADER_WINDOW: u32 = 1;
 const GROUP_WINDOW: u32 = 2;
 
-/// The canonical key of the user agent header (`textproto.CanonicalMIMEHeaderKey`).
-pub const USER_AGENT: &[u8; 10] = b"User-Agent";
-
-/// Outcome of a scan.
-pub enum Found {
-    /// The key's first value was copied; the key string is at this address.
-    At(u64),
-    Absent,
-}
-
-/// A matching slot: the key's address and the value's `[]string` header.
+/// What a scan found: for each key found (bit `1 << KEY_*` of `found`), the address of its
+/// `[]string` value's first element, the first value's string header.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-pub struct Match {
-    key: u64,
-    values: u64,
-    count: u64,
+pub struct Matches {
+    /// `1 << KEY_*` for each key found with at least one value.
+    pub found: u64,
+    /// Where the `User-Agent` key string is (see [`scan`]).
+    pub user_agent_key: u64,
+    /// Per `KEY_*` (8 entries so that a masked index stays inside): the data pointer of
+    /// the key's `[]string`.
+    pub values: [u64; 8],
 }
 
-/// Copies the first `User-Agent` value of the map at `map` into `dst`; `known_address` is
-/// where the key string was last seen (Go interns common header keys, so the address
-/// usually identifies the key without reading it).
+/// Scans the header map at `map` for every key of `HEADER_KEYS` into `out`;
+/// `known_user_agent` is where the `User-Agent` key string was last seen (Go interns
+/// common header keys, so the address identifies the key without reading it).
 ///
 /// The groups scanned are found up front, without loops the verifier would have to walk
 /// iteration by iteration: a small swiss map's one group, or the first `MAX_GROUPS` groups
@@ -51,46 +47,25 @@ pub struct Match {
 /// beyond (more tables, overflow buckets, a map that is growing) is counted in
 /// `HEADERS_INCOMPLETE`: request header maps fit unless a request has dozens of headers.
 #[inline(always)]
-pub fn first_value<const N: usize>(
-    layout: &HeaderMapLayout,
-    map: u64,
-    known_address: u64,
-    dst: &mut StrBuf<N>,
-) -> Found {
-    dst.len = 0;
-    dst.flags = 0;
+pub fn scan(layout: &HeaderMapLayout, map: u64, known_user_agent: u64, out: &mut Matches) {
     let Some((first, groups, complete)) = groups(layout, map) else {
-        return Found::Absent;
+        return;
     };
     let shape = u64::from(layout.key_offset & 0xffff)
         | u64::from(layout.key_stride & 0xffff) << 16
         | u64::from(layout.value_offset & 0xffff) << 32
         | u64::from(layout.value_stride & 0xffff) << 48;
     let kind = u64::from(layout.kind) | u64::from(layout.group_size) << 32;
-    let mut found = None;
     for i in 0..MAX_GROUPS {
         if u64::from(i) >= groups {
             break;
         }
         let group = first + u64::from(i) * u64::from(layout.group_size);
-        let mut result = Match::default();
-        if tracer_scan_group(group, known_address, shape, kind, &mut result) != 0 {
-            found = Some(result);
-            break;
-        }
+        tracer_scan_group(group, known_user_agent, shape, kind, out as *mut Matches);
     }
-    let Some(found) = found else {
-        if !complete {
-            count(HEADERS_INCOMPLETE);
-        }
-        return Found::Absent;
-    };
-    if found.count > 0
-        && let Some([ptr, len]) = read_words(found.values)
-    {
-        copy_string(dst, ptr, len);
+    if !complete {
+        count(HEADERS_INCOMPLETE);
     }
-    Found::At(found.key)
 }
 
 /// The first group to scan, how many consecutive groups to scan, and whether they hold
@@ -139,24 +114,28 @@ fn groups(layout: &HeaderMapLayout, map: u64) -> Option<(u64, u64, bool)> {
     }
 }
 
-/// Scans the 8 slots of the group at `group` for the `User-Agent` key: by address first
-/// (no read), then the bytes of every key of the right length; writes the match
-/// to `out` and returns 1. A global function: the verifier checks it once, on its own,
-/// instead of once per call and per path of its callers. Arguments are scalars (at most
-/// five): `shape` packs the key offset, key stride, value offset and value stride (16
-/// bits each), `kind` the map kind (low half) and the group size (high half).
+/// Scans the 8 slots of the group at `group` for the keys of `HEADER_KEYS`: slots whose
+/// key has the length of one of them are classified by address (the user agent's, no
+/// read) or by their bytes ([`tracer_classify_key`]); the first match of each key is
+/// recorded in `out`. Returns the bits of the keys found here. A global function: the
+/// verifier checks it once, on its own, instead of once per call and per path of its
+/// callers. Arguments are scalars (at most five): `shape` packs the key offset, key
+/// stride, value offset and value stride (16 bits each), `kind` the map kind (low half)
+/// and the group size (high half).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn tracer_scan_group(
     group: u64,
-    known_address: u64,
+    known_user_agent: u64,
     shape: u64,
     kind: u64,
-    out: *mut Match,
+    out: *mut Matches,
 ) -> u64 {
     if out.is_null() {
         return 0;
     }
+    // SAFETY: `out` is non-null and points to the caller's `Matches`.
+    let out = unsafe { &mut *out };
     let key_offset = (shape & 0xffff) as u32;
     let key_stride = ((shape >> 16) & 0xffff) as u32;
     let value_offset = ((shape >> 32) & 0xffff) as u32;
@@ -168,8 +147,8 @@ pub extern "C" fn tracer_scan_group(
     let Some(control) = window.word(0) else {
         return 0;
     };
-    let want = USER_AGENT.len() as u64;
-    let slot_match = |slot: u32| -> Option<Match> {
+    let mut found = 0u64;
+    for slot in 0..8u32 {
         let byte = (control >> (8 * slot)) as u8;
         let occupied = if swiss {
             byte & 0x80 == 0
@@ -177,48 +156,67 @@ pub extern "C" fn tracer_scan_group(
             byte >= MIN_TOP_HASH
         };
         let key_at = key_offset + slot * key_stride;
-        if !occupied || window.word(key_at + 8) != Some(want) {
-            return None;
+        let Some(len) = window.word(key_at + 8) else {
+            continue;
+        };
+        if !occupied || !is_key_len(len) {
+            continue;
+        }
+        let key = window.word(key_at).unwrap_or(0);
+        let bit = if key != 0 && key == known_user_agent {
+            1 << KEY_USER_AGENT
+        } else {
+            tracer_classify_key(key, len)
+        };
+        if bit == 0 || (out.found | found) & bit != 0 {
+            continue;
         }
         let value_at = value_offset + slot * value_stride;
-        Some(Match {
-            key: window.word(key_at).unwrap_or(0),
-            values: window.word(value_at).unwrap_or(0),
-            count: window.word(value_at + 8).unwrap_or(0),
-        })
-    };
-    // By address, which needs no read, or else by the bytes of the key (other headers
-    // have 10-byte names too, e.g. `Connection`, so every key of that length is checked).
-    let mut found = None;
-    for slot in 0..8u32 {
-        if let Some(candidate) =
-            slot_match(slot).filter(|m| m.key == known_address || tracer_is_user_agent(m.key) != 0)
-        {
-            found = Some(candidate);
-            break;
+        let values = window.word(value_at).unwrap_or(0);
+        if values == 0 || window.word(value_at + 8).unwrap_or(0) == 0 {
+            continue;
+        }
+        found |= bit;
+        // Constant indexes only: the key's entry is picked by comparing bits.
+        for (k, entry) in out.values.iter_mut().enumerate().take(KEYS) {
+            if bit == 1 << k {
+                *entry = values;
+            }
+        }
+        if bit == 1 << KEY_USER_AGENT {
+            out.user_agent_key = key;
         }
     }
-    let Some(candidate) = found else { return 0 };
-    // SAFETY: `out` is non-null and points to a `Match` of the caller.
-    unsafe { *out = candidate };
-    1
+    out.found |= found;
+    found
 }
 
-/// 1 when the target's 10 bytes at `address` spell `User-Agent`. A global function like
-/// [`tracer_scan_group`], so that its read and comparison are verified once rather than in
-/// every iteration of the scan.
+/// `1 << KEY_*` for the key string `{address, len}` of the target, or 0 when it is none
+/// of them or cannot be read. A global function like [`tracer_scan_group`], so
+/// that its read and comparisons are verified once.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn tracer_is_user_agent(address: u64) -> u64 {
-    u64::from(address != 0 && bytes_equal(address, USER_AGENT))
-}
-
-/// True when the target's 10 bytes at `address` equal `expected`.
-#[inline(always)]
-fn bytes_equal(address: u64, expected: &[u8; 10]) -> bool {
-    // SAFETY: bpf_probe_read_user never faults; a bad address returns an error.
-    match unsafe { aya_ebpf::helpers::bpf_probe_read_user(address as *const [u8; 10]) } {
-        Ok(actual) => &actual == expected,
-        Err(_) => false,
+pub extern "C" fn tracer_classify_key(address: u64, len: u64) -> u64 {
+    if address == 0 || len == 0 || len > KEY_MAX_LEN as u64 {
+        return 0;
     }
+    let mut bytes = [0u8; 16];
+    // SAFETY: `len <= KEY_MAX_LEN < 16` bytes of `bytes` are written; the helper never
+    // faults on `address`.
+    let rc = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            bytes.as_mut_ptr() as *mut core::ffi::c_void,
+            len as u32,
+            address as *const core::ffi::c_void,
+        )
+    };
+    if rc < 0 {
+        return 0;
+    }
+    let mut low = [0u8; 8];
+    let mut high = [0u8; 8];
+    low.copy_from_slice(&bytes[..8]);
+    high.copy_from_slice(&bytes[8..]);
+    let words = [u64::from_le_bytes(low), u64::from_le_bytes(high)];
+    classify(len, words).map_or(0, |i| 1 << i)
 }

@@ -12,6 +12,7 @@ mod gomap;
 mod maps;
 mod probes;
 mod slots;
+mod tracecontext;
 
 #[cfg(not(test))]
 #[panic_handler]

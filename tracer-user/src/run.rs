@@ -200,7 +200,15 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
             &inspection.build.go_version,
             config.service_name.as_deref(),
         ));
-        log_attached(&process, &resource, &attached, &hooks, &inspection);
+        let propagation = Propagation::of(&probe_config, config.read_only);
+        log_attached(
+            &process,
+            &resource,
+            &attached,
+            &hooks,
+            &inspection,
+            &propagation,
+        );
         let types = TypeNames::new(
             std::fs::File::open(process.exe_handle()).map_err(|source| TargetError::Read {
                 path: process.exe.display().to_string(),
@@ -335,7 +343,7 @@ fn resolve(
     })?;
     if probe_config.header_map.kind == 0 {
         log::warn!(
-            "pid={pid}: the header map layout of {shown} is unknown: user_agent.original unavailable"
+            "pid={pid}: the header map layout of {shown} is unknown: user_agent.original and incoming trace context unavailable"
         );
     }
     Ok((process, inspection, probe_config))
@@ -347,6 +355,7 @@ fn log_attached(
     attached: &[AttachedProbe],
     hooks: &[Hook],
     inspection: &target::Inspection,
+    propagation: &Propagation,
 ) {
     for probe in attached.iter().filter(|p| !p.point.placement.emulated) {
         log::warn!(
@@ -380,13 +389,56 @@ fn log_attached(
         })
         .collect();
     log::info!(
-        "attached pid={} exe={} go={} service={} probes=[{}]",
+        "attached pid={} exe={} go={} service={} probes=[{}] propagation=[{}]",
         process.pid,
         resource.executable_path,
         resource.runtime_version,
         resource.service_name,
-        placements.join(", ")
+        placements.join(", "),
+        propagation
     );
+}
+
+/// Whether trace context is read from a process's requests and written into its
+/// outgoing ones, and why not: the `propagation=[...]` part of the `attached` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Propagation {
+    /// `Err(why)` when incoming `traceparent`/B3 headers are not read.
+    pub extract: Result<(), &'static str>,
+    /// `Err(why)` when outgoing requests get no `traceparent`.
+    pub inject: Result<(), &'static str>,
+}
+
+impl Propagation {
+    pub fn of(config: &tracer_common::config::ProbeConfig, read_only: bool) -> Self {
+        Self {
+            extract: if config.header_map.kind == 0 {
+                Err("the header map layout is unknown")
+            } else {
+                Ok(())
+            },
+            inject: if read_only {
+                Err("--read-only")
+            } else {
+                Err("not supported yet")
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Propagation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = |r: &Result<(), &str>| match r {
+            Ok(()) => "on".to_owned(),
+            Err(why) => format!("off ({why})"),
+        };
+        write!(
+            f,
+            "extract={} (w3c, b3), inject={}",
+            state(&self.extract),
+            state(&self.inject)
+        )
+    }
 }
 
 /// The user-space pipeline: ring buffer -> decode -> span -> wall clock and resource ->
@@ -433,7 +485,7 @@ impl Pipeline {
                 }
             };
             // Every span of a trace gets the same decision: it depends on the trace id only.
-            if !self.sampler.keep(&span.trace_id) {
+            if !self.sampler.keep_span(&span.trace_id, span.sampled) {
                 self.counters.sampled_out += 1;
                 continue;
             }

@@ -69,6 +69,10 @@ impl Encoder for JsonLines {
             }
             None => out.extend_from_slice(b"null"),
         }
+        if let Some(state) = &span.trace_state {
+            out.extend_from_slice(b",\"trace_state\":");
+            string(out, state);
+        }
         out.extend_from_slice(b",\"name\":");
         string(out, &span.name);
         out.extend_from_slice(b",\"kind\":\"");
@@ -123,6 +127,8 @@ mod tests {
                 trace_id: [0xab; 16],
                 span_id: [0x01; 8],
                 parent_span_id: None,
+                trace_state: None,
+                sampled: None,
                 name: "GET".into(),
                 kind: SpanKind::Server,
                 start_ns: 10,

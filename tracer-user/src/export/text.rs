@@ -129,6 +129,8 @@ mod tests {
                 trace_id: [1; 16],
                 span_id: [span; 8],
                 parent_span_id: parent.map(|p| [p; 8]),
+                trace_state: None,
+                sampled: None,
                 name: "GET".into(),
                 kind: SpanKind::Client,
                 start_ns: 0,

@@ -1,5 +1,7 @@
-//! Head sampling: parent-based, trace-id ratio. The decision depends only on the trace
-//! id, so every process (and every tracer) decides the same for one trace.
+//! Head sampling: parent-based, trace-id ratio. A trace whose caller sent a sampling
+//! decision (the `traceparent` flags, B3 sampling) follows it; any other decision depends
+//! only on the trace id, so every process (and every tracer) decides the same for one
+//! trace.
 
 /// Keeps a root span's trace when its id falls below `ratio` of the id space.
 #[derive(Clone, Copy, Debug)]
@@ -16,6 +18,11 @@ impl Sampler {
             threshold: (ratio * u64::MAX as f64) as u64,
             all: ratio >= 1.0,
         }
+    }
+
+    /// Whether to keep a span of `trace_id` whose caller decided `sampled` (if it did).
+    pub fn keep_span(&self, trace_id: &[u8; 16], sampled: Option<bool>) -> bool {
+        sampled.unwrap_or_else(|| self.keep(trace_id))
     }
 
     /// Whether to keep a span of `trace_id` (its last 8 bytes, as W3C recommends for
@@ -44,5 +51,13 @@ mod tests {
         low[8] = 0x10;
         assert!(half.keep(&low));
         assert!(!half.keep(&id));
+    }
+
+    #[test]
+    fn a_callers_decision_wins() {
+        let id = [0xff; 16];
+        assert!(!Sampler::new(1.0).keep_span(&id, Some(false)));
+        assert!(Sampler::new(0.0).keep_span(&id, Some(true)));
+        assert!(!Sampler::new(0.0).keep_span(&id, None));
     }
 }

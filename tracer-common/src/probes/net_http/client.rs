@@ -55,7 +55,9 @@ pub struct ClientInflight {
     pub parent_span_id: [u8; 8],
     /// One of the `LINK_*` constants.
     pub link: u8,
-    pub _pad: [u8; 7],
+    /// The parent's `trace_flags` (`CTX_*` bits of `crate::propagation`).
+    pub trace_flags: u8,
+    pub _pad: [u8; 6],
 }
 crate::assert_size!(ClientInflight, 72);
 
@@ -77,7 +79,9 @@ pub struct HttpClientEvent {
     pub err_data: u64,
     /// One of the `LINK_*` constants.
     pub link: u8,
-    pub _pad: [u8; 7],
+    /// The parent's `trace_flags` (`CTX_*` bits of `crate::propagation`).
+    pub trace_flags: u8,
+    pub _pad: [u8; 6],
     pub method: StrBuf<METHOD_LEN>,
     pub scheme: StrBuf<SCHEME_LEN>,
     pub host: StrBuf<HOST_LEN>,

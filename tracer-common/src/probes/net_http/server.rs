@@ -22,6 +22,8 @@ pub const REMOTE_LEN: usize = 64;
 pub const PATTERN_LEN: usize = 128;
 /// Bytes kept of the `User-Agent` header.
 pub const USER_AGENT_LEN: usize = 128;
+/// Bytes of `tracestate` kept (the W3C limit is 512; longer values are cut and marked).
+pub const TRACESTATE_LEN: usize = 256;
 
 /// Bytes of the request target (`Request.RequestURI`) kept: room for a path of
 /// [`PATH_LEN`] bytes, its `?` and a query of [`QUERY_LEN`] bytes.
@@ -128,7 +130,9 @@ pub struct ServerInflight {
     pub parent_span_id: [u8; 8],
     /// `INFLIGHT_*` bits.
     pub flags: u32,
-    pub _pad: u32,
+    /// `CTX_*` bits (`crate::propagation`) of the trace context the request carried: the
+    /// caller's sampling decision, and where the trace and parent came from.
+    pub trace_flags: u32,
     /// `g.goid` of the goroutine, when goroutine links are on (else 0): the key of this
     /// span in the goroutine-id index.
     pub goid: u64,
@@ -136,8 +140,13 @@ pub struct ServerInflight {
     /// `*context.cancelCtx`), when links are on (else 0): the key of this span in the
     /// context index.
     pub context: u64,
+    /// The Go string `{ptr, len}` of the first `User-Agent` value (0 when absent), copied
+    /// when the span ends: the request holds it until then.
+    pub user_agent: [u64; 2],
+    /// The same for `tracestate`, kept only with a valid `traceparent`.
+    pub tracestate: [u64; 2],
 }
-crate::assert_size!(ServerInflight, 96);
+crate::assert_size!(ServerInflight, 128);
 
 /// An in-flight server span as found by a key: the id of its goroutine (`g.goid`), for
 /// client calls made on goroutines it started (`g.parentGoid`), or its request's context,
@@ -152,11 +161,14 @@ pub struct SpanLink {
     pub start_ns: u64,
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
+    /// The span's `trace_flags` (see [`ServerInflight::trace_flags`]), inherited by calls.
+    pub trace_flags: u32,
+    pub _pad2: u32,
     /// In the goroutine tree (keyed by a goroutine id): the id of the goroutine serving
     /// the request, whose span must still be in flight for the link to hold. Else 0.
     pub origin: u64,
 }
-crate::assert_size!(SpanLink, 56);
+crate::assert_size!(SpanLink, 64);
 
 /// One finished server span.
 #[repr(C)]
@@ -176,17 +188,21 @@ pub struct HttpServerEvent {
     pub tls: u8,
     /// One of the `END_*` constants.
     pub end_reason: u8,
-    pub _pad: [u8; 2],
+    /// `CTX_*` bits of the trace context the request carried (`crate::propagation`).
+    pub trace_flags: u8,
+    pub _pad: u8,
     pub line: RequestLine,
     pub host: StrBuf<HOST_LEN>,
     pub remote_addr: StrBuf<REMOTE_LEN>,
     pub pattern: StrBuf<PATTERN_LEN>,
     /// First value of the `User-Agent` header (empty when absent).
     pub user_agent: StrBuf<USER_AGENT_LEN>,
+    /// The `tracestate` that came with a valid `traceparent` (empty otherwise).
+    pub tracestate: StrBuf<TRACESTATE_LEN>,
 }
 // Header, times, ids, status, protocol and flags; then each string's length and flags.
 const FIXED: usize = 24 + 2 * 8 + 16 + 8 + 8 + 8 + 8;
-const STRINGS: usize = 4;
+const STRINGS: usize = 5;
 crate::assert_size!(
     HttpServerEvent,
     FIXED
@@ -196,4 +212,5 @@ crate::assert_size!(
         + REMOTE_LEN
         + PATTERN_LEN
         + USER_AGENT_LEN
+        + TRACESTATE_LEN
 );

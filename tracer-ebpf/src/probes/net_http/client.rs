@@ -33,7 +33,7 @@ use crate::{
         CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT, SERVER_BY_GOID,
         SERVER_INFLIGHT, count,
     },
-    probes::net_http::server::{link_key, write_link},
+    probes::net_http::server::{Ids, link_key, write_link},
     slots::{self, Slot, keyed_slot},
 };
 
@@ -75,9 +75,15 @@ fn try_goroutine_created(ctx: &ProbeContext) -> Option<()> {
     }
     // The creator serves a request, or descends from one that does.
     let (ids, origin) = if let Some(server) = slots::find(&SERVER_BY_GOID, &link_key(pid, parent)) {
-        ((server.trace_id, server.span_id), parent)
+        (
+            (server.trace_id, server.span_id, server.trace_flags),
+            parent,
+        )
     } else if let Some(ancestor) = slots::find(&GOROUTINE_TREE, &link_key(pid, parent)) {
-        ((ancestor.trace_id, ancestor.span_id), ancestor.origin)
+        (
+            (ancestor.trace_id, ancestor.span_id, ancestor.trace_flags),
+            ancestor.origin,
+        )
     } else {
         return None;
     };
@@ -97,7 +103,7 @@ enum Tree {
     /// Started under a request that has ended: no parent (the goroutine outlived it).
     Ended,
     /// Started under this server span, still in flight.
-    Under([u8; 16], [u8; 8]),
+    Under(Ids),
 }
 
 /// The running goroutine's place in the goroutine tree (`--track-goroutines`).
@@ -114,7 +120,7 @@ fn goroutine_tree(cfg: &ProbeConfig, pid: u32, g: u64) -> Tree {
     // The serving goroutine may serve a later request by now: the span must be the same.
     match slots::find(&SERVER_BY_GOID, &link_key(pid, entry.origin)) {
         Some(server) if server.span_id == entry.span_id => {
-            Tree::Under(entry.trace_id, entry.span_id)
+            Tree::Under((entry.trace_id, entry.span_id, entry.trace_flags))
         }
         _ => Tree::Ended,
     }
@@ -134,11 +140,12 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     slot.start_ns = now;
     slot.req = regs.rax;
     new_ids(&mut slot.trace_id, &mut slot.span_id)?;
-    (slot.parent_span_id, slot.link) = ([0; 8], LINK_ROOT);
-    if let Some((trace_id, span_id, link)) = parent(cfg, &key, regs.rax, regs.r14) {
+    (slot.parent_span_id, slot.link, slot.trace_flags) = ([0; 8], LINK_ROOT, 0);
+    if let Some(((trace_id, span_id, trace_flags), link)) = parent(cfg, &key, regs.rax, regs.r14) {
         (slot.trace_id, slot.parent_span_id, slot.link) = (trace_id, span_id, link);
+        slot.trace_flags = trace_flags as u8;
     }
-    slot._pad = [0; 7];
+    slot._pad = [0; 6];
     // Written last: the slot belongs to this goroutine from here on.
     slot.g = key.g;
     Some(())
@@ -149,20 +156,17 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
 /// order of the README: the same goroutine, the request's context, the goroutine tree,
 /// the goroutine's creator.
 #[inline(always)]
-fn parent(
-    cfg: &ProbeConfig,
-    key: &GoroutineKey,
-    req: u64,
-    g: u64,
-) -> Option<([u8; 16], [u8; 8], u8)> {
+fn parent(cfg: &ProbeConfig, key: &GoroutineKey, req: u64, g: u64) -> Option<(Ids, u8)> {
     if let Some(server) = slots::find(&SERVER_INFLIGHT, key) {
-        return Some((server.trace_id, server.span_id, LINK_GOROUTINE));
+        let ids = (server.trace_id, server.span_id, server.trace_flags);
+        return Some((ids, LINK_GOROUTINE));
     }
     if let Some(found) = by_context(cfg, key.pid, req) {
-        return Some((found.trace_id, found.span_id, LINK_CONTEXT));
+        let ids = (found.trace_id, found.span_id, found.trace_flags);
+        return Some((ids, LINK_CONTEXT));
     }
     match goroutine_tree(cfg, key.pid, g) {
-        Tree::Under(trace_id, span_id) => return Some((trace_id, span_id, LINK_GOROUTINE_TREE)),
+        Tree::Under(ids) => return Some((ids, LINK_GOROUTINE_TREE)),
         // The tree knows better than the creator's id, whose goroutine may be serving a
         // later request by now.
         Tree::Ended => return None,
@@ -170,7 +174,8 @@ fn parent(
     }
     let creator = read_u64(g, cfg.g_parent_goid).filter(|&goid| goid != 0)?;
     let found = slots::find(&SERVER_BY_GOID, &link_key(key.pid, creator))?;
-    Some((found.trace_id, found.span_id, LINK_PARENT_GOROUTINE))
+    let ids = (found.trace_id, found.span_id, found.trace_flags);
+    Some((ids, LINK_PARENT_GOROUTINE))
 }
 
 /// The in-flight server span whose request's context is the context of the request at
@@ -241,7 +246,8 @@ fn emit(
     ev.span_id = start.span_id;
     ev.parent_span_id = start.parent_span_id;
     ev.link = start.link;
-    ev._pad = [0; 7];
+    ev.trace_flags = start.trace_flags;
+    ev._pad = [0; 6];
     ev.err_itab = err_itab;
     ev.err_data = err_data;
     ev.status = if response != 0 && err_itab == 0 {

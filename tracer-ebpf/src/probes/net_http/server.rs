@@ -13,23 +13,25 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, maps::Array, programs:
 use tracer_common::{
     config::ProbeConfig,
     counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END},
-    event::{GoroutineKey, KIND_NET_HTTP_SERVER, STR_READ_FAILED, StrBuf},
+    event::{GoroutineKey, KIND_NET_HTTP_SERVER, STR_READ_FAILED},
     probes::net_http::server::{
         END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING, LINE_BYTES,
         LinePiece, METHOD_LEN, RequestLine, ServerInflight, SpanLink, TARGET_AT, TARGET_LEN,
-        USER_AGENT_LEN,
     },
+    propagation::{KEY_TRACESTATE, KEY_USER_AGENT, RemoteContext},
 };
 
 use crate::{
     go::{
-        Regs, Window, config, event_header, goroutine, new_ids, read_bytes, read_u64, string_failed,
+        Regs, Window, config, copy_string, event_header, goroutine, new_ids, read_bytes, read_u64,
+        read_words, string_failed,
     },
-    gomap,
+    gomap::{self, Matches},
     maps::{
         CONFIGS, EVENTS, SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, USER_AGENT_KEY, count,
     },
     slots::{self, Slot, keyed_slot},
+    tracecontext,
 };
 
 #[uprobe]
@@ -59,6 +61,9 @@ pub fn net_http_server_panic(ctx: ProbeContext) -> u32 {
 keyed_slot!(ServerInflight, g);
 keyed_slot!(SpanLink, key);
 
+/// A span's trace id, span id and `trace_flags`, as recorded for the spans linked to it.
+pub type Ids = ([u8; 16], [u8; 8], u32);
+
 fn try_start(ctx: &ProbeContext) -> Option<()> {
     let (slot_config, cfg) = config(ctx)?;
     let regs = Regs::of(ctx);
@@ -82,15 +87,32 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     slot.flags = 0;
     slot.goid = 0;
     slot.context = 0;
+    slot.user_agent = [0; 2];
+    slot.tracestate = [0; 2];
+    // The request's headers, read now: the trace context decides the span's trace before
+    // the handler calls anything.
+    let request = Window::read(0, regs.rdi, cfg.req_window);
+    let headers = request
+        .as_ref()
+        .and_then(|req| req.word(cfg.req_header))
+        .unwrap_or(0);
+    let remote = headers_of(cfg, slot_config, headers, slot);
+    if remote.is_parent() {
+        slot.trace_id = remote.trace_id;
+        slot.parent_span_id = remote.span_id;
+    }
+    slot.trace_flags = remote.flags;
     if cfg.link_goroutines != 0 {
-        let ids = (slot.trace_id, slot.span_id);
+        let ids = (slot.trace_id, slot.span_id, slot.trace_flags);
         if let Some(goid) = read_u64(regs.r14, cfg.g_goid)
             && link(&SERVER_BY_GOID, key.pid, goid, now, ids)
         {
             slot.goid = goid;
         }
         // The data word of the `Request.ctx` interface.
-        if let Some(context) = read_u64(regs.rdi, cfg.req_ctx.saturating_add(8))
+        if let Some(context) = request
+            .as_ref()
+            .and_then(|req| req.word(cfg.req_ctx.saturating_add(8)))
             && link(&SERVER_BY_CONTEXT, key.pid, context, now, ids)
         {
             slot.context = context;
@@ -99,6 +121,42 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     // Written last: the slot belongs to this goroutine from here on.
     slot.g = key.g;
     Some(())
+}
+
+/// Scans the request's header map `headers` once: records where the user agent (and, with
+/// a W3C context, `tracestate`) is in `slot`, and returns the trace context the request
+/// carries.
+#[inline(always)]
+fn headers_of(
+    cfg: &ProbeConfig,
+    config_slot: u32,
+    headers: u64,
+    slot: &mut ServerInflight,
+) -> RemoteContext {
+    let mut found = Matches::default();
+    let cache = USER_AGENT_KEY.get_ptr_mut(config_slot);
+    // SAFETY: an array slot of this binary; a stale or racing value only costs a read.
+    let known = cache.map_or(0, |c| unsafe { *c });
+    gomap::scan(&cfg.header_map, headers, known, &mut found);
+    if found.found & (1 << KEY_USER_AGENT) != 0 {
+        if let Some(cache) = cache
+            && found.user_agent_key != known
+        {
+            // SAFETY: as above.
+            unsafe { *cache = found.user_agent_key };
+        }
+        if let Some(header) = read_words(found.values[KEY_USER_AGENT & 7]) {
+            slot.user_agent = header;
+        }
+    }
+    let remote = tracecontext::extract(&found);
+    if tracecontext::is_w3c(&remote)
+        && found.found & (1 << KEY_TRACESTATE) != 0
+        && let Some(header) = read_words(found.values[KEY_TRACESTATE & 7])
+    {
+        slot.tracestate = header;
+    }
+    remote
 }
 
 /// The key of `key` (a goroutine id or a context address) in a link index (the slot
@@ -116,7 +174,7 @@ pub fn link_key(pid: u32, key: u64) -> GoroutineKey {
 /// no slot. An entry of another span (evicted, or never ended) is simply replaced: it only
 /// served parent links.
 #[inline(always)]
-fn link(index: &Array<SpanLink>, pid: u32, key: u64, now: u64, ids: ([u8; 16], [u8; 8])) -> bool {
+fn link(index: &Array<SpanLink>, pid: u32, key: u64, now: u64, ids: Ids) -> bool {
     if key == 0 {
         return false;
     }
@@ -131,19 +189,14 @@ fn link(index: &Array<SpanLink>, pid: u32, key: u64, now: u64, ids: ([u8; 16], [
 /// the spans of other goroutines): the key goes first to 0, so that no lookup matches a
 /// half-written entry, and is written last.
 #[inline(always)]
-pub fn write_link(
-    entry: &mut SpanLink,
-    pid: u32,
-    key: u64,
-    now: u64,
-    ids: ([u8; 16], [u8; 8]),
-    origin: u64,
-) {
+pub fn write_link(entry: &mut SpanLink, pid: u32, key: u64, now: u64, ids: Ids, origin: u64) {
     entry.key = 0;
     entry.pid = pid;
     entry.start_ns = now;
     entry.trace_id = ids.0;
     entry.span_id = ids.1;
+    entry.trace_flags = ids.2;
+    entry._pad2 = 0;
     entry.origin = origin;
     entry.key = key;
 }
@@ -211,18 +264,14 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     ev.span_id = start.span_id;
     ev.parent_span_id = start.parent_span_id;
     ev.end_reason = end_reason;
-    ev._pad = [0; 2];
+    ev._pad = 0;
     ev.status = read_u64(start.resp, cfg.resp_status).unwrap_or(0);
 
-    let request = Window::read(0, start.req, cfg.req_window);
-    // The header scan before the other reads: the verifier then checks it once, not once
-    // per outcome of those reads. It uses other scratch windows than the request's.
-    let headers = request
-        .as_ref()
-        .and_then(|req| req.word(cfg.req_header))
-        .unwrap_or(0);
-    user_agent(cfg, start.config, headers, &mut ev.user_agent);
-    match request {
+    ev.trace_flags = start.trace_flags as u8;
+    // Found by the start's header scan; the request holds them until it ends.
+    copy_string(&mut ev.user_agent, start.user_agent[0], start.user_agent[1]);
+    copy_string(&mut ev.tracestate, start.tracestate[0], start.tracestate[1]);
+    match Window::read(0, start.req, cfg.req_window) {
         Some(req) => {
             ev.proto_major = req.word(cfg.req_proto_major).unwrap_or(0) as u16;
             ev.proto_minor = req.word(cfg.req_proto_minor).unwrap_or(0) as u16;
@@ -297,18 +346,5 @@ fn request_line(line: &mut RequestLine, method: Option<(u64, u64)>, target: Opti
         && !unsafe { read_bytes::<{ TARGET_LEN as u32 }>(bytes.wrapping_add(TARGET_AT), t, t_len) }
     {
         line.target.flags = STR_READ_FAILED as u16;
-    }
-}
-
-/// Copies the first `User-Agent` value of the header map `headers` into `dst`.
-#[inline(always)]
-fn user_agent(cfg: &ProbeConfig, slot: u32, headers: u64, dst: &mut StrBuf<USER_AGENT_LEN>) {
-    let cache = USER_AGENT_KEY.get_ptr_mut(slot);
-    // SAFETY: an array slot of this binary; a stale or racing value only costs a read.
-    let known_address = cache.map_or(0, |c| unsafe { *c });
-    let found = gomap::first_value(&cfg.header_map, headers, known_address, dst);
-    if let (gomap::Found::At(address), Some(cache)) = (found, cache) {
-        // SAFETY: as above.
-        unsafe { *cache = address };
     }
 }

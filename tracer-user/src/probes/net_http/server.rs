@@ -12,7 +12,7 @@ use tracer_common::{
 };
 
 use crate::{
-    pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
+    pipeline::span::{Span, SpanKind, Status, Value, sampling_decision, split_host_port},
     probes::{Fields, Hook, Site},
     target::{dwarf::Offsets, gomap},
 };
@@ -186,8 +186,8 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         g_parent_goid,
         // Set by the caller when client probes are attached.
         link_goroutines: 0,
-        // Read on its own at the start, not through the request window.
-        req_ctx: Layout::new(offsets, "net/http.Request").field("ctx", STRING)?,
+        // In the request window, which the start reads for its headers too.
+        req_ctx: req.field("ctx", STRING)?,
         track_goroutines: 0,
         req_window: req.window,
     })
@@ -415,6 +415,9 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
         trace_id: ev.trace_id,
         span_id: ev.span_id,
         parent_span_id: (ev.parent_span_id != [0; 8]).then_some(ev.parent_span_id),
+        trace_state: (ev.tracestate.copied() > 0 && !ev.tracestate.truncated())
+            .then(|| lossy(ev.tracestate.bytes())),
+        sampled: sampling_decision(ev.trace_flags),
         name,
         kind: SpanKind::Server,
         start_ns: ev.start_ns,
@@ -482,12 +485,14 @@ mod tests {
             proto_minor: 1,
             tls: 0,
             end_reason: END_FINISHED,
-            _pad: [0; 2],
+            trace_flags: 0,
+            _pad: 0,
             line: line(method, path),
             host: buf("127.0.0.1:8080"),
             remote_addr: buf("127.0.0.1:51000"),
             pattern: buf(""),
             user_agent: buf("curl/8.0"),
+            tracestate: buf(""),
         }
     }
 
@@ -675,8 +680,8 @@ mod tests {
         let cfg = config(&offsets).expect("config");
         assert_eq!(cfg.req_pattern, NO_FIELD);
         assert_eq!(cfg.req_request_uri, 8);
-        // RemoteAddr, the 7th member, ends the window: offset 48 + 16 bytes.
-        assert_eq!(cfg.req_window, 64);
+        // ctx, the 10th member, ends the window: offset 72 + 16 bytes.
+        assert_eq!(cfg.req_window, 88);
         assert_eq!(cfg.req_header, 32);
         // No map layout structs in these offsets: headers are not read.
         assert_eq!(cfg.header_map.kind, 0);
