@@ -1,13 +1,24 @@
-//! End-to-end: trace context that arrives with a request (W3C `traceparent` and
-//! `tracestate`, B3 single and multiple headers) decides the server span's trace and
-//! parent, and its sampling; malformed headers are ignored. Covered on Go 1.19 (bucket
-//! maps) and Go 1.24 and 1.27 (swiss maps). These tests need root.
+//! End-to-end: distributed traces.
+//! - Extract: trace context that arrives with a request (W3C `traceparent` and
+//!   `tracestate`, B3 single and multiple headers) decides the server span's trace and
+//!   parent, and its sampling; malformed headers are ignored.
+//! - Inject: every outgoing request of a traced process carries `traceparent` naming its
+//!   client span, so that services A -> B -> C (separate processes, traced by one tracer
+//!   or by one tracer each) form one trace per request; an untraced service receives it
+//!   too; `--read-only` sends nothing and loads no program that changes what is sent.
+//!
+//! Covered on Go 1.19 and 1.23 (bucket maps) and Go 1.24 and 1.27 (swiss maps). The
+//! fixture's `GET /chain` calls the next service's `/chain`; the last one answers with the
+//! headers it received. These tests need root.
 
+use std::collections::HashMap;
+use std::fs;
 use std::net::SocketAddr;
+use std::process::Command;
 
-use tracer_tests::go;
+use tracer_tests::go::{self, Toolchain};
 use tracer_tests::http;
-use tracer_tests::process::HttpServer;
+use tracer_tests::process::{Fixture, HTTP_SERVER_FIXTURE, HttpServer};
 use tracer_tests::span::Span;
 use tracer_tests::tracer::{ATTACH_TIMEOUT, Tracer, TracerOutput};
 
@@ -240,4 +251,448 @@ fn incoming_trace_context_go_1_19_bucket_maps() {
 #[test]
 fn incoming_trace_context_go_1_27() {
     run(go::NEWEST);
+}
+
+/// Services started last to first: `services[0]` calls `services[1]`, and so on; the
+/// last one answers `/chain` with the headers it received.
+fn start_chain(version: &str, len: usize) -> Vec<HttpServer> {
+    let toolchain = Toolchain::find(version).expect("Go toolchain");
+    let exe = toolchain
+        .build_fixture(HTTP_SERVER_FIXTURE)
+        .expect("build the net_http_server fixture");
+    let mut services: Vec<HttpServer> = Vec::new();
+    for _ in 0..len {
+        let args: Vec<String> = match services.last() {
+            Some(next) => vec!["-backend".into(), format!("http://{}", next.addr())],
+            None => Vec::new(),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let service = Fixture::spawn(&exe, &args)
+            .and_then(|fixture| HttpServer::from_fixture(fixture, toolchain.clone()))
+            .expect("start a service");
+        services.push(service);
+    }
+    services.reverse();
+    services
+}
+
+/// `tracer --pid P... --format json ARGS`, attached to every pid.
+fn trace(pids: &[u32], args: &[&str]) -> Tracer {
+    let pid_args: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let mut all: Vec<&str> = Vec::new();
+    for pid in &pid_args {
+        all.extend_from_slice(&["--pid", pid.as_str()]);
+    }
+    all.extend_from_slice(&["--format", "json"]);
+    all.extend_from_slice(args);
+    let tracer = Tracer::spawn(all).expect("start the tracer");
+    for &pid in pids {
+        tracer
+            .wait_attached(pid, ATTACH_TIMEOUT)
+            .expect("the tracer attaches");
+    }
+    tracer
+}
+
+/// `GET /chain` on `addr`: 200, and the body (the last service's request headers).
+fn chain_request(addr: SocketAddr) -> String {
+    let response = http::get(addr, "/chain").expect("GET /chain");
+    assert_eq!(response.status, 200, "GET /chain: {}", response.text());
+    response.text()
+}
+
+/// The `Traceparent` a chain's last service received, if any.
+fn received_traceparent(body: &str) -> Option<&str> {
+    body.lines()
+        .find_map(|line| line.strip_prefix("Traceparent: "))
+}
+
+fn pid_of(span: &Span) -> u64 {
+    span.resource("process.pid")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+}
+
+fn parent_of(span: &Span) -> Option<&str> {
+    span.field("parent_span_id").and_then(|v| v.as_str())
+}
+
+/// Checks that `spans` hold exactly `requests` whole traces through `pids` (the first
+/// service first): per request, the first service's server span (a root), then for each
+/// hop the caller's client span (child of its server span) and the next service's server
+/// span (child of that client span), all in one trace; every parent named is printed.
+/// Returns the traces, each as its spans in chain order.
+fn check_chains<'a>(spans: &'a [Span], pids: &[u32], requests: usize) -> Vec<Vec<&'a Span>> {
+    let dump = || {
+        spans
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let by_id: HashMap<&str, &Span> = spans
+        .iter()
+        .filter_map(|s| Some((s.span_id()?, s)))
+        .collect();
+    for span in spans {
+        if let Some(parent) = parent_of(span) {
+            assert!(
+                by_id.contains_key(parent),
+                "the parent of a span is printed: {span}\n{}",
+                dump()
+            );
+        }
+    }
+    let expected = requests * (2 * pids.len() - 1);
+    assert_eq!(
+        spans.len(),
+        expected,
+        "spans of {requests} chains through {} services:\n{}",
+        pids.len(),
+        dump()
+    );
+    let children = |parent: &Span, kind: &str, pid: u32| -> Vec<&'a Span> {
+        spans
+            .iter()
+            .filter(|s| {
+                s.kind() == Some(kind)
+                    && pid_of(s) == u64::from(pid)
+                    && parent_of(s) == parent.span_id()
+            })
+            .collect()
+    };
+    let roots: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind() == Some("server") && pid_of(s) == u64::from(pids[0]))
+        .collect();
+    assert_eq!(
+        roots.len(),
+        requests,
+        "server spans of the first service:\n{}",
+        dump()
+    );
+    let mut traces = Vec::new();
+    for root in roots {
+        assert_eq!(
+            parent_of(root),
+            None,
+            "the first service's span is a root: {root}"
+        );
+        let mut trace = vec![root];
+        let mut server = root;
+        for hop in 1..pids.len() {
+            let clients = children(server, "client", pids[hop - 1]);
+            assert_eq!(
+                clients.len(),
+                1,
+                "one client span under {server}\n{}",
+                dump()
+            );
+            let next = children(clients[0], "server", pids[hop]);
+            assert_eq!(
+                next.len(),
+                1,
+                "one server span of service {hop} under {}\n{}",
+                clients[0],
+                dump()
+            );
+            for span in [clients[0], next[0]] {
+                assert_eq!(
+                    span.trace_id(),
+                    root.trace_id(),
+                    "one trace id along the chain: {span}"
+                );
+            }
+            trace.extend([clients[0], next[0]]);
+            server = next[0];
+        }
+        traces.push(trace);
+    }
+    traces
+}
+
+/// Stops `tracer` and returns its spans; checks it dropped nothing.
+fn stop(tracer: Tracer) -> Vec<Span> {
+    let output: TracerOutput = tracer.stop().expect("the tracer stops");
+    let summary = output.summary().expect("a summary line");
+    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    output.spans().expect("JSON spans")
+}
+
+fn one_tracer_chain(version: &str, requests: usize) {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(version, 3);
+    let pids: Vec<u32> = services.iter().map(HttpServer::pid).collect();
+    let tracer = trace(&pids, &[]);
+    let attached = tracer.stderr();
+    assert!(
+        attached.contains("inject=on"),
+        "injection is on for the services: {attached}"
+    );
+    let bodies: Vec<String> = (0..requests)
+        .map(|_| chain_request(services[0].addr()))
+        .collect();
+    let output: TracerOutput = tracer.stop().expect("the tracer stops");
+    let summary = output.summary().expect("a summary line");
+    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    assert_eq!(
+        summary.get("injected"),
+        Some(2 * requests as u64),
+        "{}",
+        summary.line
+    );
+    let spans = output.spans().expect("JSON spans");
+    let traces = check_chains(&spans, &pids, requests);
+    // What the last service received names the last client span.
+    for body in &bodies {
+        let received = received_traceparent(body).expect("C received a traceparent");
+        let named = traces.iter().find(|t| {
+            let client = t[t.len() - 2];
+            received
+                == format!(
+                    "00-{}-{}-01",
+                    client.trace_id().unwrap_or(""),
+                    client.span_id().unwrap_or("")
+                )
+        });
+        assert!(
+            named.is_some(),
+            "{received} names the last client span of a chain"
+        );
+    }
+}
+
+#[test]
+fn three_services_traced_by_one_tracer_form_one_trace_per_request() {
+    one_tracer_chain(go::DEFAULT, 5);
+}
+
+#[test]
+fn three_services_on_go_1_19_form_one_trace_per_request() {
+    one_tracer_chain(go::OLDEST, 3);
+}
+
+#[test]
+fn three_services_on_go_1_23_form_one_trace_per_request() {
+    one_tracer_chain("1.23.9", 3);
+}
+
+#[test]
+fn three_services_on_go_1_27_form_one_trace_per_request() {
+    one_tracer_chain(go::NEWEST, 3);
+}
+
+#[test]
+fn three_services_traced_by_three_tracers_form_one_trace_per_request() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 3);
+    let pids: Vec<u32> = services.iter().map(HttpServer::pid).collect();
+    let tracers: Vec<Tracer> = pids.iter().map(|&pid| trace(&[pid], &[])).collect();
+    for _ in 0..3 {
+        chain_request(services[0].addr());
+    }
+    let spans: Vec<Span> = tracers.into_iter().flat_map(stop).collect();
+    check_chains(&spans, &pids, 3);
+}
+
+#[test]
+fn concurrent_requests_through_three_services_each_form_one_trace() {
+    const REQUESTS: usize = 200;
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 3);
+    let pids: Vec<u32> = services.iter().map(HttpServer::pid).collect();
+    let tracer = trace(&pids, &[]);
+    let addr = services[0].addr();
+    let threads: Vec<_> = (0..REQUESTS)
+        .map(|_| std::thread::spawn(move || chain_request(addr)))
+        .collect();
+    for thread in threads {
+        thread.join().expect("a request thread");
+    }
+    let spans = stop(tracer);
+    let traces = check_chains(&spans, &pids, REQUESTS);
+    let mut ids: Vec<&str> = traces.iter().filter_map(|t| t[0].trace_id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), REQUESTS, "a trace of its own per request");
+}
+
+#[test]
+fn an_untraced_service_receives_the_callers_traceparent() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 2);
+    let tracer = trace(&[services[0].pid()], &[]);
+    let body = chain_request(services[0].addr());
+    let spans = stop(tracer);
+    let client = spans
+        .iter()
+        .find(|s| s.kind() == Some("client"))
+        .unwrap_or_else(|| panic!("a client span: {spans:?}"));
+    let expected = format!(
+        "00-{}-{}-01",
+        client.trace_id().unwrap_or(""),
+        client.span_id().unwrap_or("")
+    );
+    assert_eq!(
+        received_traceparent(&body),
+        Some(expected.as_str()),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_request_that_carries_its_own_traceparent_keeps_it() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 2);
+    let tracer = trace(&[services[0].pid()], &[]);
+    let response = http::get(services[0].addr(), "/chain?own=1").expect("GET /chain?own=1");
+    let output: TracerOutput = tracer.stop().expect("the tracer stops");
+    let body = response.text();
+    let received: Vec<&str> = body
+        .lines()
+        .filter(|line| line.starts_with("Traceparent: "))
+        .collect();
+    assert_eq!(
+        received,
+        ["Traceparent: 00-11111111111111111111111111111111-2222222222222222-01"],
+        "only the program's own traceparent arrives: {body}"
+    );
+    let summary = output.summary().expect("a summary line");
+    assert_eq!(
+        summary.get("inject_skipped_present"),
+        Some(1),
+        "{}",
+        summary.line
+    );
+    assert_eq!(summary.get("injected"), Some(0), "{}", summary.line);
+}
+
+#[test]
+fn a_request_with_trace_context_continues_its_trace_downstream() {
+    // The first service receives a traceparent: its call carries the same trace id, and
+    // the next service's span is the child of the first service's client span.
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 2);
+    let tracer = trace(&[services[0].pid()], &[]);
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let response = http::request(
+        services[0].addr(),
+        "GET",
+        "/chain",
+        &[("traceparent", traceparent.as_str())],
+        &[],
+    )
+    .expect("GET /chain");
+    let spans = stop(tracer);
+    let client = spans
+        .iter()
+        .find(|s| s.kind() == Some("client"))
+        .unwrap_or_else(|| panic!("a client span: {spans:?}"));
+    assert_eq!(client.trace_id(), Some(TRACE), "{client}");
+    let expected = format!("00-{TRACE}-{}-01", client.span_id().unwrap_or(""));
+    assert_eq!(
+        received_traceparent(&response.text()),
+        Some(expected.as_str()),
+        "{}",
+        response.text()
+    );
+}
+
+/// The tracer's loaded BPF programs: `(id, type)` from its file descriptors.
+fn loaded_programs(pid: u32) -> Vec<(u32, u32)> {
+    let mut programs = Vec::new();
+    let dir = fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the tracer's fdinfo");
+    for entry in dir.flatten() {
+        let Ok(text) = fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        };
+        if let (Some(id), Some(kind)) = (field("prog_id:"), field("prog_type:")) {
+            programs.push((id, kind));
+        }
+    }
+    programs.sort_unstable();
+    programs.dedup();
+    programs
+}
+
+/// The kernel's translation of program `id` (`bpftool prog dump xlated`), which names
+/// every helper it calls.
+fn translated(id: u32) -> String {
+    let output = Command::new("bpftool")
+        .args(["prog", "dump", "xlated", "id", &id.to_string()])
+        .output()
+        .expect("run bpftool (cargo xtask setup installs it)");
+    assert!(
+        output.status.success(),
+        "bpftool: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `BPF_PROG_TYPE_SK_MSG`: a program that sees (and may change) what sockets send.
+const SK_MSG: u32 = 16;
+
+#[test]
+fn read_only_sends_no_traceparent_and_loads_nothing_that_writes() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 3);
+    let pids: Vec<u32> = services.iter().map(HttpServer::pid).collect();
+
+    // By default: the socket program is loaded (so the check below can see one).
+    let tracer = trace(&pids, &[]);
+    let programs = loaded_programs(tracer.pid());
+    assert!(
+        programs.iter().any(|&(_, kind)| kind == SK_MSG),
+        "{programs:?}"
+    );
+    for &(id, _) in &programs {
+        assert!(
+            !translated(id).contains("probe_write_user"),
+            "program {id} writes into processes"
+        );
+    }
+    stop(tracer);
+
+    let tracer = trace(&pids, &["--read-only"]);
+    assert!(
+        tracer.stderr().contains("inject=off (--read-only)"),
+        "{}",
+        tracer.stderr()
+    );
+    let programs = loaded_programs(tracer.pid());
+    assert!(!programs.is_empty(), "the tracer's programs are found");
+    for &(id, kind) in &programs {
+        assert_ne!(kind, SK_MSG, "no program that changes what sockets send");
+        assert!(
+            !translated(id).contains("probe_write_user"),
+            "program {id} writes into processes"
+        );
+    }
+    let body = chain_request(services[0].addr());
+    let spans = stop(tracer);
+    assert_eq!(
+        received_traceparent(&body),
+        None,
+        "C received no traceparent: {body}"
+    );
+    // Without propagation each service starts traces of its own.
+    let servers: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind() == Some("server"))
+        .collect();
+    assert_eq!(servers.len(), 3, "{spans:?}");
+    assert!(servers.iter().all(|s| parent_of(s).is_none()), "{spans:?}");
 }

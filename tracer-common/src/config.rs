@@ -63,8 +63,26 @@ pub struct ProbeConfig {
     /// Non-zero when goroutine creations are followed (`--track-goroutines`): client calls
     /// then look for their goroutine in the goroutine tree of server spans.
     pub track_goroutines: u32,
+    /// Non-zero when outgoing requests get a `traceparent` header (injection is on for
+    /// this binary: not `--read-only`, allowed by the kernel, and every item below known).
+    pub inject: u32,
+    /// `bufio.Writer.err` (error), `.buf` ([]byte) and `.n` (int), and the bytes of a
+    /// `bufio.Writer` read at once.
+    pub bufio_err: u32,
+    pub bufio_buf: u32,
+    pub bufio_n: u32,
+    pub bufio_window: u32,
+    /// Non-zero when every trace is sampled (`--sample-ratio 1`).
+    pub sample_all: u32,
+    pub _pad: u32,
+    /// A trace without a caller's decision is sampled when the last 8 bytes of its id,
+    /// big-endian, are below this (the user-space sampler's rule).
+    pub sample_below: u64,
+    /// Runtime address of `bufio.(*Writer).Write`: an `io.Writer` whose itab has this
+    /// method is a `*bufio.Writer`. 0 when unknown.
+    pub bufio_write: u64,
 }
-crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12);
+crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12 + 4 * 7 + 2 * 8);
 
 /// [`HeaderMapLayout::kind`]: the binary's maps are Go's original hash maps (Go <= 1.23,
 /// or later with `GOEXPERIMENT=noswissmap`); see <https://go.dev/src/runtime/map.go>.
@@ -160,6 +178,15 @@ impl ProbeConfig {
             link_goroutines: 0,
             req_ctx: NO_FIELD,
             track_goroutines: 0,
+            inject: 0,
+            bufio_err: NO_FIELD,
+            bufio_buf: NO_FIELD,
+            bufio_n: NO_FIELD,
+            bufio_window: 0,
+            sample_all: 1,
+            _pad: 0,
+            sample_below: u64::MAX,
+            bufio_write: 0,
         }
     }
 }

@@ -19,8 +19,18 @@ pub const DROP_START_REPLACED: u32 = 5;
 pub const NUM_DROPS: u32 = 6;
 /// A header map was larger than the bounded scan reads: header attributes may be missing.
 pub const HEADERS_INCOMPLETE: u32 = 6;
+/// A `traceparent` was written into an outgoing request.
+pub const INJECTED: u32 = 7;
+/// An outgoing request already carried `traceparent` (it decides the parent): not written.
+pub const INJECT_PRESENT: u32 = 8;
+/// An outgoing request's write buffer had no room for the header: not written.
+pub const INJECT_NO_ROOM: u32 = 9;
+/// An outgoing request was not written to because it was not provably safe or its span
+/// was unknown: not a `*bufio.Writer`, a header map shared by requests in flight, a
+/// failed read or write.
+pub const INJECT_UNSURE: u32 = 10;
 /// Number of counters.
-pub const NUM_COUNTERS: u32 = 7;
+pub const NUM_COUNTERS: u32 = 11;
 
 /// Stable names of the counters, indexed by their constant, for summaries and logs.
 pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
@@ -31,4 +41,8 @@ pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
     "read_failed",
     "start_replaced",
     "headers_incomplete",
+    "injected",
+    "inject_skipped_present",
+    "inject_skipped_no_room",
+    "inject_skipped_unsure",
 ];

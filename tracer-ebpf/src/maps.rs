@@ -85,3 +85,9 @@ pub fn count(index: u32) {
         unsafe { *counter += 1 };
     }
 }
+
+/// Client calls in flight by their request's header map, when injection is on: the
+/// injection probe, on the goroutine that writes the request, finds the call's span here
+/// (see `crate::slots`). An entry that two calls in flight share is marked and not used.
+#[map]
+pub static CLIENT_BY_HEADER: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);

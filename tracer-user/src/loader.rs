@@ -52,6 +52,12 @@ pub enum LoadError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("cannot open cgroup {path}")]
+    Cgroup {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot seed the span id generator")]
     Seed(#[source] std::io::Error),
     #[error("too many traced binaries (at most {MAX_CONFIGS})")]
@@ -191,6 +197,44 @@ impl Loader {
         Ok(attached)
     }
 
+    /// Starts the injection path for processes in the cgroups `cgroups` (cgroup v2
+    /// directories): the `sock_ops` program on each, which puts the TCP connections that
+    /// watched processes open into the socket map, and the `sk_msg` program on that map,
+    /// which inserts the pending headers (see `tracer-ebpf/src/probes/net_http/inject.rs`).
+    pub fn start_injection(&mut self, cgroups: &[std::path::PathBuf]) -> Result<(), LoadError> {
+        use aya::programs::{CgroupAttachMode, SkMsg, SockOps};
+        let sockets: aya::maps::SockHash<&MapData, u64> = self.map("SOCKETS")?;
+        let sockets = sockets.fd().try_clone().map_err(|source| LoadError::Map {
+            map: "SOCKETS",
+            source: aya::maps::MapError::from(source),
+        })?;
+        let send: &mut SkMsg = program(&mut self.ebpf, SEND)?;
+        send.load().map_err(|source| program_error(SEND, source))?;
+        send.attach(&sockets)
+            .map_err(|source| program_error(SEND, source))?;
+        let ops: &mut SockOps = program(&mut self.ebpf, SOCKET_OPS)?;
+        ops.load()
+            .map_err(|source| program_error(SOCKET_OPS, source))?;
+        for cgroup in cgroups {
+            let dir = std::fs::File::open(cgroup).map_err(|source| LoadError::Cgroup {
+                path: cgroup.display().to_string(),
+                source,
+            })?;
+            ops.attach(dir, CgroupAttachMode::Single)
+                .map_err(|source| program_error(SOCKET_OPS, source))?;
+        }
+        Ok(())
+    }
+
+    /// Has the injection path watch `pid`'s client connections.
+    pub fn watch_connections(&mut self, pid: u32) -> Result<(), LoadError> {
+        let mut pids: aya::maps::HashMap<&mut MapData, u32, u32> = self.map_mut("INJECT_PIDS")?;
+        pids.insert(pid, 1, 0).map_err(|source| LoadError::Map {
+            map: "INJECT_PIDS",
+            source,
+        })
+    }
+
     /// The ring buffer of finished events.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
         let map = self
@@ -279,6 +323,24 @@ impl Loader {
         let map = self.ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
         T::try_from(map).map_err(|source| LoadError::Map { map: name, source })
     }
+}
+
+/// The injection path's `sk_msg` and `sock_ops` programs.
+const SEND: &str = "tracer_send";
+const SOCKET_OPS: &str = "tracer_socket_ops";
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| program_error(name, source))
+}
+
+fn program_error(program: &'static str, source: aya::programs::ProgramError) -> LoadError {
+    LoadError::Program { program, source }
 }
 
 /// 8 random bytes from the kernel.

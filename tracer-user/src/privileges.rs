@@ -1,6 +1,7 @@
 //! What the tracer needs from the kernel, checked before anything is attempted so that a
 //! missing capability or kernel feature is named instead of surfacing as an obscure error.
 
+const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -48,6 +49,19 @@ const KERNEL_FEATURES: &[((u8, u8), &str)] = &[
 ];
 
 /// The first kernel feature a kernel of version `(major, minor)` lacks.
+/// Why `traceparent` injection cannot run here, if it cannot: its socket programs
+/// (`sock_ops` on a cgroup, `sk_msg`) need CAP_NET_ADMIN (or CAP_SYS_ADMIN) and cgroup v2.
+pub fn injection_blocker() -> Option<String> {
+    let caps = effective_capabilities();
+    if caps & ((1 << CAP_NET_ADMIN) | (1 << CAP_SYS_ADMIN)) == 0 {
+        return Some("CAP_NET_ADMIN (or CAP_SYS_ADMIN) is missing".into());
+    }
+    if crate::process::cgroup2_mount().is_none() {
+        return Some("no cgroup v2 hierarchy is mounted".into());
+    }
+    None
+}
+
 pub fn missing_kernel_feature(version: (u8, u8)) -> Option<&'static str> {
     KERNEL_FEATURES
         .iter()

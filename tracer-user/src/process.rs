@@ -76,6 +76,27 @@ fn stat(pid: u32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// Where the cgroup v2 hierarchy is mounted (e.g. `/sys/fs/cgroup`), from this process's
+/// mount table.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mounts.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        (after.split_whitespace().next()? == "cgroup2")
+            .then(|| before.split_whitespace().nth(4).map(PathBuf::from))
+            .flatten()
+    })
+}
+
+/// The cgroup v2 directory of process `pid` (`0::PATH` of `/proc/PID/cgroup` under the
+/// cgroup v2 mount).
+pub fn cgroup2_dir(pid: u32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let dir = cgroup2_mount()?.join(path.trim_start_matches('/'));
+    dir.is_dir().then_some(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,13 +105,27 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Every hook of every probe.
-fn hooks(track_goroutines: bool) -> Vec<Hook> {
+/// Every hook of every probe (injection's only when it may be on).
+fn hooks(track_goroutines: bool, inject: bool) -> Vec<Hook> {
     let mut hooks: Vec<Hook> = server::HOOKS.iter().chain(client::HOOKS).copied().collect();
     if track_goroutines {
         hooks.push(client::GOROUTINE_CREATED);
     }
+    if inject {
+        hooks.push(client::INJECT);
+    }
     hooks
+}
+
+/// Why no process gets `traceparent` injection, if none may: `--read-only`, or the
+/// kernel's refusal (said once, here).
+fn injection_blocker(read_only: bool) -> Option<String> {
+    if read_only {
+        return Some("--read-only".into());
+    }
+    let blocker = privileges::injection_blocker()?;
+    log::warn!("traceparent injection is off: {blocker}; incoming trace context is still read");
+    Some(blocker)
 }
 
 /// True for the hooks of client spans, which a binary without an HTTP client lacks.
@@ -139,14 +153,21 @@ struct UserCounters {
 pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     privileges::check()?;
     lower_priority(config.nice);
-    let hooks = hooks(config.track_goroutines);
+    let blocker = injection_blocker(config.read_only);
+    // The injection program is not even loaded when injection is off for all.
+    let hooks = hooks(config.track_goroutines, blocker.is_none());
     let programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
+    let (sample_all, sample_below) = Sampler::new(config.sample_ratio).rule();
     let mut resolved = Vec::new();
     for &pid in &config.pids {
         resolved.push(resolve(pid, &hooks)?);
     }
     let mut loader = Loader::load(&programs)?;
     let events = loader.take_events()?;
+    let blocker = match blocker {
+        Some(why) => Some(why),
+        None => start_injection(&mut loader, &resolved),
+    };
     let mut targets: HashMap<u32, Target> = HashMap::new();
     for (process, inspection, mut probe_config) in resolved {
         // Client probes need the client's struct members too.
@@ -189,9 +210,19 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         probe_config.track_goroutines = u32::from(
             probe_config.link_goroutines != 0 && tracks && probe_config.g_parent_goid != NO_FIELD,
         );
+        probe_config.sample_all = u32::from(sample_all);
+        probe_config.sample_below = sample_below;
+        let inject = match &blocker {
+            Some(why) => Err(why.clone()),
+            None => injection(&process, &inspection, &mut probe_config, clients),
+        };
+        if inject.is_ok() {
+            loader.watch_connections(process.pid)?;
+        }
         let usable: Vec<Hook> = usable
             .into_iter()
             .filter(|h| *h != client::GOROUTINE_CREATED || probe_config.track_goroutines != 0)
+            .filter(|h| *h != client::INJECT || inject.is_ok())
             .collect();
         let slot = loader.add_config(probe_config)?;
         let attached = loader.attach(&process, &inspection, &usable, slot)?;
@@ -200,7 +231,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
             &inspection.build.go_version,
             config.service_name.as_deref(),
         ));
-        let propagation = Propagation::of(&probe_config, config.read_only);
+        let propagation = Propagation::of(&probe_config, inject);
         log_attached(
             &process,
             &resource,
@@ -310,7 +341,10 @@ fn resolve(
     RunError,
 > {
     let process = Process::open(pid)?;
-    let (symbols, call_sites) = target::sites(hooks);
+    let (mut symbols, call_sites) = target::sites(hooks);
+    if hooks.contains(&client::INJECT) {
+        symbols.push(client::BUFIO_WRITE);
+    }
     let structs: Vec<(&str, &[&str])> = server::FIELDS
         .iter()
         .chain(client::FIELDS)
@@ -399,6 +433,71 @@ fn log_attached(
     );
 }
 
+/// Starts the socket side of injection for the cgroups of the processes in `resolved`;
+/// says why not (once) when it cannot.
+fn start_injection(
+    loader: &mut Loader,
+    resolved: &[(
+        Process,
+        target::Inspection,
+        tracer_common::config::ProbeConfig,
+    )],
+) -> Option<String> {
+    let mut cgroups: Vec<std::path::PathBuf> = Vec::new();
+    for (process, ..) in resolved {
+        match crate::process::cgroup2_dir(process.pid) {
+            Some(dir) if !cgroups.contains(&dir) => cgroups.push(dir),
+            Some(_) => {}
+            None => {
+                let why = format!("the cgroup v2 group of pid {} is unknown", process.pid);
+                log::warn!("traceparent injection is off: {why}");
+                return Some(why);
+            }
+        }
+    }
+    match loader.start_injection(&cgroups) {
+        Ok(()) => None,
+        Err(error) => {
+            let why = format!("{:#}", anyhow::Error::new(error));
+            log::warn!("traceparent injection is off: {why}");
+            Some(why)
+        }
+    }
+}
+
+/// Turns `traceparent` injection on in `config` when everything it needs is in the
+/// binary; else says what is missing.
+fn injection(
+    process: &Process,
+    inspection: &target::Inspection,
+    config: &mut tracer_common::config::ProbeConfig,
+    clients: bool,
+) -> Result<(), String> {
+    if !clients {
+        return Err("no client spans in this program".into());
+    }
+    if inspection.point(&client::INJECT).is_none() {
+        return Err(format!("{} not found", client::INJECT.symbol));
+    }
+    if config.header_map.kind == 0 {
+        return Err("the header map layout is unknown".into());
+    }
+    if [config.bufio_err, config.bufio_buf, config.bufio_n].contains(&NO_FIELD) {
+        return Err("the bufio.Writer layout is unknown".into());
+    }
+    if !inspection.fixed_address {
+        // The writer check compares a method's run-time address.
+        return Err("position-independent executable, not supported yet".into());
+    }
+    let Some(write) = inspection.functions.get(client::BUFIO_WRITE) else {
+        return Err(format!("{} not found", client::BUFIO_WRITE));
+    };
+    config.bufio_write = write.function;
+    config.inject = 1;
+    log::debug!("pid={}: traceparent injection on", process.pid);
+    Ok(())
+}
+
 /// Whether trace context is read from a process's requests and written into its
 /// outgoing ones, and why not: the `propagation=[...]` part of the `attached` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -406,37 +505,33 @@ pub struct Propagation {
     /// `Err(why)` when incoming `traceparent`/B3 headers are not read.
     pub extract: Result<(), &'static str>,
     /// `Err(why)` when outgoing requests get no `traceparent`.
-    pub inject: Result<(), &'static str>,
+    pub inject: Result<(), String>,
 }
 
 impl Propagation {
-    pub fn of(config: &tracer_common::config::ProbeConfig, read_only: bool) -> Self {
+    pub fn of(config: &tracer_common::config::ProbeConfig, inject: Result<(), String>) -> Self {
         Self {
             extract: if config.header_map.kind == 0 {
                 Err("the header map layout is unknown")
             } else {
                 Ok(())
             },
-            inject: if read_only {
-                Err("--read-only")
-            } else {
-                Err("not supported yet")
-            },
+            inject,
         }
     }
 }
 
 impl std::fmt::Display for Propagation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = |r: &Result<(), &str>| match r {
+        let state = |r: Result<(), &str>| match r {
             Ok(()) => "on".to_owned(),
             Err(why) => format!("off ({why})"),
         };
         write!(
             f,
             "extract={} (w3c, b3), inject={}",
-            state(&self.extract),
-            state(&self.inject)
+            state(self.extract),
+            state(self.inject.as_ref().map(|_| ()).map_err(|why| why.as_str()))
         )
     }
 }

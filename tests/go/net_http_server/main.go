@@ -21,7 +21,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,6 +44,12 @@ func main() {
 
 	mux := http.NewServeMux()
 	routes(mux)
+	// GET /chain: with -backend, GETs the backend's /chain (with the request's context)
+	// and answers with its body; without, answers with the request's headers, one
+	// "Name: value" line each, sorted: the end of a chain of services shows what the
+	// last hop received. GET /chain?own=1 sends the program's own traceparent
+	// (ownTraceparent) with the call, as a program instrumented by hand would.
+	mux.HandleFunc("/chain", chain(*backend))
 	// GET /redirect answers 302 to /hello (a client follows it with a second request).
 	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/hello", http.StatusFound)
@@ -60,6 +68,42 @@ func main() {
 	if err := http.Serve(ln, mux); err != nil {
 		fmt.Fprintln(os.Stderr, "net_http_server:", err)
 		os.Exit(1)
+	}
+}
+
+// ownTraceparent is what GET /chain?own=1 sends.
+const ownTraceparent = "00-11111111111111111111111111111111-2222222222222222-01"
+
+// chain serves GET /chain (see main).
+func chain(backend string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if backend == "" {
+			var lines []string
+			for name, values := range r.Header {
+				for _, value := range values {
+					lines = append(lines, name+": "+value+"\n")
+				}
+			}
+			sort.Strings(lines)
+			io.WriteString(w, strings.Join(lines, ""))
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, backend+"/chain", nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if r.URL.Query().Get("own") == "1" {
+			req.Header.Set("Traceparent", ownTraceparent)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
 	}
 }
 

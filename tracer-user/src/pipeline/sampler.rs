@@ -20,6 +20,12 @@ impl Sampler {
         }
     }
 
+    /// `(all, threshold)`: the rule of [`Self::keep`] for the kernel, which decides the
+    /// sampled flag of the `traceparent` it writes.
+    pub fn rule(&self) -> (bool, u64) {
+        (self.all, self.threshold)
+    }
+
     /// Whether to keep a span of `trace_id` whose caller decided `sampled` (if it did).
     pub fn keep_span(&self, trace_id: &[u8; 16], sampled: Option<bool>) -> bool {
         sampled.unwrap_or_else(|| self.keep(trace_id))

@@ -128,6 +128,9 @@ pub struct Inspection {
     /// Where the `context.Canceled` variable (an `error`) is in the running process: in a
     /// position-dependent executable only (the Go default), else `None`.
     pub context_canceled: Option<u64>,
+    /// Whether the binary's virtual addresses are the running process's (a
+    /// position-dependent executable, the Go default on linux/amd64).
+    pub fixed_address: bool,
 }
 
 impl Inspection {
@@ -271,5 +274,6 @@ pub fn inspect_bytes(
             .is_fixed_address()
             .then(|| elf.data_symbol("context.Canceled"))
             .flatten(),
+        fixed_address: elf.is_fixed_address(),
     })
 }

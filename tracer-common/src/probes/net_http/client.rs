@@ -58,8 +58,11 @@ pub struct ClientInflight {
     /// The parent's `trace_flags` (`CTX_*` bits of `crate::propagation`).
     pub trace_flags: u8,
     pub _pad: [u8; 6],
+    /// The request's header map, when injection is on: this call's key in the index of
+    /// calls by header map, where the injection probe finds its span. Else 0.
+    pub header: u64,
 }
-crate::assert_size!(ClientInflight, 72);
+crate::assert_size!(ClientInflight, 80);
 
 /// One finished client span.
 #[repr(C)]
@@ -103,3 +106,23 @@ crate::assert_size!(
         + PATH_LEN
         + QUERY_LEN
 );
+
+/// Bytes of the request's start compared before a `traceparent` is inserted (the request
+/// line of the shortest request, `GET / HTTP/1.1\r\nHost: `, is longer).
+pub const INJECT_PREFIX: usize = 24;
+/// `Traceparent: 00-{32 hex}-{16 hex}-{2 hex}\r\n`.
+pub const TRACEPARENT_LINE: usize = 70;
+
+/// A `traceparent` header line waiting for its request to be sent by one thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PendingHeader {
+    pub line: [u8; TRACEPARENT_LINE],
+    /// The first bytes of the request as buffered.
+    pub prefix: [u8; INJECT_PREFIX],
+    /// Where the line goes: the bytes buffered before the request's own headers.
+    pub at: u32,
+    pub _pad: u32,
+    pub recorded_ns: u64,
+}
+crate::assert_size!(PendingHeader, TRACEPARENT_LINE + INJECT_PREFIX + 2 + 8 + 8);

@@ -30,10 +30,13 @@ use crate::{
         Regs, Window, config, event_header, goroutine, new_ids, read_u64, read_words, string_failed,
     },
     maps::{
-        CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT, SERVER_BY_GOID,
-        SERVER_INFLIGHT, count,
+        CLIENT_BY_HEADER, CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT,
+        SERVER_BY_GOID, SERVER_INFLIGHT, count,
     },
-    probes::net_http::server::{Ids, link_key, write_link},
+    probes::net_http::{
+        inject,
+        server::{Ids, link_key, unlink, write_link},
+    },
     slots::{self, Slot, keyed_slot},
 };
 
@@ -146,6 +149,16 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
         slot.trace_flags = trace_flags as u8;
     }
     slot._pad = [0; 6];
+    slot.header = 0;
+    if cfg.inject != 0 {
+        // Where the goroutine that writes the request will find this call's span.
+        let ids = (slot.trace_id, slot.span_id, u32::from(slot.trace_flags));
+        if let Some(header) = read_u64(regs.rax, cfg.req_header)
+            && inject::register(key.pid, header, now, ids)
+        {
+            slot.header = header;
+        }
+    }
     // Written last: the slot belongs to this goroutine from here on.
     slot.g = key.g;
     Some(())
@@ -217,6 +230,7 @@ fn try_finish(ctx: &ProbeContext) -> Option<()> {
     };
     let start = *slot;
     slot.release();
+    unlink(&CLIENT_BY_HEADER, key.pid, start.header, &start.span_id);
     let cfg = CONFIGS.get(start.config)?;
     // `send`'s results: the response, then the error's itab and data.
     emit(&key, &start, cfg, regs.rax, regs.rcx, regs.rdi);

@@ -1,3 +1,4 @@
 //! Go `net/http`: server spans and client spans.
 pub mod client;
+pub mod inject;
 pub mod server;

@@ -174,7 +174,7 @@ pub fn link_key(pid: u32, key: u64) -> GoroutineKey {
 /// no slot. An entry of another span (evicted, or never ended) is simply replaced: it only
 /// served parent links.
 #[inline(always)]
-fn link(index: &Array<SpanLink>, pid: u32, key: u64, now: u64, ids: Ids) -> bool {
+pub fn link(index: &Array<SpanLink>, pid: u32, key: u64, now: u64, ids: Ids) -> bool {
     if key == 0 {
         return false;
     }
@@ -204,7 +204,7 @@ pub fn write_link(entry: &mut SpanLink, pid: u32, key: u64, now: u64, ids: Ids, 
 /// Removes the entry of `key` from `index` if it is still the one of span `span_id` (a
 /// later span may have taken the key over).
 #[inline(always)]
-fn unlink(index: &Array<SpanLink>, pid: u32, key: u64, span_id: &[u8; 8]) {
+pub fn unlink(index: &Array<SpanLink>, pid: u32, key: u64, span_id: &[u8; 8]) {
     if key != 0
         && let Some(entry) = slots::find(index, &link_key(pid, key))
         && entry.span_id == *span_id

@@ -42,11 +42,28 @@ pub const GOROUTINE_CREATED: Hook = Hook {
     purpose: "parent links down goroutine trees (--track-goroutines)",
 };
 
+/// `traceparent` injection into outgoing HTTP/1 requests (off with `--read-only`): on
+/// `(*Request).write`'s first call to `Header.writeSubset`, which writes the request's own
+/// headers into the connection's `*bufio.Writer` (see
+/// `tracer-ebpf/src/probes/net_http/inject.rs`).
+pub const INJECT: Hook = Hook {
+    symbol: "net/http.(*Request).write",
+    site: Site::AtCall("net/http.Header.writeSubset"),
+    program: "net_http_client_inject",
+    required: false,
+    purpose: "traceparent injection into outgoing requests",
+};
+
+/// The method an `io.Writer` itab of a `*bufio.Writer` holds: how the injection probe
+/// knows the writer's type.
+pub const BUFIO_WRITE: &str = "bufio.(*Writer).Write";
+
 /// Struct members read by the kernel programs (besides `Request.Method`, see the server).
 pub const FIELDS: Fields = &[
     ("net/http.Request", &["URL"]),
     ("net/url.URL", &["Scheme", "Host", "Path", "RawQuery"]),
     ("net/http.Response", &["StatusCode"]),
+    ("bufio.Writer", &["err", "buf", "n"]),
 ];
 
 /// The value of `tracer.parent_link` for a `LINK_*` constant.

@@ -84,6 +84,10 @@ const OPTIONAL_FIELDS: &[(&str, &str)] = &[
     ("net/url.URL", "Path"),
     ("net/url.URL", "RawQuery"),
     ("net/http.Response", "StatusCode"),
+    // Injection only.
+    ("bufio.Writer", "err"),
+    ("bufio.Writer", "buf"),
+    ("bufio.Writer", "n"),
 ];
 
 /// A struct layout the kernel programs cannot use.
@@ -163,6 +167,12 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
     let mut req = Layout::new(offsets, "net/http.Request");
     let mut url = Layout::new(offsets, "net/url.URL");
     let resp_status_code = Layout::new(offsets, "net/http.Response").field("StatusCode", WORD)?;
+    let mut bufio = Layout::new(offsets, "bufio.Writer");
+    let (bufio_err, bufio_buf, bufio_n) = (
+        bufio.field("err", STRING)?,
+        bufio.field("buf", 3 * WORD)?,
+        bufio.field("n", WORD)?,
+    );
     Ok(ProbeConfig {
         g_goid,
         req_method: req.field("Method", STRING)?,
@@ -190,6 +200,16 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         req_ctx: req.field("ctx", STRING)?,
         track_goroutines: 0,
         req_window: req.window,
+        // Set by the caller when injection is on.
+        inject: 0,
+        bufio_err,
+        bufio_buf,
+        bufio_n,
+        bufio_window: bufio.window,
+        sample_all: 1,
+        _pad: 0,
+        sample_below: u64::MAX,
+        bufio_write: 0,
     })
 }
 

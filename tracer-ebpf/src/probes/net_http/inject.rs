@@ -1,0 +1,308 @@
+//! `traceparent` injection into outgoing HTTP/1 requests, without writing into the
+//! traced program: the header is inserted into the bytes the program sends, as it sends
+//! them (an `sk_msg` program on its client sockets). Off with `--read-only`.
+//!
+//! 1. [`net_http_client_inject`] sits on `net/http.(*Request).write`'s first call to
+//!    `net/http.Header.writeSubset` (the request's own headers), on the goroutine that
+//!    writes the request (the transport's write loop): the request line, `Host` and
+//!    `User-Agent` are in the connection's `*bufio.Writer`, the user's headers come next.
+//!    Arguments: the header map in RAX, the `io.Writer` in RBX (itab) and RCX (data). It
+//!    records, for this thread, the line `Traceparent: 00-{trace}-{span}-{flags}\r\n`,
+//!    where it goes (`n`, the bytes buffered so far) and the first bytes buffered (the
+//!    request line), when all of this holds, else it counts why not:
+//!    - the header map is the one of exactly one client call in flight (its span, the
+//!      parent of the next hop, is found by the map: [`register`]);
+//!    - the writer is a `*bufio.Writer` (its `io.Writer` itab's `Write` is
+//!      `bufio.(*Writer).Write`) with no error and `n <= len(buf)`;
+//!    - the request carries no `traceparent` of its own (which then decides the parent).
+//! 2. [`tracer_socket_ops`] (cgroup `sock_ops`) puts the TCP connections that traced
+//!    processes open into [`SOCKETS`], so that
+//! 3. [`tracer_send`] (`sk_msg`) sees what they send: a message sent by the recorded
+//!    thread that starts with exactly the recorded bytes is that request, written from
+//!    the start of the buffer; the line is inserted at the recorded offset. Anything else
+//!    passes unchanged.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::{
+        BPF_ANY, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_TCP_CONNECT_CB,
+        sk_action::SK_PASS,
+    },
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_get_socket_cookie, bpf_msg_pull_data},
+    },
+    macros::{map, sk_msg, sock_ops, uprobe},
+    maps::{HashMap, LruHashMap, SockHash},
+    programs::{ProbeContext, SkMsgContext, SockOpsContext},
+};
+use tracer_common::{
+    config::ProbeConfig,
+    counters::{INJECT_NO_ROOM, INJECT_PRESENT, INJECT_UNSURE, INJECTED},
+    probes::net_http::client::{INJECT_PREFIX, PendingHeader, TRACEPARENT_LINE},
+    propagation::{CTX_DECIDED, CTX_SAMPLED, KEY_TRACEPARENT},
+};
+
+use crate::{
+    go::{Regs, Window, config, read_bytes, read_words},
+    gomap::{self, Matches},
+    maps::{CLIENT_BY_HEADER, count},
+    probes::net_http::server::{Ids, link_key, write_link},
+    slots::{self, Claim},
+};
+
+/// `SpanLink::origin` of an index entry that two calls in flight share: not used.
+const SHARED: u64 = 1;
+const PREFIX: &[u8; 16] = b"Traceparent: 00-";
+const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Scratch window for the writer (see `crate::maps::SCRATCH`; the header scan uses 1, 2).
+const WRITER_WINDOW: u32 = 0;
+/// How long a recorded header waits for its request to be sent.
+const PENDING_TTL_NS: u64 = 1_000_000_000;
+
+/// Processes whose client connections are watched (key: pid), set by user space.
+#[map]
+pub static INJECT_PIDS: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Connections being opened by those processes, by socket cookie.
+#[map]
+static CONNECTING: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0);
+
+/// Their established connections, whose messages [`tracer_send`] sees (by socket cookie).
+#[map]
+pub static SOCKETS: SockHash<u64> = SockHash::with_max_entries(65536, 0);
+
+/// Headers waiting for their request to be sent, by `pid_tgid` of the writing thread.
+#[map]
+static PENDING: LruHashMap<u64, PendingHeader> = LruHashMap::with_max_entries(16384, 0);
+
+/// Records the client call with `ids` (its own span) under its request's header map
+/// `header`; false when there is no entry. A map another call in flight already
+/// registered is marked shared: neither call gets a header.
+#[inline(always)]
+pub fn register(pid: u32, header: u64, now: u64, ids: Ids) -> bool {
+    if header == 0 {
+        return false;
+    }
+    let Some((entry, claim)) = slots::claim(&CLIENT_BY_HEADER, &link_key(pid, header), now) else {
+        return false;
+    };
+    let shared = matches!(claim, Claim::Own) && entry.span_id != ids.1;
+    write_link(
+        entry,
+        pid,
+        header,
+        now,
+        ids,
+        if shared { SHARED } else { 0 },
+    );
+    true
+}
+
+#[uprobe]
+pub fn net_http_client_inject(ctx: ProbeContext) -> u32 {
+    let _ = try_inject(&ctx);
+    0
+}
+
+fn try_inject(ctx: &ProbeContext) -> Option<()> {
+    let (_, cfg) = config(ctx)?;
+    if cfg.inject == 0 || cfg.bufio_write == 0 {
+        return None;
+    }
+    let regs = Regs::of(ctx);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pid = (pid_tgid >> 32) as u32;
+    let Some(entry) = slots::find(&CLIENT_BY_HEADER, &link_key(pid, regs.rax)) else {
+        // Not sent through net/http.send (no client span), or a header map replaced
+        // after the call started (e.g. credentials from the URL): nothing to name.
+        count(INJECT_UNSURE);
+        return None;
+    };
+    if entry.origin == SHARED {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    let ids: Ids = (entry.trace_id, entry.span_id, entry.trace_flags);
+    // The writer's dynamic type, by its itab's first method (itab: inter, type, hash,
+    // fun[0] at 24).
+    let fun = read_words(regs.rbx.wrapping_add(16)).map(|[_, fun]| fun);
+    if regs.rbx == 0 || regs.rcx == 0 || fun != Some(cfg.bufio_write) {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    let mut found = Matches::default();
+    gomap::scan(&cfg.header_map, regs.rax, 0, &mut found);
+    if found.found & (1 << KEY_TRACEPARENT) != 0 {
+        count(INJECT_PRESENT);
+        return None;
+    }
+    let Some(writer) = Window::read(WRITER_WINDOW, regs.rcx, cfg.bufio_window) else {
+        count(INJECT_UNSURE);
+        return None;
+    };
+    let (Some(err), Some(buf), Some(len), Some(n)) = (
+        writer.word(cfg.bufio_err),
+        writer.word(cfg.bufio_buf),
+        writer.word(cfg.bufio_buf.saturating_add(8)),
+        writer.word(cfg.bufio_n),
+    ) else {
+        count(INJECT_UNSURE);
+        return None;
+    };
+    // The request line and at least `Host: ` must be buffered, from the buffer's start.
+    if err != 0 || buf == 0 || n > len || n < INJECT_PREFIX as u64 {
+        count(INJECT_NO_ROOM);
+        return None;
+    }
+    let pending = PENDING_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch entry; uprobe programs on one CPU do not run concurrently.
+    let pending = unsafe { &mut *pending };
+    // SAFETY: the prefix buffer holds INJECT_PREFIX bytes.
+    if !unsafe {
+        read_bytes::<{ INJECT_PREFIX as u32 }>(
+            pending.prefix.as_mut_ptr(),
+            buf,
+            INJECT_PREFIX as u64,
+        )
+    } {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    traceparent_line(&mut pending.line, &ids, sampled(cfg, &ids));
+    pending.at = n as u32;
+    pending._pad = 0;
+    // SAFETY: the helper has no preconditions.
+    pending.recorded_ns = unsafe { bpf_ktime_get_ns() };
+    if PENDING.insert(pid_tgid, pending, 0).is_err() {
+        count(INJECT_UNSURE);
+    }
+    Some(())
+}
+
+/// Per-CPU room to build a [`PendingHeader`] (too large for the stack with the scan).
+#[map]
+static PENDING_SCRATCH: aya_ebpf::maps::PerCpuArray<PendingHeader> =
+    aya_ebpf::maps::PerCpuArray::with_max_entries(1, 0);
+
+/// The trace's sampling decision: the caller's, else the user-space sampler's rule
+/// (the last 8 bytes of the trace id against the ratio).
+#[inline(always)]
+fn sampled(cfg: &ProbeConfig, ids: &Ids) -> bool {
+    if ids.2 & CTX_DECIDED != 0 {
+        return ids.2 & CTX_SAMPLED != 0;
+    }
+    if cfg.sample_all != 0 {
+        return true;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&ids.0[8..]);
+    u64::from_be_bytes(low) < cfg.sample_below
+}
+
+/// `Traceparent: 00-{trace id}-{span id}-{01|00}\r\n`.
+#[inline(always)]
+fn traceparent_line(line: &mut [u8; TRACEPARENT_LINE], ids: &Ids, sampled: bool) {
+    line[..16].copy_from_slice(PREFIX);
+    for i in 0..16 {
+        line[16 + 2 * i] = HEX[(ids.0[i] >> 4) as usize & 15];
+        line[17 + 2 * i] = HEX[(ids.0[i] & 15) as usize];
+    }
+    line[48] = b'-';
+    for i in 0..8 {
+        line[49 + 2 * i] = HEX[(ids.1[i] >> 4) as usize & 15];
+        line[50 + 2 * i] = HEX[(ids.1[i] & 15) as usize];
+    }
+    line[65] = b'-';
+    line[66] = b'0';
+    line[67] = if sampled { b'1' } else { b'0' };
+    line[68] = b'\r';
+    line[69] = b'\n';
+}
+
+/// Puts the TCP connections that watched processes open into [`SOCKETS`]: noted at
+/// `connect()` (in the process), added once established.
+#[sock_ops]
+pub fn tracer_socket_ops(ctx: SockOpsContext) -> u32 {
+    let op = ctx.op();
+    // SAFETY: the helper reads the context's socket.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
+    if op == BPF_SOCK_OPS_TCP_CONNECT_CB {
+        let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        // SAFETY: a plain lookup; the value is not kept.
+        if unsafe { INJECT_PIDS.get(pid) }.is_some() {
+            let _ = CONNECTING.insert(cookie, pid, 0);
+        }
+    } else if op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB {
+        // SAFETY: as above.
+        if unsafe { CONNECTING.get(cookie) }.is_some() {
+            let _ = CONNECTING.remove(cookie);
+            let mut key = cookie;
+            // SAFETY: `ops` is this program's context.
+            let _ = SOCKETS.update(&mut key, unsafe { &mut *ctx.ops }, u64::from(BPF_ANY));
+        }
+    }
+    1
+}
+
+/// Inserts the recorded header into the request the recording thread sends, when the
+/// message is that request (see the module's documentation). Always lets the message
+/// through.
+#[sk_msg]
+pub fn tracer_send(ctx: SkMsgContext) -> u32 {
+    let _ = try_send(&ctx);
+    SK_PASS
+}
+
+fn try_send(ctx: &SkMsgContext) -> Option<()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: the entry is copied out before anything else touches the map.
+    let pending = *unsafe { PENDING.get(pid_tgid) }?;
+    let _ = PENDING.remove(pid_tgid);
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if now.saturating_sub(pending.recorded_ns) > PENDING_TTL_NS {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    let at = pending.at;
+    if ctx.size() < at || at < INJECT_PREFIX as u32 {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    // The message must start with the recorded bytes.
+    // SAFETY: the helper only makes the first bytes directly readable.
+    if unsafe { bpf_msg_pull_data(ctx.msg, 0, INJECT_PREFIX as u32, 0) } != 0 {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + INJECT_PREFIX > end {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    // SAFETY: `data..data + INJECT_PREFIX` was checked against `data_end` just above.
+    let head = unsafe { &*(data as *const [u8; INJECT_PREFIX]) };
+    if *head != pending.prefix {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    if ctx.push_data(at, TRACEPARENT_LINE as u32, 0).is_err() {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    // SAFETY: as above, for the inserted bytes.
+    if unsafe { bpf_msg_pull_data(ctx.msg, at, at + TRACEPARENT_LINE as u32, 0) } != 0 {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + TRACEPARENT_LINE > end {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    // SAFETY: `data..data + TRACEPARENT_LINE` is the inserted room, checked above.
+    unsafe { *(data as *mut [u8; TRACEPARENT_LINE]) = pending.line };
+    count(INJECTED);
+    Some(())
+}
