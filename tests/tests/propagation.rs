@@ -20,7 +20,7 @@ use tracer_tests::go::{self, Toolchain};
 use tracer_tests::http;
 use tracer_tests::process::{Fixture, HTTP_SERVER_FIXTURE, HttpServer};
 use tracer_tests::span::Span;
-use tracer_tests::tracer::{ATTACH_TIMEOUT, Tracer, TracerOutput};
+use tracer_tests::tracer::{self, ATTACH_TIMEOUT, RUN_TIMEOUT, Tracer, TracerOutput};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
@@ -695,4 +695,39 @@ fn read_only_sends_no_traceparent_and_loads_nothing_that_writes() {
         .collect();
     assert_eq!(servers.len(), 3, "{spans:?}");
     assert!(servers.iter().all(|s| parent_of(s).is_none()), "{spans:?}");
+}
+
+#[test]
+fn doctor_shows_the_propagation_state() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 2);
+    let pid = services[0].pid().to_string();
+    let output = tracer::run(["doctor", "--pid", pid.as_str()], RUN_TIMEOUT).expect("doctor");
+    assert_eq!(output.code(), Some(0), "{output}");
+    for expected in [
+        "propagation: extract=on (w3c, b3), inject=on",
+        "net/http.(*Request).write+",
+        "(call, emulated): traceparent injection",
+        "verdict: tracing will work",
+    ] {
+        assert!(
+            output.stdout.contains(expected),
+            "{expected:?} in\n{output}"
+        );
+    }
+    let output = tracer::run(
+        ["doctor", "--pid", pid.as_str(), "--read-only"],
+        RUN_TIMEOUT,
+    )
+    .expect("doctor --read-only");
+    assert_eq!(output.code(), Some(0), "{output}");
+    assert!(
+        output.stdout.contains("inject=off (--read-only)"),
+        "{output}"
+    );
+    let output =
+        tracer::run(["doctor", "--binary", "/bin/true"], RUN_TIMEOUT).expect("doctor --binary");
+    assert_eq!(output.code(), Some(1), "{output}");
+    assert!(output.stdout.contains("is not a Go program"), "{output}");
 }

@@ -121,6 +121,22 @@ pub struct Config {
     pub track_goroutines: bool,
 }
 
+impl Default for Config {
+    /// What an empty command line would mean, with no target.
+    fn default() -> Self {
+        Self {
+            pids: Vec::new(),
+            format: Format::Json,
+            service_name: None,
+            read_only: false,
+            sample_ratio: 1.0,
+            capture_query: false,
+            nice: DEFAULT_NICE,
+            track_goroutines: false,
+        }
+    }
+}
+
 impl Cli {
     /// Validates the command line. `stdout_is_terminal` picks the default format and
     /// `env` reads the environment (OTEL_TRACES_SAMPLER / _ARG).

@@ -6,6 +6,7 @@
 //! through the [`pipeline`] (decode, span mapping in [`probes`], clock, resource) to the
 //! [`export`]ers.
 pub mod cli;
+pub mod doctor;
 pub mod export;
 pub mod loader;
 pub mod pipeline;

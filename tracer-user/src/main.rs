@@ -15,6 +15,17 @@ use tracer::{cli::Cli, run};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "doctor") {
+        let cli = tracer::doctor::DoctorCli::parse_from(std::env::args_os().skip(1));
+        init_logging(Some("error"));
+        let report = tracer::doctor::examine(&cli);
+        println!("{report}");
+        return if report.problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref());
     let config = match cli.into_config(std::io::stdout().is_terminal(), |k| std::env::var(k).ok()) {

@@ -48,16 +48,17 @@ pub enum RunError {
     Process(#[from] ProcessError),
     #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("{path} (pid {pid}) has no net/http server functions ({symbol} not found)")]
+    #[error("{path}{who} has no net/http server functions ({symbol} not found)")]
     NoHttpServer {
         path: String,
-        pid: u32,
+        /// ` (pid N)`, or empty.
+        who: String,
         symbol: &'static str,
     },
-    #[error("{path} (pid {pid}, {version}): unsupported struct layout")]
+    #[error("{path}{who}, {version}: unsupported struct layout")]
     Layout {
         path: String,
-        pid: u32,
+        who: String,
         version: String,
         #[source]
         source: server::LayoutError,
@@ -106,7 +107,7 @@ impl std::fmt::Display for Summary {
 }
 
 /// Every hook of every probe (injection's only when it may be on).
-fn hooks(track_goroutines: bool, inject: bool) -> Vec<Hook> {
+pub fn hooks(track_goroutines: bool, inject: bool) -> Vec<Hook> {
     let mut hooks: Vec<Hook> = server::HOOKS.iter().chain(client::HOOKS).copied().collect();
     if track_goroutines {
         hooks.push(client::GOROUTINE_CREATED);
@@ -157,7 +158,6 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     // The injection program is not even loaded when injection is off for all.
     let hooks = hooks(config.track_goroutines, blocker.is_none());
     let programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
-    let (sample_all, sample_below) = Sampler::new(config.sample_ratio).rule();
     let mut resolved = Vec::new();
     for &pid in &config.pids {
         resolved.push(resolve(pid, &hooks)?);
@@ -169,76 +169,33 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         None => start_injection(&mut loader, &resolved),
     };
     let mut targets: HashMap<u32, Target> = HashMap::new();
-    for (process, inspection, mut probe_config) in resolved {
-        // Client probes need the client's struct members too.
-        let client_layout = [
-            probe_config.req_url,
-            probe_config.url_scheme,
-            probe_config.url_host,
-            probe_config.url_path,
-            probe_config.url_raw_query,
-            probe_config.resp_status_code,
-        ]
-        .iter()
-        .all(|&offset| offset != NO_FIELD);
-        if !client_layout {
-            log::warn!(
-                "pid={}: the client structs of {} are not described: no client spans",
-                process.pid,
-                process.exe.display()
-            );
-        }
-        // Both ends of client spans, or neither.
-        let calls = client::HOOKS.iter().all(|h| inspection.point(h).is_some());
-        let clients = client_layout && calls;
-        let usable: Vec<Hook> = hooks
-            .iter()
-            .filter(|h| clients || !is_client_hook(h))
-            .copied()
-            .collect();
-        // Server spans record their goroutine id only for programs that make calls.
-        probe_config.link_goroutines = u32::from(clients);
-        let tracks = usable.contains(&client::GOROUTINE_CREATED)
-            && inspection.point(&client::GOROUTINE_CREATED).is_some();
-        if config.track_goroutines && !(tracks && probe_config.g_parent_goid != NO_FIELD) {
-            log::warn!(
-                "pid={}: goroutine creations cannot be followed in {} (Go 1.21+ with runtime.newproc.func1 needed): --track-goroutines has no effect there",
-                process.pid,
-                process.exe.display()
-            );
-        }
-        probe_config.track_goroutines = u32::from(
-            probe_config.link_goroutines != 0 && tracks && probe_config.g_parent_goid != NO_FIELD,
+    for (process, inspection, probe_config) in resolved {
+        let who = format!("pid={} ({})", process.pid, process.exe.display());
+        let plan = plan(
+            &who,
+            &inspection,
+            probe_config,
+            &hooks,
+            config,
+            blocker.as_deref(),
         );
-        probe_config.sample_all = u32::from(sample_all);
-        probe_config.sample_below = sample_below;
-        let inject = match &blocker {
-            Some(why) => Err(why.clone()),
-            None => injection(&process, &inspection, &mut probe_config, clients),
-        };
-        if inject.is_ok() {
+        if plan.propagation.inject.is_ok() {
             loader.watch_connections(process.pid)?;
         }
-        let usable: Vec<Hook> = usable
-            .into_iter()
-            .filter(|h| *h != client::GOROUTINE_CREATED || probe_config.track_goroutines != 0)
-            .filter(|h| *h != client::INJECT || inject.is_ok())
-            .collect();
-        let slot = loader.add_config(probe_config)?;
-        let attached = loader.attach(&process, &inspection, &usable, slot)?;
+        let slot = loader.add_config(plan.config)?;
+        let attached = loader.attach(&process, &inspection, &plan.hooks, slot)?;
         let resource = Arc::new(Resource::of(
             &process,
             &inspection.build.go_version,
             config.service_name.as_deref(),
         ));
-        let propagation = Propagation::of(&probe_config, inject);
         log_attached(
             &process,
             &resource,
             &attached,
             &hooks,
             &inspection,
-            &propagation,
+            &plan.propagation,
         );
         let types = TypeNames::new(
             std::fs::File::open(process.exe_handle()).map_err(|source| TargetError::Read {
@@ -341,6 +298,25 @@ fn resolve(
     RunError,
 > {
     let process = Process::open(pid)?;
+    // Read through /proc/PID/exe (works across mount namespaces and after the file was
+    // replaced on disk); name the executable by its real path in messages.
+    let shown = process.exe.display().to_string();
+    let data = std::fs::read(process.exe_handle()).map_err(|source| TargetError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let (inspection, probe_config) = resolve_binary(&shown, &data, Some(pid), hooks)?;
+    Ok((process, inspection, probe_config))
+}
+
+/// Resolves the binary `data` (`shown` in messages; run by `pid` if known): its probe
+/// points and its kernel configuration.
+pub fn resolve_binary(
+    shown: &str,
+    data: &[u8],
+    pid: Option<u32>,
+    hooks: &[Hook],
+) -> Result<(target::Inspection, tracer_common::config::ProbeConfig), RunError> {
     let (mut symbols, call_sites) = target::sites(hooks);
     if hooks.contains(&client::INJECT) {
         symbols.push(client::BUFIO_WRITE);
@@ -351,36 +327,99 @@ fn resolve(
         .chain(gomap::FIELDS)
         .copied()
         .collect();
-    // Read through /proc/PID/exe (works across mount namespaces and after the file was
-    // replaced on disk); name the executable by its real path in messages.
-    let shown = process.exe.display().to_string();
-    let data = std::fs::read(process.exe_handle()).map_err(|source| TargetError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    let inspection = target::inspect_bytes(&shown, &data, &symbols, &call_sites, &structs)?;
+    let inspection = target::inspect_bytes(shown, data, &symbols, &call_sites, &structs)?;
+    let who = pid.map_or_else(String::new, |pid| format!(" (pid {pid})"));
     if let Some(missing) = server::HOOKS
         .iter()
         .find(|h| h.required && !inspection.functions.contains_key(h.symbol))
     {
         return Err(RunError::NoHttpServer {
-            path: shown,
-            pid,
+            path: shown.to_owned(),
+            who,
             symbol: missing.symbol,
         });
     }
     let probe_config = server::config(&inspection.offsets).map_err(|source| RunError::Layout {
-        path: shown.clone(),
-        pid,
+        path: shown.to_owned(),
+        who,
         version: inspection.build.go_version.clone(),
         source,
     })?;
     if probe_config.header_map.kind == 0 {
         log::warn!(
-            "pid={pid}: the header map layout of {shown} is unknown: user_agent.original and incoming trace context unavailable"
+            "{shown}: the header map layout is unknown: user_agent.original and incoming trace context unavailable"
         );
     }
-    Ok((process, inspection, probe_config))
+    Ok((inspection, probe_config))
+}
+
+/// What is traced in one binary, and how.
+pub struct Plan {
+    /// The hooks to attach.
+    pub hooks: Vec<Hook>,
+    pub config: tracer_common::config::ProbeConfig,
+    pub propagation: Propagation,
+}
+
+/// Decides what to trace in a binary: client spans when it has both client hooks and
+/// their structs, the goroutine tree when asked and possible, injection when nothing
+/// blocks it (`blocker`). `who` names it in warnings.
+pub fn plan(
+    who: &str,
+    inspection: &target::Inspection,
+    mut probe_config: tracer_common::config::ProbeConfig,
+    hooks: &[Hook],
+    config: &Config,
+    blocker: Option<&str>,
+) -> Plan {
+    // Client probes need the client's struct members too.
+    let client_layout = [
+        probe_config.req_url,
+        probe_config.url_scheme,
+        probe_config.url_host,
+        probe_config.url_path,
+        probe_config.url_raw_query,
+        probe_config.resp_status_code,
+    ]
+    .iter()
+    .all(|&offset| offset != NO_FIELD);
+    if !client_layout {
+        log::warn!("{who}: the client structs are not described: no client spans");
+    }
+    // Both ends of client spans, or neither.
+    let calls = client::HOOKS.iter().all(|h| inspection.point(h).is_some());
+    let clients = client_layout && calls;
+    // Server spans record their goroutine id only for programs that make calls.
+    probe_config.link_goroutines = u32::from(clients);
+    let tracks = hooks.contains(&client::GOROUTINE_CREATED)
+        && inspection.point(&client::GOROUTINE_CREATED).is_some()
+        && probe_config.g_parent_goid != NO_FIELD;
+    if config.track_goroutines && !tracks {
+        log::warn!(
+            "{who}: goroutine creations cannot be followed (Go 1.21+ with runtime.newproc.func1 needed): --track-goroutines has no effect there"
+        );
+    }
+    probe_config.track_goroutines = u32::from(clients && tracks);
+    let (sample_all, sample_below) = Sampler::new(config.sample_ratio).rule();
+    probe_config.sample_all = u32::from(sample_all);
+    probe_config.sample_below = sample_below;
+    let inject = match blocker {
+        Some(why) => Err(why.to_owned()),
+        None => injection(inspection, &mut probe_config, clients),
+    };
+    let hooks: Vec<Hook> = hooks
+        .iter()
+        .filter(|h| clients || !is_client_hook(h))
+        .filter(|h| **h != client::GOROUTINE_CREATED || probe_config.track_goroutines != 0)
+        .filter(|h| **h != client::INJECT || inject.is_ok())
+        .copied()
+        .collect();
+    let propagation = Propagation::of(&probe_config, inject);
+    Plan {
+        hooks,
+        config: probe_config,
+        propagation,
+    }
 }
 
 fn log_attached(
@@ -468,7 +507,6 @@ fn start_injection(
 /// Turns `traceparent` injection on in `config` when everything it needs is in the
 /// binary; else says what is missing.
 fn injection(
-    process: &Process,
     inspection: &target::Inspection,
     config: &mut tracer_common::config::ProbeConfig,
     clients: bool,
@@ -494,7 +532,6 @@ fn injection(
     };
     config.bufio_write = write.function;
     config.inject = 1;
-    log::debug!("pid={}: traceparent injection on", process.pid);
     Ok(())
 }
 
