@@ -221,8 +221,15 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
 /// instruction it sits on.
 fn probes_of(attached: &str) -> Option<String> {
     let start = attached.find("probes=[")? + "probes=[".len();
-    let end = attached[start..].rfind(']')? + start;
-    Some(attached[start..end].to_owned())
+    let end = attached[start..].find(']')? + start;
+    let propagation = attached
+        .find("propagation=[")
+        .and_then(|at| {
+            let from = at + "propagation=[".len();
+            Some(&attached[from..from + attached[from..].find(']')?])
+        })
+        .map_or_else(String::new, |p| format!("; propagation: {p}"));
+    Some(format!("{}{propagation}", &attached[start..end]))
 }
 
 /// Starts the tracer on CPU 1 with JSON spans going to `spans_file`.

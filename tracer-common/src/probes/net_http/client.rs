@@ -120,9 +120,12 @@ pub struct PendingHeader {
     pub line: [u8; TRACEPARENT_LINE],
     /// The first bytes of the request as buffered.
     pub prefix: [u8; INJECT_PREFIX],
+    pub _pad0: [u8; 2],
     /// Where the line goes: the bytes buffered before the request's own headers.
     pub at: u32,
     pub _pad: u32,
     pub recorded_ns: u64,
+    /// The recording thread (`bpf_get_current_pid_tgid`); 0 when the entry is free.
+    pub pid_tgid: u64,
 }
-crate::assert_size!(PendingHeader, TRACEPARENT_LINE + INJECT_PREFIX + 2 + 8 + 8);
+crate::assert_size!(PendingHeader, TRACEPARENT_LINE + INJECT_PREFIX + 2 + 8 + 8 + 8);

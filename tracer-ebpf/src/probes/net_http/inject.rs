@@ -33,7 +33,7 @@ use aya_ebpf::{
         generated::{bpf_get_socket_cookie, bpf_msg_pull_data},
     },
     macros::{map, sk_msg, sock_ops, uprobe},
-    maps::{HashMap, LruHashMap, SockHash},
+    maps::{Array, HashMap, LruHashMap, SockHash},
     programs::{ProbeContext, SkMsgContext, SockOpsContext},
 };
 use tracer_common::{
@@ -72,9 +72,12 @@ static CONNECTING: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0)
 #[map]
 pub static SOCKETS: SockHash<u64> = SockHash::with_max_entries(65536, 0);
 
-/// Headers waiting for their request to be sent, by `pid_tgid` of the writing thread.
+/// Headers waiting for their request to be sent, one per writing thread: the entry of
+/// thread `tid` is `tid % PENDING_SLOTS` and names its `pid_tgid` (a thread whose tid
+/// collides with another's recording at the same moment only loses its header).
 #[map]
-static PENDING: LruHashMap<u64, PendingHeader> = LruHashMap::with_max_entries(16384, 0);
+static PENDING: Array<PendingHeader> = Array::with_max_entries(PENDING_SLOTS, 0);
+const PENDING_SLOTS: u32 = 16384;
 
 /// Records the client call with `ids` (its own span) under its request's header map
 /// `header`; false when there is no entry. A map another call in flight already
@@ -155,9 +158,11 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
         count(INJECT_NO_ROOM);
         return None;
     }
-    let pending = PENDING_SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: this CPU's scratch entry; uprobe programs on one CPU do not run concurrently.
+    let pending = PENDING.get_ptr_mut(pid_tgid as u32 % PENDING_SLOTS)?;
+    // SAFETY: this thread's entry (by tid); only this thread records into it, and the
+    // owner field is written last.
     let pending = unsafe { &mut *pending };
+    pending.pid_tgid = 0;
     // SAFETY: the prefix buffer holds INJECT_PREFIX bytes.
     if !unsafe {
         read_bytes::<{ INJECT_PREFIX as u32 }>(
@@ -171,19 +176,13 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
     }
     traceparent_line(&mut pending.line, &ids, sampled(cfg, &ids));
     pending.at = n as u32;
+    pending._pad0 = [0; 2];
     pending._pad = 0;
     // SAFETY: the helper has no preconditions.
     pending.recorded_ns = unsafe { bpf_ktime_get_ns() };
-    if PENDING.insert(pid_tgid, pending, 0).is_err() {
-        count(INJECT_UNSURE);
-    }
+    pending.pid_tgid = pid_tgid;
     Some(())
 }
-
-/// Per-CPU room to build a [`PendingHeader`] (too large for the stack with the scan).
-#[map]
-static PENDING_SCRATCH: aya_ebpf::maps::PerCpuArray<PendingHeader> =
-    aya_ebpf::maps::PerCpuArray::with_max_entries(1, 0);
 
 /// The trace's sampling decision: the caller's, else the user-space sampler's rule
 /// (the last 8 bytes of the trace id against the ratio).
@@ -225,6 +224,9 @@ fn traceparent_line(line: &mut [u8; TRACEPARENT_LINE], ids: &Ids, sampled: bool)
 #[sock_ops]
 pub fn tracer_socket_ops(ctx: SockOpsContext) -> u32 {
     let op = ctx.op();
+    if op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB {
+        return 1;
+    }
     // SAFETY: the helper reads the context's socket.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
     if op == BPF_SOCK_OPS_TCP_CONNECT_CB {
@@ -256,9 +258,15 @@ pub fn tracer_send(ctx: SkMsgContext) -> u32 {
 
 fn try_send(ctx: &SkMsgContext) -> Option<()> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: the entry is copied out before anything else touches the map.
-    let pending = *unsafe { PENDING.get(pid_tgid) }?;
-    let _ = PENDING.remove(pid_tgid);
+    let entry = PENDING.get_ptr_mut(pid_tgid as u32 % PENDING_SLOTS)?;
+    // SAFETY: this thread's entry; the thread is in this `sendmsg`, not recording.
+    let entry = unsafe { &mut *entry };
+    if entry.pid_tgid != pid_tgid {
+        return None;
+    }
+    // Used once, whatever follows.
+    entry.pid_tgid = 0;
+    let pending = *entry;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if now.saturating_sub(pending.recorded_ns) > PENDING_TTL_NS {
