@@ -604,6 +604,41 @@ fn a_request_with_trace_context_continues_its_trace_downstream() {
     );
 }
 
+#[test]
+fn the_tracestate_a_trace_came_with_goes_on_with_it() {
+    const STATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 3);
+    let pids: Vec<u32> = services.iter().map(HttpServer::pid).collect();
+    let tracer = trace(&pids, &[]);
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let response = http::request(
+        services[0].addr(),
+        "GET",
+        "/chain",
+        &[("traceparent", traceparent.as_str()), ("tracestate", STATE)],
+        &[],
+    )
+    .expect("GET /chain");
+    let spans = stop(tracer);
+    let body = response.text();
+    assert!(
+        body.lines()
+            .any(|line| line == format!("Tracestate: {STATE}")),
+        "the last service received the tracestate: {body}"
+    );
+    let servers: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind() == Some("server"))
+        .collect();
+    assert_eq!(servers.len(), 3, "{spans:?}");
+    for server in servers {
+        assert_eq!(server.trace_id(), Some(TRACE), "{server}");
+        assert_eq!(server.str_field("trace_state"), Some(STATE), "{server}");
+    }
+}
+
 /// The tracer's loaded BPF programs: `(id, type)` from its file descriptors.
 fn loaded_programs(pid: u32) -> Vec<(u32, u32)> {
     let mut programs = Vec::new();

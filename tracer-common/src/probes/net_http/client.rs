@@ -112,20 +112,28 @@ crate::assert_size!(
 pub const INJECT_PREFIX: usize = 24;
 /// `Traceparent: 00-{32 hex}-{16 hex}-{2 hex}\r\n`.
 pub const TRACEPARENT_LINE: usize = 70;
+/// `Tracestate: ` before a forwarded `tracestate`.
+pub const TRACESTATE_KEY: &[u8; 12] = b"Tracestate: ";
+/// Room for the header lines inserted into one request: `traceparent`, then the
+/// `tracestate` its trace came with (at most `server::TRACESTATE_LEN` bytes), each with
+/// CRLF.
+pub const PENDING_BYTES: usize =
+    (TRACEPARENT_LINE + TRACESTATE_KEY.len() + super::server::TRACESTATE_LEN + 2)
+        .next_multiple_of(8);
 
-/// A `traceparent` header line waiting for its request to be sent by one thread.
+/// Header lines waiting for their request to be sent by one thread.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PendingHeader {
-    pub line: [u8; TRACEPARENT_LINE],
+    /// The lines: `len` bytes.
+    pub bytes: [u8; PENDING_BYTES],
+    pub len: u32,
+    /// Where the lines go: the bytes buffered before the request's own headers.
+    pub at: u32,
     /// The first bytes of the request as buffered.
     pub prefix: [u8; INJECT_PREFIX],
-    pub _pad0: [u8; 2],
-    /// Where the line goes: the bytes buffered before the request's own headers.
-    pub at: u32,
-    pub _pad: u32,
     pub recorded_ns: u64,
     /// The recording thread (`bpf_get_current_pid_tgid`); 0 when the entry is free.
     pub pid_tgid: u64,
 }
-crate::assert_size!(PendingHeader, TRACEPARENT_LINE + INJECT_PREFIX + 2 + 8 + 8 + 8);
+crate::assert_size!(PendingHeader, PENDING_BYTES + 4 + 4 + INJECT_PREFIX + 8 + 8);

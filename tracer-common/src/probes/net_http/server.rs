@@ -167,8 +167,11 @@ pub struct SpanLink {
     /// In the goroutine tree (keyed by a goroutine id): the id of the goroutine serving
     /// the request, whose span must still be in flight for the link to hold. Else 0.
     pub origin: u64,
+    /// The `tracestate` the span's trace came with: a Go string `{ptr, len}` of the
+    /// server request (see [`ServerInflight::tracestate`]), `[0, 0]` when none.
+    pub tracestate: [u64; 2],
 }
-crate::assert_size!(SpanLink, 64);
+crate::assert_size!(SpanLink, 80);
 
 /// One finished server span.
 #[repr(C)]

@@ -78,15 +78,9 @@ fn try_goroutine_created(ctx: &ProbeContext) -> Option<()> {
     }
     // The creator serves a request, or descends from one that does.
     let (ids, origin) = if let Some(server) = slots::find(&SERVER_BY_GOID, &link_key(pid, parent)) {
-        (
-            (server.trace_id, server.span_id, server.trace_flags),
-            parent,
-        )
+        (Ids::of_link(server), parent)
     } else if let Some(ancestor) = slots::find(&GOROUTINE_TREE, &link_key(pid, parent)) {
-        (
-            (ancestor.trace_id, ancestor.span_id, ancestor.trace_flags),
-            ancestor.origin,
-        )
+        (Ids::of_link(ancestor), ancestor.origin)
     } else {
         return None;
     };
@@ -122,9 +116,7 @@ fn goroutine_tree(cfg: &ProbeConfig, pid: u32, g: u64) -> Tree {
     };
     // The serving goroutine may serve a later request by now: the span must be the same.
     match slots::find(&SERVER_BY_GOID, &link_key(pid, entry.origin)) {
-        Some(server) if server.span_id == entry.span_id => {
-            Tree::Under((entry.trace_id, entry.span_id, entry.trace_flags))
-        }
+        Some(server) if server.span_id == entry.span_id => Tree::Under(Ids::of_link(entry)),
         _ => Tree::Ended,
     }
 }
@@ -144,15 +136,22 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     slot.req = regs.rax;
     new_ids(&mut slot.trace_id, &mut slot.span_id)?;
     (slot.parent_span_id, slot.link, slot.trace_flags) = ([0; 8], LINK_ROOT, 0);
-    if let Some(((trace_id, span_id, trace_flags), link)) = parent(cfg, &key, regs.rax, regs.r14) {
-        (slot.trace_id, slot.parent_span_id, slot.link) = (trace_id, span_id, link);
-        slot.trace_flags = trace_flags as u8;
+    let mut tracestate = [0; 2];
+    if let Some((ids, link)) = parent(cfg, &key, regs.rax, regs.r14) {
+        (slot.trace_id, slot.parent_span_id, slot.link) = (ids.trace_id, ids.span_id, link);
+        slot.trace_flags = ids.trace_flags as u8;
+        tracestate = ids.tracestate;
     }
     slot._pad = [0; 6];
     slot.header = 0;
     if cfg.inject != 0 {
         // Where the goroutine that writes the request will find this call's span.
-        let ids = (slot.trace_id, slot.span_id, u32::from(slot.trace_flags));
+        let ids = Ids {
+            trace_id: slot.trace_id,
+            span_id: slot.span_id,
+            trace_flags: u32::from(slot.trace_flags),
+            tracestate,
+        };
         if let Some(header) = read_u64(regs.rax, cfg.req_header)
             && inject::register(key.pid, header, now, ids)
         {
@@ -171,12 +170,10 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
 #[inline(always)]
 fn parent(cfg: &ProbeConfig, key: &GoroutineKey, req: u64, g: u64) -> Option<(Ids, u8)> {
     if let Some(server) = slots::find(&SERVER_INFLIGHT, key) {
-        let ids = (server.trace_id, server.span_id, server.trace_flags);
-        return Some((ids, LINK_GOROUTINE));
+        return Some((Ids::of_server(server), LINK_GOROUTINE));
     }
     if let Some(found) = by_context(cfg, key.pid, req) {
-        let ids = (found.trace_id, found.span_id, found.trace_flags);
-        return Some((ids, LINK_CONTEXT));
+        return Some((Ids::of_link(found), LINK_CONTEXT));
     }
     match goroutine_tree(cfg, key.pid, g) {
         Tree::Under(ids) => return Some((ids, LINK_GOROUTINE_TREE)),
@@ -187,8 +184,7 @@ fn parent(cfg: &ProbeConfig, key: &GoroutineKey, req: u64, g: u64) -> Option<(Id
     }
     let creator = read_u64(g, cfg.g_parent_goid).filter(|&goid| goid != 0)?;
     let found = slots::find(&SERVER_BY_GOID, &link_key(key.pid, creator))?;
-    let ids = (found.trace_id, found.span_id, found.trace_flags);
-    Some((ids, LINK_PARENT_GOROUTINE))
+    Some((Ids::of_link(found), LINK_PARENT_GOROUTINE))
 }
 
 /// The in-flight server span whose request's context is the context of the request at

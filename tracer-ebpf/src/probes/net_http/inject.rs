@@ -39,7 +39,10 @@ use aya_ebpf::{
 use tracer_common::{
     config::ProbeConfig,
     counters::{INJECT_NO_ROOM, INJECT_PRESENT, INJECT_UNSURE, INJECTED},
-    probes::net_http::client::{INJECT_PREFIX, PendingHeader, TRACEPARENT_LINE},
+    probes::net_http::{
+        client::{INJECT_PREFIX, PENDING_BYTES, PendingHeader, TRACEPARENT_LINE, TRACESTATE_KEY},
+        server::TRACESTATE_LEN,
+    },
     propagation::{CTX_DECIDED, CTX_SAMPLED, KEY_TRACEPARENT},
 };
 
@@ -90,7 +93,7 @@ pub fn register(pid: u32, header: u64, now: u64, ids: Ids) -> bool {
     let Some((entry, claim)) = slots::claim(&CLIENT_BY_HEADER, &link_key(pid, header), now) else {
         return false;
     };
-    let shared = matches!(claim, Claim::Own) && entry.span_id != ids.1;
+    let shared = matches!(claim, Claim::Own) && entry.span_id != ids.span_id;
     write_link(
         entry,
         pid,
@@ -126,7 +129,7 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
         count(INJECT_UNSURE);
         return None;
     }
-    let ids: Ids = (entry.trace_id, entry.span_id, entry.trace_flags);
+    let ids = Ids::of_link(entry);
     // The writer's dynamic type, by its itab's first method (itab: inter, type, hash,
     // fun[0] at 24).
     let fun = read_words(regs.rbx.wrapping_add(16)).map(|[_, fun]| fun);
@@ -174,43 +177,75 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
         count(INJECT_UNSURE);
         return None;
     }
-    traceparent_line(&mut pending.line, &ids, sampled(cfg, &ids));
+    traceparent_line(&mut pending.bytes, &ids, sampled(cfg, &ids));
+    pending.len = TRACEPARENT_LINE as u32 + tracestate_line(&mut pending.bytes, &ids);
     pending.at = n as u32;
-    pending._pad0 = [0; 2];
-    pending._pad = 0;
     // SAFETY: the helper has no preconditions.
     pending.recorded_ns = unsafe { bpf_ktime_get_ns() };
     pending.pid_tgid = pid_tgid;
     Some(())
 }
 
+/// Appends `Tracestate: {value}\r\n` after the `traceparent` line in `bytes` when the
+/// trace came with a `tracestate` that fits and is printable ASCII (it is read from the
+/// server request that brought it); returns the bytes added (0: none).
+#[inline(never)]
+fn tracestate_line(bytes: &mut [u8; PENDING_BYTES], ids: &Ids) -> u32 {
+    const AT: usize = TRACEPARENT_LINE + TRACESTATE_KEY.len();
+    let [ptr, len] = ids.tracestate;
+    if ptr == 0 || len == 0 || len > TRACESTATE_LEN as u64 {
+        return 0;
+    }
+    // SAFETY: `AT + TRACESTATE_LEN + 2 <= PENDING_BYTES` bytes of `bytes` are writable.
+    if !unsafe {
+        read_bytes::<{ TRACESTATE_LEN as u32 }>(bytes.as_mut_ptr().wrapping_add(AT), ptr, len)
+    } {
+        return 0;
+    }
+    for i in 0..TRACESTATE_LEN {
+        if i as u64 >= len {
+            break;
+        }
+        if !(0x20..=0x7e).contains(&bytes[AT + i]) {
+            return 0;
+        }
+    }
+    bytes[TRACEPARENT_LINE..AT].copy_from_slice(TRACESTATE_KEY);
+    let end = AT + (len as usize & 0x1ff);
+    match bytes.get_mut(end..end + 2) {
+        Some(crlf) => crlf.copy_from_slice(b"\r\n"),
+        None => return 0,
+    }
+    (TRACESTATE_KEY.len() + len as usize + 2) as u32
+}
+
 /// The trace's sampling decision: the caller's, else the user-space sampler's rule
 /// (the last 8 bytes of the trace id against the ratio).
 #[inline(always)]
 fn sampled(cfg: &ProbeConfig, ids: &Ids) -> bool {
-    if ids.2 & CTX_DECIDED != 0 {
-        return ids.2 & CTX_SAMPLED != 0;
+    if ids.trace_flags & CTX_DECIDED != 0 {
+        return ids.trace_flags & CTX_SAMPLED != 0;
     }
     if cfg.sample_all != 0 {
         return true;
     }
     let mut low = [0u8; 8];
-    low.copy_from_slice(&ids.0[8..]);
+    low.copy_from_slice(&ids.trace_id[8..]);
     u64::from_be_bytes(low) < cfg.sample_below
 }
 
 /// `Traceparent: 00-{trace id}-{span id}-{01|00}\r\n`.
 #[inline(always)]
-fn traceparent_line(line: &mut [u8; TRACEPARENT_LINE], ids: &Ids, sampled: bool) {
+fn traceparent_line(line: &mut [u8; PENDING_BYTES], ids: &Ids, sampled: bool) {
     line[..16].copy_from_slice(PREFIX);
     for i in 0..16 {
-        line[16 + 2 * i] = HEX[(ids.0[i] >> 4) as usize & 15];
-        line[17 + 2 * i] = HEX[(ids.0[i] & 15) as usize];
+        line[16 + 2 * i] = HEX[(ids.trace_id[i] >> 4) as usize & 15];
+        line[17 + 2 * i] = HEX[(ids.trace_id[i] & 15) as usize];
     }
     line[48] = b'-';
     for i in 0..8 {
-        line[49 + 2 * i] = HEX[(ids.1[i] >> 4) as usize & 15];
-        line[50 + 2 * i] = HEX[(ids.1[i] & 15) as usize];
+        line[49 + 2 * i] = HEX[(ids.span_id[i] >> 4) as usize & 15];
+        line[50 + 2 * i] = HEX[(ids.span_id[i] & 15) as usize];
     }
     line[65] = b'-';
     line[66] = b'0';
@@ -295,22 +330,28 @@ fn try_send(ctx: &SkMsgContext) -> Option<()> {
         count(INJECT_UNSURE);
         return None;
     }
-    if ctx.push_data(at, TRACEPARENT_LINE as u32, 0).is_err() {
+    let len = pending.len;
+    if !(TRACEPARENT_LINE as u32..=PENDING_BYTES as u32).contains(&len) {
+        count(INJECT_UNSURE);
+        return None;
+    }
+    if ctx.push_data(at, len, 0).is_err() {
         count(INJECT_UNSURE);
         return None;
     }
     // SAFETY: as above, for the inserted bytes.
-    if unsafe { bpf_msg_pull_data(ctx.msg, at, at + TRACEPARENT_LINE as u32, 0) } != 0 {
+    if unsafe { bpf_msg_pull_data(ctx.msg, at, at + len, 0) } != 0 {
         count(INJECT_UNSURE);
         return None;
     }
     let (data, end) = (ctx.data(), ctx.data_end());
-    if data + TRACEPARENT_LINE > end {
-        count(INJECT_UNSURE);
-        return None;
+    for i in 0..PENDING_BYTES {
+        if i as u32 >= len || data + i + 1 > end {
+            break;
+        }
+        // SAFETY: `data + i` is below `data_end`, checked just above.
+        unsafe { *((data + i) as *mut u8) = pending.bytes[i] };
     }
-    // SAFETY: `data..data + TRACEPARENT_LINE` is the inserted room, checked above.
-    unsafe { *(data as *mut [u8; TRACEPARENT_LINE]) = pending.line };
     count(INJECTED);
     Some(())
 }

@@ -61,8 +61,38 @@ pub fn net_http_server_panic(ctx: ProbeContext) -> u32 {
 keyed_slot!(ServerInflight, g);
 keyed_slot!(SpanLink, key);
 
-/// A span's trace id, span id and `trace_flags`, as recorded for the spans linked to it.
-pub type Ids = ([u8; 16], [u8; 8], u32);
+/// What spans linked to a span take from it: its trace id and span id (their parent), its
+/// `trace_flags`, and the `tracestate` its trace came with (a Go string `{ptr, len}` of
+/// the server request, 0 when none), as recorded in link entries.
+#[derive(Clone, Copy)]
+pub struct Ids {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub trace_flags: u32,
+    pub tracestate: [u64; 2],
+}
+
+impl Ids {
+    #[inline(always)]
+    pub fn of_server(span: &ServerInflight) -> Self {
+        Self {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            trace_flags: span.trace_flags,
+            tracestate: span.tracestate,
+        }
+    }
+
+    #[inline(always)]
+    pub fn of_link(entry: &SpanLink) -> Self {
+        Self {
+            trace_id: entry.trace_id,
+            span_id: entry.span_id,
+            trace_flags: entry.trace_flags,
+            tracestate: entry.tracestate,
+        }
+    }
+}
 
 fn try_start(ctx: &ProbeContext) -> Option<()> {
     let (slot_config, cfg) = config(ctx)?;
@@ -103,7 +133,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     }
     slot.trace_flags = remote.flags;
     if cfg.link_goroutines != 0 {
-        let ids = (slot.trace_id, slot.span_id, slot.trace_flags);
+        let ids = Ids::of_server(slot);
         if let Some(goid) = read_u64(regs.r14, cfg.g_goid)
             && link(&SERVER_BY_GOID, key.pid, goid, now, ids)
         {
@@ -193,10 +223,11 @@ pub fn write_link(entry: &mut SpanLink, pid: u32, key: u64, now: u64, ids: Ids, 
     entry.key = 0;
     entry.pid = pid;
     entry.start_ns = now;
-    entry.trace_id = ids.0;
-    entry.span_id = ids.1;
-    entry.trace_flags = ids.2;
+    entry.trace_id = ids.trace_id;
+    entry.span_id = ids.span_id;
+    entry.trace_flags = ids.trace_flags;
     entry._pad2 = 0;
+    entry.tracestate = ids.tracestate;
     entry.origin = origin;
     entry.key = key;
 }
