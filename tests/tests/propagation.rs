@@ -307,6 +307,11 @@ fn received_traceparent(body: &str) -> Option<&str> {
         .find_map(|line| line.strip_prefix("Traceparent: "))
 }
 
+/// The spans of `kind` (`server` or `client`).
+fn of_kind<'a>(spans: &'a [Span], kind: &str) -> Vec<&'a Span> {
+    spans.iter().filter(|s| s.kind() == Some(kind)).collect()
+}
+
 fn pid_of(span: &Span) -> u64 {
     span.resource("process.pid")
         .and_then(serde_json::Value::as_u64)
@@ -528,9 +533,8 @@ fn an_untraced_service_receives_the_callers_traceparent() {
     let tracer = trace(&[services[0].pid()], &[]);
     let body = chain_request(services[0].addr());
     let spans = stop(tracer);
-    let client = spans
-        .iter()
-        .find(|s| s.kind() == Some("client"))
+    let client = *of_kind(&spans, "client")
+        .first()
         .unwrap_or_else(|| panic!("a client span: {spans:?}"));
     let expected = format!(
         "00-{}-{}-01",
@@ -590,9 +594,8 @@ fn a_request_with_trace_context_continues_its_trace_downstream() {
     )
     .expect("GET /chain");
     let spans = stop(tracer);
-    let client = spans
-        .iter()
-        .find(|s| s.kind() == Some("client"))
+    let client = *of_kind(&spans, "client")
+        .first()
         .unwrap_or_else(|| panic!("a client span: {spans:?}"));
     assert_eq!(client.trace_id(), Some(TRACE), "{client}");
     let expected = format!("00-{TRACE}-{}-01", client.span_id().unwrap_or(""));
@@ -628,10 +631,7 @@ fn the_tracestate_a_trace_came_with_goes_on_with_it() {
             .any(|line| line == format!("Tracestate: {STATE}")),
         "the last service received the tracestate: {body}"
     );
-    let servers: Vec<&Span> = spans
-        .iter()
-        .filter(|s| s.kind() == Some("server"))
-        .collect();
+    let servers = of_kind(&spans, "server");
     assert_eq!(servers.len(), 3, "{spans:?}");
     for server in servers {
         assert_eq!(server.trace_id(), Some(TRACE), "{server}");
@@ -676,6 +676,16 @@ fn translated(id: u32) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Checks that no program in `programs` calls `bpf_probe_write_user`.
+fn assert_none_writes_into_processes(programs: &[(u32, u32)]) {
+    for &(id, _) in programs {
+        assert!(
+            !translated(id).contains("probe_write_user"),
+            "program {id} writes into processes"
+        );
+    }
+}
+
 /// `BPF_PROG_TYPE_SK_MSG`: a program that sees (and may change) what sockets send.
 const SK_MSG: u32 = 16;
 
@@ -693,12 +703,7 @@ fn read_only_sends_no_traceparent_and_loads_nothing_that_writes() {
         programs.iter().any(|&(_, kind)| kind == SK_MSG),
         "{programs:?}"
     );
-    for &(id, _) in &programs {
-        assert!(
-            !translated(id).contains("probe_write_user"),
-            "program {id} writes into processes"
-        );
-    }
+    assert_none_writes_into_processes(&programs);
     stop(tracer);
 
     let tracer = trace(&pids, &["--read-only"]);
@@ -709,13 +714,11 @@ fn read_only_sends_no_traceparent_and_loads_nothing_that_writes() {
     );
     let programs = loaded_programs(tracer.pid());
     assert!(!programs.is_empty(), "the tracer's programs are found");
-    for &(id, kind) in &programs {
-        assert_ne!(kind, SK_MSG, "no program that changes what sockets send");
-        assert!(
-            !translated(id).contains("probe_write_user"),
-            "program {id} writes into processes"
-        );
-    }
+    assert!(
+        programs.iter().all(|&(_, kind)| kind != SK_MSG),
+        "no program that changes what sockets send: {programs:?}"
+    );
+    assert_none_writes_into_processes(&programs);
     let body = chain_request(services[0].addr());
     let spans = stop(tracer);
     assert_eq!(
@@ -724,10 +727,7 @@ fn read_only_sends_no_traceparent_and_loads_nothing_that_writes() {
         "C received no traceparent: {body}"
     );
     // Without propagation each service starts traces of its own.
-    let servers: Vec<&Span> = spans
-        .iter()
-        .filter(|s| s.kind() == Some("server"))
-        .collect();
+    let servers = of_kind(&spans, "server");
     assert_eq!(servers.len(), 3, "{spans:?}");
     assert!(servers.iter().all(|s| parent_of(s).is_none()), "{spans:?}");
 }
