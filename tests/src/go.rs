@@ -6,7 +6,7 @@
 //! `tests/go/`; [`Toolchain::build_fixture`] builds one into
 //! `<workspace>/target/go-fixtures/<version>/<name>` and rebuilds it only when a source
 //! file is newer than the binary. Builds use no module proxy (standard library only)
-//! and no cgo.
+//! and no cgo unless [`Build::cgo`] asks for it.
 
 use std::env;
 use std::fs;
@@ -23,6 +23,10 @@ pub const DEFAULT: &str = "1.24.11";
 pub const OLDEST: &str = "1.19";
 /// The newest Go version the tests cover.
 pub const NEWEST: &str = "1.27.3";
+/// Every Go version the tests cover, oldest first.
+pub const ALL: &[&str] = &[
+    "1.19", "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
 
 /// One installed Go toolchain.
 #[derive(Debug, Clone)]
@@ -122,16 +126,24 @@ impl Toolchain {
     /// Builds the fixture `tests/go/<name>` (with symbols and DWARF) and returns the
     /// binary's path, `<workspace>/target/go-fixtures/<version>/<name>`.
     pub fn build_fixture(&self, name: &str) -> Result<PathBuf> {
-        self.build(name, false)
+        self.build(name, Build::DEFAULT)
     }
 
     /// Builds the fixture `tests/go/<name>` stripped (`-ldflags=-s -w`: no symbol table,
     /// no DWARF) into `<workspace>/target/go-fixtures/<version>/<name>-stripped`.
     pub fn build_fixture_stripped(&self, name: &str) -> Result<PathBuf> {
-        self.build(name, true)
+        self.build(
+            name,
+            Build {
+                stripped: true,
+                ..Build::DEFAULT
+            },
+        )
     }
 
-    fn build(&self, name: &str, stripped: bool) -> Result<PathBuf> {
+    /// Builds the fixture `tests/go/<name>` the way `build` says into
+    /// `<workspace>/target/go-fixtures/<version>/<name><build.suffix()>`.
+    pub fn build(&self, name: &str, build: Build) -> Result<PathBuf> {
         let source = fixture_source(name);
         if !source.join("go.mod").is_file() {
             return Err(Error::new(format!(
@@ -140,11 +152,7 @@ impl Toolchain {
             )));
         }
         let out_dir = fixtures_dir().join(&self.version);
-        let file_name = if stripped {
-            format!("{name}-stripped")
-        } else {
-            name.to_owned()
-        };
+        let file_name = format!("{name}{}", build.suffix());
         let out = out_dir.join(&file_name);
 
         // Threads of one test binary build one at a time; separate test binaries may
@@ -163,8 +171,19 @@ impl Toolchain {
             .arg("build")
             .arg("-o")
             .arg(&temporary);
-        if stripped {
-            command.arg("-ldflags=-s -w");
+        let mut ldflags = Vec::new();
+        if build.stripped {
+            ldflags.extend(["-s", "-w"]);
+        }
+        if build.cgo {
+            command.env("CGO_ENABLED", "1");
+            ldflags.push("-linkmode=external");
+        }
+        if build.pie {
+            command.arg("-buildmode=pie");
+        }
+        if !ldflags.is_empty() {
+            command.arg(format!("-ldflags={}", ldflags.join(" ")));
         }
         command.arg(".");
         let output = command
@@ -185,6 +204,67 @@ impl Toolchain {
             out.display()
         ))?;
         Ok(out)
+    }
+}
+
+/// How a fixture is built: the cells of the build matrix users' binaries come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Build {
+    /// `-ldflags=-s -w`: no symbol table, no DWARF.
+    pub stripped: bool,
+    /// `-buildmode=pie`: a position-independent executable.
+    pub pie: bool,
+    /// `CGO_ENABLED=1` and `-ldflags=-linkmode=external`: linked by the C linker, with C
+    /// code before Go's.
+    pub cgo: bool,
+}
+
+impl Build {
+    /// `go build` with no options and no cgo.
+    pub const DEFAULT: Self = Self {
+        stripped: false,
+        pie: false,
+        cgo: false,
+    };
+
+    /// Every combination.
+    pub fn all() -> Vec<Self> {
+        let mut builds = Vec::new();
+        for stripped in [false, true] {
+            for pie in [false, true] {
+                for cgo in [false, true] {
+                    builds.push(Self { stripped, pie, cgo });
+                }
+            }
+        }
+        builds
+    }
+
+    /// What the binary's name gets after the fixture's: `-stripped`, `-pie`, `-cgo`, in
+    /// that order, for each option set.
+    pub fn suffix(&self) -> String {
+        let mut suffix = String::new();
+        for (set, name) in [
+            (self.stripped, "-stripped"),
+            (self.pie, "-pie"),
+            (self.cgo, "-cgo"),
+        ] {
+            if set {
+                suffix.push_str(name);
+            }
+        }
+        suffix
+    }
+}
+
+impl std::fmt::Display for Build {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let suffix = self.suffix();
+        f.write_str(if suffix.is_empty() {
+            "default"
+        } else {
+            &suffix[1..]
+        })
     }
 }
 

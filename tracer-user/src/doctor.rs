@@ -18,7 +18,12 @@ use crate::{
 #[command(name = "tracer doctor", version, about, long_about = None)]
 pub struct DoctorCli {
     /// A running process.
-    #[arg(long, value_name = "PID", conflicts_with = "binary", required_unless_present = "binary")]
+    #[arg(
+        long,
+        value_name = "PID",
+        conflicts_with = "binary",
+        required_unless_present = "binary"
+    )]
     pub pid: Option<u32>,
 
     /// An executable (as if it ran).
@@ -50,7 +55,11 @@ impl std::fmt::Display for Report {
         if self.problems.is_empty() {
             write!(f, "verdict: tracing will work")
         } else {
-            write!(f, "verdict: tracing will not work: {}", self.problems.join("; "))
+            write!(
+                f,
+                "verdict: tracing will not work: {}",
+                self.problems.join("; ")
+            )
         }
     }
 }
@@ -139,11 +148,9 @@ fn read_target(cli: &DoctorCli) -> Result<(String, Vec<u8>, Option<u32>), RunErr
         (Some(pid), _) => {
             let process = Process::open(pid)?;
             let shown = process.exe.display().to_string();
-            let data = std::fs::read(process.exe_handle()).map_err(|source| {
-                TargetError::Read {
-                    path: shown.clone(),
-                    source,
-                }
+            let data = std::fs::read(process.exe_handle()).map_err(|source| TargetError::Read {
+                path: shown.clone(),
+                source,
             })?;
             Ok((shown, data, Some(pid)))
         }

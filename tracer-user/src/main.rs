@@ -15,7 +15,10 @@ use tracer::{cli::Cli, run};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|arg| arg == "doctor") {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "doctor")
+    {
         let cli = tracer::doctor::DoctorCli::parse_from(std::env::args_os().skip(1));
         init_logging(Some("error"));
         let report = tracer::doctor::examine(&cli);

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use object::{Object as _, ObjectSection as _};
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 use tracer::probes::{
     Hook, Site,
     net_http::{
@@ -31,7 +31,7 @@ use tracer::target::{
     placement::{Placement, PlacementKind},
 };
 use tracer_common::config::{MAP_BUCKETS, MAP_SWISS, NO_FIELD};
-use tracer_tests::go::{self, Toolchain};
+use tracer_tests::go::{self, Build, Toolchain};
 use tracer_tests::process::{Fixture, STARTUP_TIMEOUT};
 
 /// The fixture that prints the true layouts.
@@ -496,5 +496,62 @@ fn refuses_files_that_are_not_elf() {
     match target::inspect(&file.0, &["main.main"], &structs()) {
         Err(TargetError::NotElf { .. }) => {}
         other => panic!("random bytes: expected NotElf, got {other:?}"),
+    }
+}
+
+/// Without symbols, functions come from the Go function table: on every Go version and
+/// every kind of build that keeps its symbol table (so there is something to compare
+/// with), each function in the table is where the symbol table says, including when the
+/// C linker put C code before Go's (cgo) and in position-independent executables.
+#[test]
+fn the_function_table_agrees_with_the_symbol_table() {
+    for version in go::ALL {
+        let toolchain = Toolchain::find(version).expect("Go toolchain");
+        for build in Build::all().into_iter().filter(|build| !build.stripped) {
+            let exe = toolchain
+                .build(FIXTURE, build)
+                .unwrap_or_else(|e| panic!("build the offsets fixture ({build}): {e}"));
+            let bytes = fs::read(&exe).expect("read the fixture");
+            let elf = target::elf::Elf::parse(&bytes).expect("parse the fixture");
+            let table = target::pclntab::Pclntab::parse(&elf)
+                .unwrap_or_else(|e| panic!("Go {version} {build}: function table: {e}"));
+            // A name may have two functions: the function and its ABI wrapper, whose
+            // symbol (not its name in the table) ends in `.abi0` before Go 1.21.
+            let mut symbols: HashMap<&[u8], Vec<u64>> = HashMap::new();
+            for symbol in elf.file.symbols() {
+                if let (object::SymbolKind::Text, Ok(name)) = (symbol.kind(), symbol.name_bytes()) {
+                    let name = name.strip_suffix(b".abi0").unwrap_or(name);
+                    symbols.entry(name).or_default().push(symbol.address());
+                }
+            }
+            let mut compared = 0;
+            for (name, function) in table.functions() {
+                let Some(addresses) = symbols.get(name) else {
+                    continue;
+                };
+                assert!(
+                    addresses.contains(&function.address),
+                    "Go {version} {build}: {} at {:#x}, symbols at {addresses:x?}",
+                    String::from_utf8_lossy(name),
+                    function.address
+                );
+                compared += 1;
+            }
+            assert!(
+                compared > 1000,
+                "Go {version} {build}: only {compared} functions in both tables"
+            );
+            let wanted: Vec<&str> = hooks().iter().map(|hook| hook.symbol).collect();
+            let found = table.lookup(&wanted);
+            let by_symbol = elf.functions(&wanted);
+            for hook in hooks() {
+                assert_eq!(
+                    found.get(hook.symbol).map(|f| f.address),
+                    by_symbol.get(hook.symbol).map(|f| f.address),
+                    "Go {version} {build}: {} in the function table and the symbol table",
+                    hook.symbol
+                );
+            }
+        }
     }
 }

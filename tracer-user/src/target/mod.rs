@@ -9,6 +9,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod gomap;
 pub mod gotype;
+pub mod pclntab;
 pub mod placement;
 
 use std::{collections::HashMap, path::Path};
