@@ -33,7 +33,7 @@ use crate::{
         net_http::{client, server},
     },
     process::{Process, ProcessError},
-    target::{self, TargetError, gomap, gotype::TypeNames},
+    target::{self, TargetError, gotype::TypeNames},
 };
 
 /// How often the ring buffer is drained (events are submitted without wake-ups).
@@ -321,12 +321,7 @@ pub fn resolve_binary(
     if hooks.contains(&client::INJECT) {
         symbols.push(client::BUFIO_WRITE);
     }
-    let structs: Vec<(&str, &[&str])> = server::FIELDS
-        .iter()
-        .chain(client::FIELDS)
-        .chain(gomap::FIELDS)
-        .copied()
-        .collect();
+    let structs = crate::probes::net_http::fields();
     let inspection = target::inspect_bytes(shown, data, &symbols, &call_sites, &structs)?;
     let who = pid.map_or_else(String::new, |pid| format!(" (pid {pid})"));
     if let Some(missing) = server::HOOKS

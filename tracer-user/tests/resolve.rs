@@ -25,9 +25,9 @@ use tracer::probes::{
     },
 };
 use tracer::target::{
-    self, Inspection, TargetError,
+    self, FunctionSource, Inspection, TargetError,
     dwarf::SIZE,
-    gomap,
+    layout::Source,
     placement::{Placement, PlacementKind},
 };
 use tracer_common::config::{MAP_BUCKETS, MAP_SWISS, NO_FIELD};
@@ -96,12 +96,7 @@ impl Truth {
 
 /// The structs the tracer asks for: the probe's fields and the header map's.
 fn structs() -> Vec<(&'static str, &'static [&'static str])> {
-    server::FIELDS
-        .iter()
-        .chain(client::FIELDS)
-        .chain(gomap::FIELDS)
-        .copied()
-        .collect()
+    tracer::probes::net_http::fields()
 }
 
 /// The members of `strukt` the server and client probes read.
@@ -395,29 +390,117 @@ fn reads_the_main_module() {
     );
 }
 
+/// Inspects the binary at `exe` as the tracer does, with every hook.
+fn inspect(exe: &Path) -> Result<Inspection, TargetError> {
+    let hooks = hooks();
+    let (symbols, call_sites) = target::sites(&hooks);
+    let bytes = fs::read(exe).expect("read the fixture");
+    target::inspect_bytes(
+        &exe.display().to_string(),
+        &bytes,
+        &symbols,
+        &call_sites,
+        &structs(),
+    )
+}
+
+/// A stripped binary (no symbol table, no DWARF) resolves to what the same program built
+/// with both resolves to: functions from the Go function table, layouts from the table.
 #[test]
-fn refuses_stripped_binaries_naming_the_go_version() {
-    for version in [go::OLDEST, go::DEFAULT, go::NEWEST] {
+fn stripped_binaries_resolve_like_unstripped_ones() {
+    for version in go::ALL {
         let toolchain = Toolchain::find(version).expect("Go toolchain");
+        let go = toolchain.runtime_version();
+        let full = inspect(&toolchain.build_fixture(FIXTURE).expect("build"))
+            .unwrap_or_else(|e| panic!("{go}: {e}"));
         let exe = toolchain
             .build_fixture_stripped(FIXTURE)
-            .expect("build the stripped offsets fixture");
-        let go = toolchain.runtime_version();
-        let symbols: Vec<&str> = HOOKS.iter().map(|hook| hook.symbol).collect();
-        let error = target::inspect(&exe, &symbols, &structs())
-            .expect_err("a stripped binary cannot be resolved");
-        match &error {
-            TargetError::Stripped { version, .. } => {
-                assert_eq!(version, go, "version in the error");
-            }
-            other => panic!("stripped fixture of {go}: expected Stripped, got {other:?}"),
+            .expect("build the stripped fixture");
+        let stripped = inspect(&exe).unwrap_or_else(|e| panic!("{go} stripped: {e}"));
+        assert_eq!(stripped.function_source, FunctionSource::Pclntab, "{go}");
+        assert_eq!(full.function_source, FunctionSource::Symbols, "{go}");
+        for hook in hooks() {
+            let (a, b) = (full.point(&hook), stripped.point(&hook));
+            // The file offsets differ (stripping moves nothing in memory): compare
+            // addresses and placements.
+            assert_eq!(
+                a.map(|p| (p.function, p.placement)),
+                b.map(|p| (p.function, p.placement)),
+                "{go}: probe point of {hook:?}"
+            );
         }
-        let message = error.to_string();
+        assert_eq!(stripped.offsets, full.offsets, "{go}: offsets");
         assert!(
-            message.contains(go),
-            "the error should name {go}: {message}"
+            stripped
+                .offset_sources
+                .values()
+                .all(|s| *s == Source::Table),
+            "{go}: offsets from the table"
+        );
+        assert!(
+            full.offset_sources.values().all(|s| *s == Source::Dwarf),
+            "{go}: offsets from DWARF"
+        );
+        assert_eq!(stripped.layout_release, Some(go), "{go}: table entry");
+        // Where the type descriptors are (checked against the symbol table in
+        // `the_function_table_agrees_with_the_symbol_table`; the stripped build's data
+        // moved).
+        assert!(
+            stripped.types_base.is_some(),
+            "{go}: type descriptors found"
         );
     }
+}
+
+/// A copy of `exe` whose build information (and every other mention) names Go `to`
+/// instead of `from` (same length): a Go release the tracer has not seen.
+fn relabel(exe: &Path, from: &str, to: &str) -> PathBuf {
+    assert_eq!(from.len(), to.len());
+    let mut bytes = fs::read(exe).expect("read the fixture");
+    let mut replaced = 0;
+    for at in 0..bytes.len() - from.len() {
+        if &bytes[at..at + from.len()] == from.as_bytes() {
+            bytes[at..at + from.len()].copy_from_slice(to.as_bytes());
+            replaced += 1;
+        }
+    }
+    assert!(replaced > 0, "{from} not found in {}", exe.display());
+    let out = exe.with_file_name(format!(
+        "{}-as-{to}",
+        exe.file_name().expect("a file name").to_string_lossy()
+    ));
+    fs::write(&out, bytes).expect("write the relabelled fixture");
+    out
+}
+
+/// A Go release newer than the table: with DWARF it resolves (DWARF is the binary telling
+/// us); stripped it is refused with a message naming the version, never guessed.
+#[test]
+fn an_unknown_go_release_resolves_from_dwarf_and_is_refused_without() {
+    let toolchain = Toolchain::find(go::NEWEST).expect("Go toolchain");
+    let go = toolchain.runtime_version();
+    let future = format!("go1.99.{}", "9".repeat(go.len() - "go1.99.".len()));
+    let with_dwarf = relabel(
+        &toolchain.build_fixture(FIXTURE).expect("build"),
+        go,
+        &future,
+    );
+    let inspection = inspect(&with_dwarf).expect("a future release with DWARF resolves");
+    assert_eq!(inspection.build.go_version, future);
+    assert!(inspection.layout_release.is_none());
+    let stripped = relabel(
+        &toolchain.build_fixture_stripped(FIXTURE).expect("build"),
+        go,
+        &future,
+    );
+    let error = inspect(&stripped).expect_err("a future release without DWARF is refused");
+    assert!(
+        matches!(&error, TargetError::UnknownLayout { version, .. } if *version == future),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains(&future), "{message}");
+    assert!(message.contains("not known"), "{message}");
 }
 
 #[test]
@@ -540,6 +623,12 @@ fn the_function_table_agrees_with_the_symbol_table() {
             assert!(
                 compared > 1000,
                 "Go {version} {build}: only {compared} functions in both tables"
+            );
+            // The module data also says where the type descriptors start.
+            assert_eq!(
+                table.types(&elf, toolchain.minor()),
+                elf.types_base(),
+                "Go {version} {build}: type descriptors"
             );
             let wanted: Vec<&str> = hooks().iter().map(|hook| hook.symbol).collect();
             let found = table.lookup(&wanted);

@@ -36,6 +36,9 @@ enum Cli {
     /// Measure the tracer's overhead on a Go hello-world server with wrk; writes
     /// `results/bench-<UTC timestamp>.md`.
     Bench(bench::Options),
+    /// Regenerate the table of Go struct layouts (`tracer-user/src/target/layout/table.rs`)
+    /// from the DWARF of a reference program built by every Go toolchain the tests cover.
+    Offsets,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Cli::Test { cargo_test_args } => test::run(&cargo_test_args),
         Cli::Demo => demo::run(),
         Cli::Bench(options) => bench::run(&options),
+        Cli::Offsets => offsets(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,6 +57,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo xtask offsets`: set up (the Go toolchains), then run the ignored test that
+/// writes the layout table, and format it.
+fn offsets() -> anyhow::Result<()> {
+    setup::run()?;
+    let table = workspace_root().join("tracer-user/src/target/layout/table.rs");
+    cmd::run(
+        cmd::cargo()
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "tracer-user",
+                "--test",
+                "layouts",
+            ])
+            .args(["--", "--ignored", "--exact", "write_the_table"])
+            .env("TRACER_LAYOUT_TABLE", &table)
+            .current_dir(workspace_root()),
+    )?;
+    cmd::run(
+        cmd::cargo()
+            .args(["fmt", "-p", "tracer-user"])
+            .current_dir(workspace_root()),
+    )?;
+    cmd::say(format!("offsets: wrote {}", table.display()));
+    Ok(())
 }
 
 /// The workspace root (the parent of this crate's directory).

@@ -13,6 +13,8 @@ use super::elf::Elf;
 pub enum DwarfError {
     #[error("no DWARF debug information (the binary was stripped or built with -ldflags=-w)")]
     Missing,
+    #[error("the DWARF debug information is cut short or cannot be decompressed")]
+    Unreadable,
     #[error("corrupt DWARF debug information")]
     Corrupt(#[source] gimli::Error),
 }
@@ -27,12 +29,21 @@ pub const SIZE: &str = "(size)";
 /// are not in the DWARF are absent from the result.
 pub fn member_offsets(elf: &Elf<'_>, wanted: &[(&str, &[&str])]) -> Result<Offsets, DwarfError> {
     if elf.section(".debug_info").is_none() {
-        return Err(DwarfError::Missing);
+        return Err(if elf.section_address(".debug_info").is_some() {
+            DwarfError::Unreadable
+        } else {
+            DwarfError::Missing
+        });
     }
-    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, gimli::Error> {
-        Ok(elf.section(id.name()).unwrap_or(Cow::Borrowed(&[])))
-    })
-    .map_err(DwarfError::Corrupt)?;
+    // A section the headers name but whose bytes are cut short or do not decompress is
+    // an error, not an absent section.
+    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, DwarfError> {
+        match (elf.section(id.name()), elf.section_address(id.name())) {
+            (Some(data), _) => Ok(data),
+            (None, Some(_)) => Err(DwarfError::Unreadable),
+            (None, None) => Ok(Cow::Borrowed(&[])),
+        }
+    })?;
     let dwarf = sections.borrow(|section| EndianSlice::new(section, RunTimeEndian::Little));
     scan(&dwarf, wanted).map_err(DwarfError::Corrupt)
 }

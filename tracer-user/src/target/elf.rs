@@ -12,6 +12,8 @@ pub enum ElfError {
     Parse(#[source] object::Error),
     #[error("unsupported architecture {0:?} (only x86-64 is supported)")]
     Architecture(object::Architecture),
+    #[error("the file is cut short: a section extends past its end")]
+    Truncated,
     #[error("address {0:#x} is not in any loadable segment")]
     NotLoaded(u64),
 }
@@ -57,6 +59,16 @@ impl<'data> Elf<'data> {
         let file = object::File::parse(data).map_err(ElfError::Parse)?;
         if file.architecture() != object::Architecture::X86_64 {
             return Err(ElfError::Architecture(file.architecture()));
+        }
+        // object parses headers lazily: a file cut short still parses, with sections whose
+        // bytes are missing.
+        let len = data.len() as u64;
+        for section in file.sections() {
+            if let Some((offset, size)) = section.file_range()
+                && offset.checked_add(size).is_none_or(|end| end > len)
+            {
+                return Err(ElfError::Truncated);
+            }
         }
         Ok(Self { file, data })
     }
@@ -114,15 +126,21 @@ impl<'data> Elf<'data> {
     }
 
     /// Where the Go type descriptors start (`moduledata.types`), which the runtime's name
-    /// offsets are relative to: the `.go.type` section from Go 1.26 (whose `type:*` symbol
-    /// sits 8 bytes in), else the symbol `type:*` (Go 1.20+) or `type.*` (older).
+    /// offsets are relative to: the `.go.type` section from Go 1.26, else the symbol
+    /// `runtime.types` (the `type:*` symbol may sit 8 bytes after it, in position-independent
+    /// executables and from Go 1.26), else `type:*` (Go 1.20+) or `type.*` (older).
     pub fn types_base(&self) -> Option<u64> {
         if let Some(section) = self.file.section_by_name(".go.type") {
             return Some(section.address());
         }
-        self.file.symbols().find_map(|symbol| {
-            matches!(symbol.name(), Ok("type:*" | "type.*")).then(|| symbol.address())
-        })
+        let symbol = |names: &[&str]| {
+            self.file.symbols().find_map(|symbol| {
+                names
+                    .contains(&symbol.name().ok()?)
+                    .then(|| symbol.address())
+            })
+        };
+        symbol(&["runtime.types"]).or_else(|| symbol(&["type:*", "type.*"]))
     }
 
     /// The file offset of virtual address `address`, from the loadable segment holding it.

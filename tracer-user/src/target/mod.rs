@@ -9,6 +9,7 @@ pub mod dwarf;
 pub mod elf;
 pub mod gomap;
 pub mod gotype;
+pub mod layout;
 pub mod pclntab;
 pub mod placement;
 
@@ -43,14 +44,27 @@ pub enum TargetError {
     },
     #[error("{path} was built by {version}: Go versions older than go{}.{} are not supported", MIN_GO.0, MIN_GO.1)]
     UnsupportedGo { path: String, version: String },
-    #[error("{path} ({version}) has no symbol table: stripped binaries are not supported yet")]
-    Stripped { path: String, version: String },
+    #[error("{path} ({version}) has no symbol table, and its Go function table is unreadable")]
+    NoFunctions {
+        path: String,
+        version: String,
+        #[source]
+        source: pclntab::PclntabError,
+    },
     #[error("{path} ({version}): cannot read struct layouts")]
     Layout {
         path: String,
         version: String,
         #[source]
         source: dwarf::DwarfError,
+    },
+    #[error(
+        "{path} was built by {version}, which has no DWARF and whose struct layouts are not known (the table covers {known}): the tracer does not guess offsets"
+    )]
+    UnknownLayout {
+        path: String,
+        version: String,
+        known: String,
     },
     #[error("{path}: cannot read the code of {function}")]
     Code {
@@ -112,6 +126,63 @@ pub fn sites(hooks: &[crate::probes::Hook]) -> (Vec<&'static str>, Vec<CallSite<
     (entries, calls)
 }
 
+/// Where a binary's functions were found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FunctionSource {
+    /// The ELF symbol table.
+    Symbols,
+    /// The Go function table (`.gopclntab`): the binary has no symbol table.
+    Pclntab,
+}
+
+impl std::fmt::Display for FunctionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FunctionSource::Symbols => "symbol table",
+            FunctionSource::Pclntab => "Go function table (.gopclntab)",
+        })
+    }
+}
+
+/// The struct layouts of a binary: its DWARF when it has some, else the layout table's
+/// entry for its Go version; an error when it has neither.
+fn layouts(
+    path: &str,
+    elf: &Elf<'_>,
+    version: &str,
+    structs: &[(&str, &[&str])],
+) -> Result<layout::Layouts, TargetError> {
+    let mut layouts = layout::Layouts::default();
+    match dwarf::member_offsets(elf, structs) {
+        Ok(offsets) => {
+            layouts.fill(offsets, layout::Source::Dwarf);
+            return Ok(layouts);
+        }
+        Err(dwarf::DwarfError::Missing) => {}
+        Err(source) => {
+            return Err(TargetError::Layout {
+                path: path.into(),
+                version: version.into(),
+                source,
+            });
+        }
+    }
+    let Some(release) = layout::release(version) else {
+        let releases = layout::releases();
+        let known = match (releases.first(), releases.last()) {
+            (Some(first), Some(last)) => format!("{} to {}", first.go, last.go),
+            _ => "no release".to_owned(),
+        };
+        return Err(TargetError::UnknownLayout {
+            path: path.into(),
+            version: version.into(),
+            known,
+        });
+    };
+    layouts.fill_from_table(release, structs);
+    Ok(layouts)
+}
+
 /// What was learned from one binary.
 #[derive(Debug)]
 pub struct Inspection {
@@ -122,6 +193,12 @@ pub struct Inspection {
     pub call_sites: HashMap<(String, String, bool), ProbePoint>,
     /// Member offsets of the requested structs.
     pub offsets: dwarf::Offsets,
+    /// Where each offset came from.
+    pub offset_sources: HashMap<(String, String), layout::Source>,
+    /// The Go release of the layout table used, if it was.
+    pub layout_release: Option<&'static str>,
+    /// Where the functions were found.
+    pub function_source: FunctionSource,
     /// Where the Go type descriptors start (`type:*`), which type names are relative to.
     pub types_base: Option<u64>,
     /// The loadable segments, to read the binary's static data by virtual address.
@@ -189,19 +266,29 @@ pub fn inspect_bytes(
             });
         }
     }
-    if !elf.has_symbols() {
-        return Err(TargetError::Stripped {
-            path: path.into(),
-            version,
-        });
-    }
-    let offsets = dwarf::member_offsets(&elf, structs).map_err(|source| TargetError::Layout {
-        path: path.into(),
-        version: version.clone(),
-        source,
-    })?;
+    let (_, minor, _) = buildinfo::parse_version(&version).unwrap_or_default();
+    // Functions from the symbol table, else from the Go function table, which stripping
+    // keeps.
+    let table = pclntab::Pclntab::parse(&elf);
+    let function_source = if elf.has_symbols() {
+        FunctionSource::Symbols
+    } else {
+        FunctionSource::Pclntab
+    };
+    let lookup = |names: &[&str]| -> Result<HashMap<String, elf::Function>, TargetError> {
+        match (function_source, &table) {
+            (FunctionSource::Symbols, _) => Ok(elf.functions(names)),
+            (FunctionSource::Pclntab, Ok(table)) => Ok(table.lookup(names)),
+            (FunctionSource::Pclntab, Err(source)) => Err(TargetError::NoFunctions {
+                path: path.into(),
+                version: version.clone(),
+                source: source.clone(),
+            }),
+        }
+    };
+    let layouts = layouts(path, &elf, &version, structs)?;
     let mut points = HashMap::new();
-    for (name, function) in elf.functions(functions) {
+    for (name, function) in lookup(functions)? {
         let code_error = |source| TargetError::Code {
             path: path.into(),
             function: name.clone(),
@@ -228,8 +315,8 @@ pub fn inspect_bytes(
     }
     let callers: Vec<&str> = call_sites.iter().map(|site| site.caller).collect();
     let callees: Vec<&str> = call_sites.iter().map(|site| site.callee).collect();
-    let caller_functions = elf.functions(&callers);
-    let callee_functions = elf.functions(&callees);
+    let caller_functions = lookup(&callers)?;
+    let callee_functions = lookup(&callees)?;
     let mut sites = HashMap::new();
     for site in call_sites {
         let (Some(caller), Some(callee)) = (
@@ -268,8 +355,16 @@ pub fn inspect_bytes(
         build,
         functions: points,
         call_sites: sites,
-        offsets,
-        types_base: elf.types_base(),
+        offsets: layouts.offsets,
+        offset_sources: layouts.sources,
+        layout_release: layouts.release,
+        function_source,
+        types_base: elf.types_base().or_else(|| {
+            table
+                .as_ref()
+                .ok()
+                .and_then(|table| table.types(&elf, minor))
+        }),
         segments: elf.segments(),
         context_canceled: elf
             .is_fixed_address()

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use super::elf::{Elf, Function};
 
 /// Errors reading the function table.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PclntabError {
     #[error("no Go function table (.gopclntab)")]
     Missing,
@@ -42,6 +42,10 @@ const HEADER_LEN: usize = 72;
 /// `moduledata.text`: after `pcHeader` (8 bytes), six slices (24 each), `findfunctab`,
 /// `minpc` and `maxpc`; the same from Go 1.16 to 1.27.
 pub const MODULEDATA_TEXT: u64 = 176;
+/// `moduledata.types`: after `text` and `etext`, eight words of data section bounds, two of
+/// coverage counters (Go 1.20+), `end`, `gcdata` and `gcbss`.
+const MODULEDATA_TYPES_1_19: u64 = 280;
+const MODULEDATA_TYPES: u64 = 296;
 /// `moduledata.funcnametab`'s data pointer.
 const MODULEDATA_FUNCNAMETAB: u64 = 8;
 
@@ -131,6 +135,18 @@ impl<'data> Pclntab<'data> {
             text,
             moduledata,
         })
+    }
+
+    /// Where the Go type descriptors start (`moduledata.types`) in a binary built by Go
+    /// 1.`minor`, if the module data was found.
+    pub fn types(&self, elf: &Elf<'_>, minor: u32) -> Option<u64> {
+        let field = if minor < 20 {
+            MODULEDATA_TYPES_1_19
+        } else {
+            MODULEDATA_TYPES
+        };
+        elf.pointer_at(self.moduledata? + field)
+            .filter(|&types| types != 0)
     }
 
     /// Entry `i` of the function table: `(entryoff, funcoff)`.
