@@ -78,11 +78,16 @@ pub struct ProbeConfig {
     /// A trace without a caller's decision is sampled when the last 8 bytes of its id,
     /// big-endian, are below this (the user-space sampler's rule).
     pub sample_below: u64,
-    /// Runtime address of `bufio.(*Writer).Write`: an `io.Writer` whose itab has this
+    /// Address of `bufio.(*Writer).Write` in the binary: an `io.Writer` whose itab has this
     /// method is a `*bufio.Writer`. 0 when unknown.
     pub bufio_write: u64,
+    /// In a position-independent executable, the address in the binary of the injection
+    /// probe's instruction: the load bias of the process is then the hit's instruction
+    /// pointer minus this, rounded down to a page (the bias is page-aligned; the pointer
+    /// may be one past the breakpoint). 0 in a position-dependent executable (no bias).
+    pub inject_site: u64,
 }
-crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12 + 4 * 7 + 2 * 8);
+crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12 + 4 * 7 + 3 * 8);
 
 /// [`HeaderMapLayout::kind`]: the binary's maps are Go's original hash maps (Go <= 1.23,
 /// or later with `GOEXPERIMENT=noswissmap`); see <https://go.dev/src/runtime/map.go>.
@@ -187,6 +192,7 @@ impl ProbeConfig {
             _pad: 0,
             sample_below: u64::MAX,
             bufio_write: 0,
+            inject_site: 0,
         }
     }
 }

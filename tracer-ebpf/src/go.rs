@@ -27,6 +27,7 @@ pub struct Regs {
     pub rcx: u64,
     pub rdi: u64,
     pub r14: u64,
+    pub rip: u64,
 }
 
 impl Regs {
@@ -40,6 +41,7 @@ impl Regs {
             rcx: regs.rcx,
             rdi: regs.rdi,
             r14: regs.r14,
+            rip: regs.rip,
         }
     }
 }

@@ -518,14 +518,18 @@ fn injection(
     if [config.bufio_err, config.bufio_buf, config.bufio_n].contains(&NO_FIELD) {
         return Err("the bufio.Writer layout is unknown".into());
     }
-    if !inspection.fixed_address {
-        // The writer check compares a method's run-time address.
-        return Err("position-independent executable, not supported yet".into());
-    }
     let Some(write) = inspection.functions.get(client::BUFIO_WRITE) else {
         return Err(format!("{} not found", client::BUFIO_WRITE));
     };
     config.bufio_write = write.function;
+    if !inspection.fixed_address {
+        // The writer check compares a method's run-time address: the kernel adds the
+        // process's load bias, from where the probe hit.
+        let site = inspection.point(&client::INJECT).map_or(0, |point| {
+            point.function + u64::from(point.placement.offset)
+        });
+        config.inject_site = site;
+    }
     config.inject = 1;
     Ok(())
 }

@@ -111,6 +111,9 @@ pub fn net_http_client_inject(ctx: ProbeContext) -> u32 {
     0
 }
 
+/// The page size: load biases are multiples of it.
+const PAGE: u64 = 4096;
+
 fn try_inject(ctx: &ProbeContext) -> Option<()> {
     let (_, cfg) = config(ctx)?;
     if cfg.inject == 0 || cfg.bufio_write == 0 {
@@ -133,7 +136,12 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
     // The writer's dynamic type, by its itab's first method (itab: inter, type, hash,
     // fun[0] at 24).
     let fun = read_words(regs.rbx.wrapping_add(16)).map(|[_, fun]| fun);
-    if regs.rbx == 0 || regs.rcx == 0 || fun != Some(cfg.bufio_write) {
+    let bias = if cfg.inject_site == 0 {
+        0
+    } else {
+        regs.rip.wrapping_sub(cfg.inject_site) & !(PAGE - 1)
+    };
+    if regs.rbx == 0 || regs.rcx == 0 || fun != Some(cfg.bufio_write.wrapping_add(bias)) {
         count(INJECT_UNSURE);
         return None;
     }

@@ -210,6 +210,7 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         _pad: 0,
         sample_below: u64::MAX,
         bufio_write: 0,
+        inject_site: 0,
     })
 }
 
