@@ -37,6 +37,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod chain;
 pub mod go;
 pub mod http;
 pub mod process;

@@ -525,9 +525,9 @@ fn injection(
     if !inspection.fixed_address {
         // The writer check compares a method's run-time address: the kernel adds the
         // process's load bias, from where the probe hit.
-        let site = inspection.point(&client::INJECT).map_or(0, |point| {
-            point.function + u64::from(point.placement.offset)
-        });
+        let site = inspection
+            .point(&client::INJECT)
+            .map_or(0, |point| point.function + point.placement.offset);
         config.inject_site = site;
     }
     config.inject = 1;
