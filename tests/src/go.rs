@@ -207,6 +207,50 @@ impl Toolchain {
     }
 }
 
+/// A copy of `exe` whose build information (and every other mention) names Go `to`
+/// instead of `from`, both the same length: a Go release the tracer has not seen. The
+/// copy is `exe`'s path with `-as-<to>` appended.
+pub fn relabel(exe: &Path, from: &str, to: &str) -> Result<PathBuf> {
+    patch(exe, &[(from, to)], &format!("as-{to}"))
+}
+
+/// A copy of `exe` with every occurrence of each `from` replaced by its `to` (the same
+/// length), at `exe`'s path with `-<suffix>` appended.
+pub fn patch(exe: &Path, replacements: &[(&str, &str)], suffix: &str) -> Result<PathBuf> {
+    let mut bytes = fs::read(exe).context(format_args!("read {}", exe.display()))?;
+    for (from, to) in replacements {
+        if from.len() != to.len() {
+            return Err(Error::new(format!("{from} and {to} differ in length")));
+        }
+        let mut replaced = 0;
+        let mut at = 0;
+        while at + from.len() <= bytes.len() {
+            if &bytes[at..at + from.len()] == from.as_bytes() {
+                bytes[at..at + from.len()].copy_from_slice(to.as_bytes());
+                replaced += 1;
+                at += from.len();
+            } else {
+                at += 1;
+            }
+        }
+        if replaced == 0 {
+            return Err(Error::new(format!("{from} not found in {}", exe.display())));
+        }
+    }
+    let name = exe.file_name().unwrap_or_default().to_string_lossy();
+    let out = exe.with_file_name(format!("{name}-{suffix}"));
+    // Written aside and renamed: another test may be running the previous copy.
+    let temporary = exe.with_file_name(format!(".{name}-{suffix}.{}.tmp", std::process::id()));
+    fs::write(&temporary, bytes).context(format_args!("write {}", temporary.display()))?;
+    let permissions = fs::metadata(exe)
+        .context(format_args!("stat {}", exe.display()))?
+        .permissions();
+    fs::set_permissions(&temporary, permissions)
+        .context(format_args!("chmod {}", temporary.display()))?;
+    fs::rename(&temporary, &out).context(format_args!("rename to {}", out.display()))?;
+    Ok(out)
+}
+
 /// How a fixture is built: the cells of the build matrix users' binaries come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Build {

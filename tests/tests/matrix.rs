@@ -9,6 +9,7 @@
 //! One test per Go release; inside it, cells run two at a time (separate processes,
 //! one tracer each). These tests need root and every Go toolchain.
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::thread;
 
@@ -24,11 +25,16 @@ const PARALLEL: usize = 2;
 
 /// Traces one cell and returns what is wrong with it, if anything.
 fn cell(toolchain: &Toolchain, build: Build) -> Result<(), String> {
-    let go = toolchain.runtime_version();
     let exe = toolchain
         .build(HTTP_SERVER_FIXTURE, build)
         .map_err(|e| format!("build: {e}"))?;
-    let services = chain::start(toolchain, &exe, 2);
+    chain_of(toolchain, &exe, toolchain.runtime_version())
+}
+
+/// Traces a chain of two services running `exe` (built by `toolchain`, saying it was
+/// built by `go`) and returns what is wrong with it, if anything.
+fn chain_of(toolchain: &Toolchain, exe: &Path, go: &str) -> Result<(), String> {
+    let services = chain::start(toolchain, exe, 2);
     let pids: Vec<u32> = services.iter().map(HttpServer::pid).collect();
     let tracer = trace(&pids, &[]);
     let attached = tracer.stderr();
@@ -169,6 +175,28 @@ fn go_1_26() {
 #[test]
 fn go_1_27() {
     matrix(go::NEWEST);
+}
+
+/// A Go release that did not exist when the tracer was built, in a stripped PIE built with
+/// cgo: traced from what the binary says (its function table and type descriptors).
+#[test]
+fn a_go_release_newer_than_the_tracer() {
+    tracer_tests::require_root();
+    let toolchain = Toolchain::find(go::NEWEST).expect("Go toolchain");
+    let go = toolchain.runtime_version();
+    let future = format!("go1.99.{}", "9".repeat(go.len() - "go1.99.".len()));
+    let build = Build {
+        stripped: true,
+        pie: true,
+        cgo: true,
+    };
+    let exe = toolchain
+        .build(HTTP_SERVER_FIXTURE, build)
+        .expect("build the fixture");
+    let exe = go::relabel(&exe, go, &future).expect("relabel");
+    if let Err(failure) = chain_of(&toolchain, &exe, &future) {
+        panic!("{future} ({build}): {failure}");
+    }
 }
 
 /// The tests above cover exactly the versions the other tests know.

@@ -1,6 +1,7 @@
 //! `tracer doctor --pid N | --binary PATH`: what the tracer would trace there and how,
 //! and why not, without loading or attaching anything. Exit 0 when tracing will work,
 //! 1 with the reasons when it will not.
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -10,7 +11,10 @@ use crate::{
     privileges,
     process::{self, Process},
     run::{self, RunError},
-    target::TargetError,
+    target::{
+        FunctionSource, Inspection, TargetError,
+        layout::{Source, TABLE_COMMAND},
+    },
 };
 
 /// Says what can be traced in a process or binary, and why not.
@@ -73,6 +77,7 @@ pub fn examine(cli: &DoctorCli) -> Report {
             .push("privileges and kernel: ok (CAP_BPF, CAP_PERFMON, uprobes, ring buffer)".into()),
         Err(error) => report.problems.push(error.to_string()),
     }
+    report.lines.push(kernel());
     let (shown, data, pid) = match read_target(cli) {
         Ok(target) => target,
         Err(error) => {
@@ -92,9 +97,7 @@ pub fn examine(cli: &DoctorCli) -> Report {
             return report;
         }
     };
-    report
-        .lines
-        .push(format!("go: {}", inspection.build.go_version));
+    describe_binary(&inspection, &mut report.lines);
     let blocker = if cli.read_only {
         Some("--read-only".to_owned())
     } else {
@@ -140,6 +143,99 @@ pub fn examine(cli: &DoctorCli) -> Report {
         .lines
         .push(format!("propagation: {}", plan.propagation));
     report
+}
+
+/// The kernel's release and the optional features the tracer uses.
+fn kernel() -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".to_owned(), |r| r.trim().to_owned());
+    let btf = if std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        "yes"
+    } else {
+        "no"
+    };
+    let cgroup = process::cgroup2_mount()
+        .map_or_else(|| "none".to_owned(), |path| path.display().to_string());
+    format!("kernel: {release}, BTF {btf}, cgroup v2 {cgroup}")
+}
+
+/// Where the Go version, functions and struct offsets came from, and what kind of binary
+/// it is.
+fn describe_binary(inspection: &Inspection, lines: &mut Vec<String>) {
+    let build = &inspection.build;
+    let module = build.main_module.as_deref().unwrap_or("none");
+    lines.push(format!(
+        "go: {} (main module {module}, {} dependencies)",
+        build.go_version,
+        build.dependencies.len()
+    ));
+    let kind = if inspection.fixed_address {
+        "executable"
+    } else {
+        "position-independent executable"
+    };
+    let cgo = match build.setting("CGO_ENABLED") {
+        Some("1") => "on",
+        Some(_) => "off",
+        None => "unknown",
+    };
+    let symbols = match inspection.function_source {
+        FunctionSource::Symbols => "yes",
+        FunctionSource::Pclntab => "no (stripped)",
+    };
+    let dwarf = if inspection.dwarf { "yes" } else { "no" };
+    lines.push(format!(
+        "binary: {kind}, cgo {cgo}, symbol table {symbols}, DWARF {dwarf}"
+    ));
+    lines.push(format!(
+        "functions: from the {}",
+        inspection.function_source
+    ));
+    let mut by_struct: BTreeMap<&str, Vec<(&str, u64, Source)>> = BTreeMap::new();
+    for ((strukt, member), &offset) in &inspection.offsets {
+        let source = inspection
+            .offset_sources
+            .get(&(strukt.clone(), member.clone()))
+            .copied()
+            .unwrap_or(Source::Dwarf);
+        by_struct
+            .entry(strukt)
+            .or_default()
+            .push((member, offset, source));
+    }
+    let sources: BTreeSet<Source> = inspection.offset_sources.values().copied().collect();
+    let from: Vec<String> = sources
+        .iter()
+        .map(|source| match (source, inspection.layout_release) {
+            (Source::Table, Some(release)) => {
+                format!("the table's {release} entry (made by `{TABLE_COMMAND}`)")
+            }
+            (source, _) => source.to_string(),
+        })
+        .collect();
+    lines.push(format!(
+        "offsets: {} members from {}",
+        inspection.offsets.len(),
+        if from.is_empty() {
+            "nowhere".to_owned()
+        } else {
+            from.join(" and ")
+        }
+    ));
+    for (strukt, mut members) in by_struct {
+        members.sort_unstable();
+        let fields: Vec<String> = members
+            .iter()
+            .map(|(member, offset, source)| {
+                if sources.len() > 1 {
+                    format!("{member}={offset} ({source})")
+                } else {
+                    format!("{member}={offset}")
+                }
+            })
+            .collect();
+        lines.push(format!("  {strukt}: {}", fields.join(" ")));
+    }
 }
 
 /// The target's name in messages, its executable's bytes, and its pid.

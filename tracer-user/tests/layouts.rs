@@ -1,4 +1,6 @@
-//! The table of struct layouts by Go release (`tracer-user/src/target/layout/table.rs`),
+//! Where struct offsets come from in a binary without DWARF, checked against DWARF: the
+//! offsets derived from the binary's type descriptors, and the table of struct layouts by
+//! Go release (`tracer-user/src/target/layout/table.rs`),
 //! which binaries without DWARF fall back on, against the DWARF of the reference program
 //! (the `offsets` fixture) built by each Go version the tests cover: every member the
 //! probes read, field by field. `cargo xtask offsets` regenerates the table with
@@ -10,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use tracer::target::{buildinfo, dwarf, elf::Elf, layout};
-use tracer_tests::go::{self, Toolchain};
+use tracer::target::{buildinfo, derive, dwarf, elf::Elf, layout, pclntab};
+use tracer_tests::go::{self, Build, Toolchain};
 
 /// The reference program: it has the net/http server and client.
 const FIXTURE: &str = "offsets";
@@ -78,4 +80,37 @@ fn write_the_table() {
     }
     text.push_str("];\n");
     std::fs::write(&out, text).expect("write the table");
+}
+
+/// Offsets derived from the type descriptors of every build of the reference program by
+/// every Go version (exe or PIE, cgo or not) are its DWARF offsets, field by field: every
+/// member the probes read, none missing, none more.
+#[test]
+fn derived_offsets_equal_dwarf_for_every_go_version() {
+    for version in go::ALL {
+        let toolchain = Toolchain::find(version).expect("Go toolchain");
+        for build in Build::all().into_iter().filter(|b| !b.stripped) {
+            let exe = toolchain.build(FIXTURE, build).expect("build the fixture");
+            let bytes = std::fs::read(&exe).expect("read the fixture");
+            let elf = Elf::parse(&bytes).expect("parse the fixture");
+            let truth: BTreeMap<(String, String), u64> =
+                dwarf::member_offsets(&elf, &tracer::probes::net_http::fields())
+                    .expect("DWARF")
+                    .into_iter()
+                    .collect();
+            let table = pclntab::Pclntab::parse(&elf).expect("function table");
+            let (types, etypes) = table
+                .types_range(&elf, toolchain.minor())
+                .expect("type descriptors");
+            let derived: BTreeMap<(String, String), u64> =
+                derive::member_offsets(&elf, types, etypes)
+                    .into_iter()
+                    .collect();
+            assert!(!truth.is_empty(), "Go {version} {build}: no DWARF offsets");
+            assert_eq!(
+                derived, truth,
+                "Go {version} {build}: derived and DWARF offsets"
+            );
+        }
+    }
 }

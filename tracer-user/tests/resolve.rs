@@ -434,14 +434,14 @@ fn stripped_binaries_resolve_like_unstripped_ones() {
             stripped
                 .offset_sources
                 .values()
-                .all(|s| *s == Source::Table),
-            "{go}: offsets from the table"
+                .all(|s| *s == Source::Derived),
+            "{go}: offsets from the type descriptors"
         );
         assert!(
             full.offset_sources.values().all(|s| *s == Source::Dwarf),
             "{go}: offsets from DWARF"
         );
-        assert_eq!(stripped.layout_release, Some(go), "{go}: table entry");
+        assert_eq!(stripped.layout_release, None, "{go}: no table entry needed");
         // Where the type descriptors are (checked against the symbol table in
         // `the_function_table_agrees_with_the_symbol_table`; the stripped build's data
         // moved).
@@ -452,55 +452,57 @@ fn stripped_binaries_resolve_like_unstripped_ones() {
     }
 }
 
-/// A copy of `exe` whose build information (and every other mention) names Go `to`
-/// instead of `from` (same length): a Go release the tracer has not seen.
-fn relabel(exe: &Path, from: &str, to: &str) -> PathBuf {
-    assert_eq!(from.len(), to.len());
-    let mut bytes = fs::read(exe).expect("read the fixture");
-    let mut replaced = 0;
-    for at in 0..bytes.len() - from.len() {
-        if &bytes[at..at + from.len()] == from.as_bytes() {
-            bytes[at..at + from.len()].copy_from_slice(to.as_bytes());
-            replaced += 1;
-        }
-    }
-    assert!(replaced > 0, "{from} not found in {}", exe.display());
-    let out = exe.with_file_name(format!(
-        "{}-as-{to}",
-        exe.file_name().expect("a file name").to_string_lossy()
-    ));
-    fs::write(&out, bytes).expect("write the relabelled fixture");
-    out
-}
-
-/// A Go release newer than the table: with DWARF it resolves (DWARF is the binary telling
-/// us); stripped it is refused with a message naming the version, never guessed.
+/// A Go release newer than the table resolves from what the binary says: its DWARF, or
+/// without DWARF its type descriptors. When the descriptors lack a struct the probes need,
+/// the kernel configuration is refused naming it, never guessed.
 #[test]
-fn an_unknown_go_release_resolves_from_dwarf_and_is_refused_without() {
+fn an_unknown_go_release_resolves_from_the_binary_or_is_refused() {
     let toolchain = Toolchain::find(go::NEWEST).expect("Go toolchain");
     let go = toolchain.runtime_version();
     let future = format!("go1.99.{}", "9".repeat(go.len() - "go1.99.".len()));
-    let with_dwarf = relabel(
+    let with_dwarf = go::relabel(
         &toolchain.build_fixture(FIXTURE).expect("build"),
         go,
         &future,
-    );
+    )
+    .expect("relabel");
     let inspection = inspect(&with_dwarf).expect("a future release with DWARF resolves");
     assert_eq!(inspection.build.go_version, future);
     assert!(inspection.layout_release.is_none());
-    let stripped = relabel(
-        &toolchain.build_fixture_stripped(FIXTURE).expect("build"),
-        go,
-        &future,
-    );
-    let error = inspect(&stripped).expect_err("a future release without DWARF is refused");
     assert!(
-        matches!(&error, TargetError::UnknownLayout { version, .. } if *version == future),
-        "{error:?}"
+        inspection
+            .offset_sources
+            .values()
+            .all(|s| *s == Source::Dwarf)
     );
-    let message = error.to_string();
-    assert!(message.contains(&future), "{message}");
-    assert!(message.contains("not known"), "{message}");
+    let dwarf_offsets = inspection.offsets;
+
+    let stripped = toolchain.build_fixture_stripped(FIXTURE).expect("build");
+    let future_stripped = go::relabel(&stripped, go, &future).expect("relabel");
+    let inspection = inspect(&future_stripped).expect("a future stripped release resolves");
+    assert!(inspection.layout_release.is_none(), "no table entry used");
+    assert!(
+        inspection
+            .offset_sources
+            .values()
+            .all(|s| *s == Source::Derived)
+    );
+    assert_eq!(inspection.offsets, dwarf_offsets, "derived offsets");
+    server::config(&inspection.offsets).expect("a kernel configuration");
+
+    // The same with `*http.Request`'s descriptor renamed: its members cannot be derived.
+    let unknowable = go::patch(
+        &stripped,
+        &[(go, &future), ("*http.Request", "*http.Requesx")],
+        "unknowable",
+    )
+    .expect("patch");
+    let inspection = inspect(&unknowable).expect("other structs still resolve");
+    let error = server::config(&inspection.offsets).expect_err("Request is unknown");
+    assert_eq!(
+        error.to_string(),
+        "struct member net/http.Request.Method is not in the binary's DWARF, its type descriptors or the layout table"
+    );
 }
 
 #[test]

@@ -30,6 +30,21 @@ pub struct BuildInfo {
     pub go_version: String,
     /// The main module path, when the binary was built in module mode.
     pub main_module: Option<String>,
+    /// The modules it depends on: `(path, version)`, from the `dep` lines.
+    pub dependencies: Vec<(String, String)>,
+    /// The build settings: `(key, value)` from the `build` lines, e.g.
+    /// `("CGO_ENABLED", "1")`, `("-buildmode", "pie")`, `("-ldflags", "-s -w")`.
+    pub settings: Vec<(String, String)>,
+}
+
+impl BuildInfo {
+    /// The value of build setting `key`, if recorded.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Parses build information from the `.go.buildinfo` section, or from the whole file
@@ -60,6 +75,8 @@ pub fn parse(section: Option<&[u8]>, file: &[u8]) -> Result<BuildInfo, BuildInfo
     Ok(BuildInfo {
         go_version: version,
         main_module: main_module(&modinfo),
+        dependencies: dependencies(&modinfo),
+        settings: settings(&modinfo),
     })
 }
 
@@ -106,6 +123,38 @@ fn main_module(modinfo: &str) -> Option<String> {
             _ => None,
         }
     })
+}
+
+/// The `dep` lines of the module information (`dep\tPATH\tVERSION\tSUM`).
+fn dependencies(modinfo: &str) -> Vec<(String, String)> {
+    modinfo
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            match (fields.next(), fields.next(), fields.next()) {
+                (Some("dep"), Some(path), Some(version)) => {
+                    Some((path.to_owned(), version.to_owned()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The `build` lines of the module information (`build\tKEY=VALUE`; a value with spaces
+/// is quoted).
+fn settings(modinfo: &str) -> Vec<(String, String)> {
+    modinfo
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.strip_prefix("build\t")?.split_once('=')?;
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// A Go version as (major, minor, patch), parsed from `go1.24.11`, `go1.19`, `go1.27rc1`.
@@ -155,6 +204,21 @@ mod tests {
         let info = parse(Some(&data), &[]).expect("parse");
         assert_eq!(info.go_version, "go1.24.11");
         assert_eq!(info.main_module.as_deref(), Some("fixture/x"));
+    }
+
+    #[test]
+    fn reads_dependencies_and_build_settings() {
+        let modinfo = "path\tx\nmod\tx\t(devel)\t\ndep\tgolang.org/x/net\tv0.1.0\th1:abc=\n\
+                       build\t-buildmode=pie\nbuild\t-ldflags=\"-s -w\"\nbuild\tCGO_ENABLED=1\n";
+        let info = parse(Some(&inline_info("go1.24.11", modinfo)), &[]).expect("parse");
+        assert_eq!(
+            info.dependencies,
+            vec![("golang.org/x/net".to_owned(), "v0.1.0".to_owned())]
+        );
+        assert_eq!(info.setting("-buildmode"), Some("pie"));
+        assert_eq!(info.setting("-ldflags"), Some("-s -w"));
+        assert_eq!(info.setting("CGO_ENABLED"), Some("1"));
+        assert_eq!(info.setting("GOOS"), None);
     }
 
     #[test]

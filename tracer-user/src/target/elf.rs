@@ -130,8 +130,11 @@ impl<'data> Elf<'data> {
     /// `runtime.types` (the `type:*` symbol may sit 8 bytes after it, in position-independent
     /// executables and from Go 1.26), else `type:*` (Go 1.20+) or `type.*` (older).
     pub fn types_base(&self) -> Option<u64> {
-        if let Some(section) = self.file.section_by_name(".go.type") {
-            return Some(section.address());
+        if let Some(address) = super::pclntab::TYPE_SECTIONS
+            .iter()
+            .find_map(|name| self.section_address(name))
+        {
+            return Some(address);
         }
         let symbol = |names: &[&str]| {
             self.file.symbols().find_map(|symbol| {
@@ -172,6 +175,23 @@ impl<'data> Elf<'data> {
             );
             Some((section.address(), section.data().ok().filter(|_| data)?))
         })
+    }
+
+    /// Every `R_X86_64_RELATIVE` relocation: the pointer the loader stores at each address.
+    pub fn relative_relocations(&self) -> HashMap<u64, u64> {
+        let Some(relocations) = self.file.dynamic_relocations() else {
+            return HashMap::new();
+        };
+        relocations
+            .filter(|(_, relocation)| is_relative(relocation))
+            .filter_map(|(at, relocation)| Some((at, u64::try_from(relocation.addend()).ok()?)))
+            .collect()
+    }
+
+    /// The address range `[start, end)` of section `name`, if present.
+    pub fn section_range(&self, name: &str) -> Option<(u64, u64)> {
+        let section = self.file.section_by_name(name)?;
+        Some((section.address(), section.address() + section.size()))
     }
 
     /// The address of section `name`, if present.

@@ -83,7 +83,7 @@ impl Layouts {
     }
 
     /// Adds the members of `wanted` that the table has for `release` and that are not
-    /// known yet.
+    /// known yet; notes the release if any was.
     pub fn fill_from_table(&mut self, release: &'static Release, wanted: &[(&str, &[&str])]) {
         let found = release
             .members
@@ -95,8 +95,11 @@ impl Layouts {
             })
             .map(|&(strukt, member, offset)| ((strukt.to_owned(), member.to_owned()), offset))
             .collect();
+        let before = self.offsets.len();
         self.fill(found, Source::Table);
-        self.release = Some(release.go);
+        if self.offsets.len() > before {
+            self.release = Some(release.go);
+        }
     }
 
     /// How many offsets came from each source.

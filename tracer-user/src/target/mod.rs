@@ -5,6 +5,7 @@
 //! a probe is cheapest ([`placement`]), and the struct member offsets the kernel programs
 //! need ([`dwarf`]).
 pub mod buildinfo;
+pub mod derive;
 pub mod dwarf;
 pub mod elf;
 pub mod gomap;
@@ -59,7 +60,7 @@ pub enum TargetError {
         source: dwarf::DwarfError,
     },
     #[error(
-        "{path} was built by {version}, which has no DWARF and whose struct layouts are not known (the table covers {known}): the tracer does not guess offsets"
+        "{path} was built by {version}, which has no DWARF, whose type descriptors describe none of the structs the probes read, and whose struct layouts are not known (the table covers {known}): the tracer does not guess offsets"
     )]
     UnknownLayout {
         path: String,
@@ -144,13 +145,16 @@ impl std::fmt::Display for FunctionSource {
     }
 }
 
-/// The struct layouts of a binary: its DWARF when it has some, else the layout table's
-/// entry for its Go version; an error when it has neither.
+/// The struct layouts of a binary: its DWARF when it has some; else what its type
+/// descriptors say, completed by the layout table's entry for its Go version. Without
+/// DWARF, a release missing from the table must have everything derived (checked when the
+/// kernel configuration is built); nothing derived and no table entry is an error.
 fn layouts(
     path: &str,
     elf: &Elf<'_>,
     version: &str,
     structs: &[(&str, &[&str])],
+    types: Option<(u64, u64)>,
 ) -> Result<layout::Layouts, TargetError> {
     let mut layouts = layout::Layouts::default();
     match dwarf::member_offsets(elf, structs) {
@@ -167,19 +171,31 @@ fn layouts(
             });
         }
     }
-    let Some(release) = layout::release(version) else {
-        let releases = layout::releases();
-        let known = match (releases.first(), releases.last()) {
-            (Some(first), Some(last)) => format!("{} to {}", first.go, last.go),
-            _ => "no release".to_owned(),
-        };
-        return Err(TargetError::UnknownLayout {
-            path: path.into(),
-            version: version.into(),
-            known,
+    if let Some((start, end)) = types {
+        let mut derived = derive::member_offsets(elf, start, end);
+        derived.retain(|(strukt, member), _| {
+            structs
+                .iter()
+                .any(|(s, members)| s == strukt && members.contains(&member.as_str()))
         });
-    };
-    layouts.fill_from_table(release, structs);
+        layouts.fill(derived, layout::Source::Derived);
+    }
+    match layout::release(version) {
+        Some(release) => layouts.fill_from_table(release, structs),
+        None if !layouts.offsets.is_empty() => {}
+        None => {
+            let releases = layout::releases();
+            let known = match (releases.first(), releases.last()) {
+                (Some(first), Some(last)) => format!("{} to {}", first.go, last.go),
+                _ => "no release".to_owned(),
+            };
+            return Err(TargetError::UnknownLayout {
+                path: path.into(),
+                version: version.into(),
+                known,
+            });
+        }
+    }
     Ok(layouts)
 }
 
@@ -199,6 +215,8 @@ pub struct Inspection {
     pub layout_release: Option<&'static str>,
     /// Where the functions were found.
     pub function_source: FunctionSource,
+    /// Whether the binary has DWARF debug information.
+    pub dwarf: bool,
     /// Where the Go type descriptors start (`type:*`), which type names are relative to.
     pub types_base: Option<u64>,
     /// The loadable segments, to read the binary's static data by virtual address.
@@ -286,7 +304,11 @@ pub fn inspect_bytes(
             }),
         }
     };
-    let layouts = layouts(path, &elf, &version, structs)?;
+    let types = table
+        .as_ref()
+        .ok()
+        .and_then(|table| table.types_range(&elf, minor));
+    let layouts = layouts(path, &elf, &version, structs, types)?;
     let mut points = HashMap::new();
     for (name, function) in lookup(functions)? {
         let code_error = |source| TargetError::Code {
@@ -359,6 +381,7 @@ pub fn inspect_bytes(
         offset_sources: layouts.sources,
         layout_release: layouts.release,
         function_source,
+        dwarf: elf.section_address(".debug_info").is_some(),
         types_base: elf.types_base().or_else(|| {
             table
                 .as_ref()

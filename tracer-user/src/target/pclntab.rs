@@ -46,6 +46,9 @@ pub const MODULEDATA_TEXT: u64 = 176;
 /// coverage counters (Go 1.20+), `end`, `gcdata` and `gcbss`.
 const MODULEDATA_TYPES_1_19: u64 = 280;
 const MODULEDATA_TYPES: u64 = 296;
+/// The sections of the type descriptors (Go 1.26+; the second in position-independent
+/// executables).
+pub const TYPE_SECTIONS: [&str; 2] = [".go.type", ".data.rel.ro.go.type"];
 /// `moduledata.funcnametab`'s data pointer.
 const MODULEDATA_FUNCNAMETAB: u64 = 8;
 
@@ -147,6 +150,26 @@ impl<'data> Pclntab<'data> {
         };
         elf.pointer_at(self.moduledata? + field)
             .filter(|&types| types != 0)
+    }
+
+    /// Where the Go type descriptors are, `[types, etypes)`: the `.go.type` section from
+    /// Go 1.26, else the module data's `types` and `etypes` (the word after it).
+    pub fn types_range(&self, elf: &Elf<'_>, minor: u32) -> Option<(u64, u64)> {
+        if let Some(range) = TYPE_SECTIONS
+            .iter()
+            .find_map(|name| elf.section_range(name))
+        {
+            return Some(range);
+        }
+        let types = self.types(elf, minor)?;
+        let field = match minor {
+            ..20 => MODULEDATA_TYPES_1_19 + 8,
+            20..27 => MODULEDATA_TYPES + 8,
+            // `typedesclen` comes between them.
+            _ => MODULEDATA_TYPES + 16,
+        };
+        let etypes = elf.pointer_at(self.moduledata? + field)?;
+        (etypes > types).then_some((types, etypes))
     }
 
     /// Entry `i` of the function table: `(entryoff, funcoff)`.

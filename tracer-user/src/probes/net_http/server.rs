@@ -93,7 +93,9 @@ const OPTIONAL_FIELDS: &[(&str, &str)] = &[
 /// A struct layout the kernel programs cannot use.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LayoutError {
-    #[error("struct member {strukt}.{member} is not in the binary's DWARF or the layout table")]
+    #[error(
+        "struct member {strukt}.{member} is not in the binary's DWARF, its type descriptors or the layout table"
+    )]
     Missing {
         strukt: &'static str,
         member: &'static str,
@@ -714,7 +716,7 @@ mod tests {
         let err = config(&offsets).expect_err("goid missing");
         assert_eq!(
             err.to_string(),
-            "struct member runtime.g.goid is not in the binary's DWARF or the layout table"
+            "struct member runtime.g.goid is not in the binary's DWARF, its type descriptors or the layout table"
         );
     }
 }
