@@ -322,17 +322,23 @@ pub fn fixtures_dir() -> PathBuf {
     workspace_root().join("target").join("go-fixtures")
 }
 
-/// The paths where the toolchain for `version` may be, in order of preference.
-fn toolchain_candidates(version: &str) -> Result<Vec<PathBuf>> {
-    let tools = match env::var_os("TRACER_TOOLS") {
-        Some(tools) => PathBuf::from(tools),
+/// Where the README's set-up command puts the tools: `$TRACER_TOOLS`, or
+/// `$HOME/.cache/tracer-tools`.
+pub fn tools_dir() -> Result<PathBuf> {
+    match env::var_os("TRACER_TOOLS") {
+        Some(tools) => Ok(PathBuf::from(tools)),
         None => {
             let home = env::var_os("HOME").ok_or_else(|| {
-                Error::new("neither TRACER_TOOLS nor HOME is set: cannot find Go toolchains")
+                Error::new("neither TRACER_TOOLS nor HOME is set: cannot find the tools")
             })?;
-            PathBuf::from(home).join(".cache").join("tracer-tools")
+            Ok(PathBuf::from(home).join(".cache").join("tracer-tools"))
         }
-    };
+    }
+}
+
+/// The paths where the toolchain for `version` may be, in order of preference.
+fn toolchain_candidates(version: &str) -> Result<Vec<PathBuf>> {
+    let tools = tools_dir()?;
     let mut candidates = vec![tools.join("go").join(version).join("go/bin/go")];
     if version == OLDEST {
         // Debian's golang-1.19-go.

@@ -13,6 +13,10 @@
 //!   toolchain's own libLLVM through symlinks in `$TRACER_TOOLS/llvm-for-bpf-linker/lib`
 //!   (its run path, so that directory must stay).
 //!
+//! - Go programs packaged by Debian ([`DEBIAN_PROGRAMS`]; the tests trace them as users run
+//!   them) are downloaded (`apt-get download`, never installed: their maintainer scripts
+//!   would start services) and unpacked into `$TRACER_TOOLS/debian/<package>/`.
+//!
 //! Go programs are built with `GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod`.
 
 use std::fs;
@@ -36,6 +40,10 @@ pub const GO_1_19: &str = "/usr/lib/go-1.19/bin/go";
 /// builds link with.
 const APT_PACKAGES: &[&str] = &["golang-1.19-go", "wrk", "bpftool", "gcc", "libc6-dev"];
 
+/// Go HTTP servers packaged by Debian (stripped, built by Debian's Go), unpacked for the
+/// tests (tests/tests/debian.rs).
+pub const DEBIAN_PROGRAMS: &[&str] = &["caddy", "prometheus-node-exporter"];
+
 /// The bpf-linker release that links the kernel programs.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -46,6 +54,9 @@ pub fn run() -> Result<()> {
     bpf_linker()?;
     for version in GO_VERSIONS {
         go_toolchain(version)?;
+    }
+    for package in DEBIAN_PROGRAMS {
+        debian_program(package)?;
     }
     say("setup: everything is in place");
     Ok(())
@@ -68,6 +79,42 @@ pub fn go_bin(version: &str) -> Result<PathBuf> {
         .join("go")
         .join("bin")
         .join("go"))
+}
+
+// ---- Debian programs ----------------------------------------------------------------
+
+/// Downloads Debian's `package` and unpacks it into `$TRACER_TOOLS/debian/<package>/`,
+/// unless it is there already.
+fn debian_program(package: &str) -> Result<()> {
+    let dir = tools_dir()?.join("debian").join(package);
+    let done = dir.join(".unpacked");
+    if done.is_file() {
+        say(format!("setup: {package} present at {}", dir.display()));
+        return Ok(());
+    }
+    let download = tools_dir()?
+        .join("debian")
+        .join(format!(".download-{package}"));
+    let _ = fs::remove_dir_all(&download);
+    fs::create_dir_all(&download).with_context(|| format!("create {}", download.display()))?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["download", package])
+            .current_dir(&download),
+    )?;
+    let deb = fs::read_dir(&download)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| path.extension().is_some_and(|e| e == "deb"))
+        .with_context(|| format!("apt-get download {package} left no .deb"))?;
+    let _ = fs::remove_dir_all(&dir);
+    cmd::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
+    fs::write(
+        &done,
+        deb.file_name().unwrap_or_default().as_encoded_bytes(),
+    )?;
+    fs::remove_dir_all(&download)?;
+    say(format!("setup: {package} unpacked at {}", dir.display()));
+    Ok(())
 }
 
 // ---- apt ----------------------------------------------------------------------------
