@@ -614,3 +614,74 @@ fn doctor_shows_the_propagation_state() {
     assert_eq!(output.code(), Some(1), "{output}");
     assert!(output.stdout.contains("is not a Go program"), "{output}");
 }
+
+/// A request whose headers arrive in two pieces: Go sizes the header map for the lines it
+/// has buffered, so the map grows while the rest is parsed and may still be growing (its
+/// entries split between old and new buckets) when the handler runs. With any number of
+/// headers, the user agent and the traceparent are found (Go 1.19: bucket maps).
+#[test]
+fn headers_that_arrive_in_pieces_are_all_read() {
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let server = HttpServer::start(go::OLDEST).expect("start the fixture");
+    let tracer = Tracer::attach(server.pid(), &[]).expect("start the tracer");
+    tracer
+        .wait_attached(server.pid(), ATTACH_TIMEOUT)
+        .expect("the tracer attaches");
+    let counts: Vec<usize> = (4..=30).collect();
+    for &extra in &counts {
+        let mut stream = TcpStream::connect(server.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let head = format!(
+            "GET /hello HTTP/1.1\r\nHost: {}\r\nX-First: 1\r\n",
+            server.addr()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .expect("send the first piece");
+        stream.flush().expect("flush");
+        // Long enough for the server to read and start parsing the first piece.
+        std::thread::sleep(Duration::from_millis(30));
+        let mut rest = String::new();
+        for i in 0..extra {
+            rest.push_str(&format!("X-Extra-{i}: {i}\r\n"));
+        }
+        rest.push_str(&format!("User-Agent: pieces/{extra}\r\n"));
+        rest.push_str(&format!("traceparent: 00-{TRACE}-{PARENT}-01\r\n"));
+        rest.push_str("Connection: close\r\n\r\n");
+        stream.write_all(rest.as_bytes()).expect("send the rest");
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .expect("read the response");
+        assert!(
+            response.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&response)
+        );
+    }
+    let output: TracerOutput = tracer.stop().expect("the tracer stops");
+    let summary = output.summary().expect("a summary line");
+    assert_eq!(
+        summary.get("headers_incomplete"),
+        Some(0),
+        "{}",
+        summary.line
+    );
+    let spans = output.spans().expect("JSON spans");
+    assert_eq!(spans.len(), counts.len(), "{output}");
+    for &extra in &counts {
+        let agent = format!("pieces/{extra}");
+        let span = spans
+            .iter()
+            .find(|s| s.attr_str("user_agent.original") == Some(agent.as_str()))
+            .unwrap_or_else(|| panic!("the span with {agent}:\n{output}"));
+        assert_eq!(parent_of(span), Some(PARENT), "{span}");
+    }
+}

@@ -74,7 +74,9 @@ pub struct ProbeConfig {
     pub bufio_window: u32,
     /// Non-zero when every trace is sampled (`--sample-ratio 1`).
     pub sample_all: u32,
-    pub _pad: u32,
+    /// HTTP/2 (the server bundled in net/http): the response writer's `rws` (a pointer to
+    /// its state), else [`NO_FIELD`].
+    pub h2_rws: u32,
     /// A trace without a caller's decision is sampled when the last 8 bytes of its id,
     /// big-endian, are below this (the user-space sampler's rule).
     pub sample_below: u64,
@@ -86,8 +88,11 @@ pub struct ProbeConfig {
     /// pointer minus this, rounded down to a page (the bias is page-aligned; the pointer
     /// may be one past the breakpoint). 0 in a position-dependent executable (no bias).
     pub inject_site: u64,
+    /// HTTP/2: the response writer state's `status` (int), else [`NO_FIELD`].
+    pub h2_status: u32,
+    pub _pad: u32,
 }
-crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12 + 4 * 7 + 3 * 8);
+crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12 + 4 * 7 + 3 * 8 + 8);
 
 /// [`HeaderMapLayout::kind`]: the binary's maps are Go's original hash maps (Go <= 1.23,
 /// or later with `GOEXPERIMENT=noswissmap`); see <https://go.dev/src/runtime/map.go>.
@@ -189,10 +194,12 @@ impl ProbeConfig {
             bufio_n: NO_FIELD,
             bufio_window: 0,
             sample_all: 1,
-            _pad: 0,
+            h2_rws: NO_FIELD,
             sample_below: u64::MAX,
             bufio_write: 0,
             inject_site: 0,
+            h2_status: NO_FIELD,
+            _pad: 0,
         }
     }
 }

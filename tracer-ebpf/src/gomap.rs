@@ -17,6 +17,9 @@ use crate::{
 
 /// Groups (buckets) read at most per scan.
 const MAX_GROUPS: u32 = 8;
+/// Groups scanned in a bucket's chain: the bucket and up to two overflow buckets.
+const MAX_CHAIN: u32 = 3;
+
 /// Buckets: a slot is occupied when its top hash is at least this (`minTopHash`).
 const MIN_TOP_HASH: u8 = 5;
 /// Scratch windows used here (see `crate::maps::SCRATCH`).
@@ -43,35 +46,72 @@ pub struct Matches {
 ///
 /// The groups scanned are found up front, without loops the verifier would have to walk
 /// iteration by iteration: a small swiss map's one group, or the first `MAX_GROUPS` groups
-/// of a swiss map's first table; a bucket map's first `MAX_GROUPS` buckets. Anything
-/// beyond (more tables, overflow buckets, a map that is growing) is counted in
+/// of a swiss map's first table; a bucket map's first `MAX_GROUPS` buckets, and as many of
+/// its old buckets while it grows, each bucket with up to two overflow buckets. Anything
+/// beyond (more tables, longer chains) is counted in
 /// `HEADERS_INCOMPLETE`: request header maps fit unless a request has dozens of headers.
 #[inline(always)]
 pub fn scan(layout: &HeaderMapLayout, map: u64, known_user_agent: u64, out: &mut Matches) {
-    let Some((first, groups, complete)) = groups(layout, map) else {
+    let Some(Groups {
+        first,
+        groups,
+        old,
+        old_groups,
+        complete,
+    }) = groups(layout, map)
+    else {
         return;
     };
     let shape = u64::from(layout.key_offset & 0xffff)
         | u64::from(layout.key_stride & 0xffff) << 16
         | u64::from(layout.value_offset & 0xffff) << 32
         | u64::from(layout.value_stride & 0xffff) << 48;
-    let kind = u64::from(layout.kind) | u64::from(layout.group_size) << 32;
+    let kind = u64::from(layout.kind)
+        | u64::from(layout.overflow & 0xffff) << 16
+        | u64::from(layout.group_size) << 32;
+    let mut complete = complete;
+    // The buckets, each with the overflow buckets chained to it.
     for i in 0..MAX_GROUPS {
         if u64::from(i) >= groups {
             break;
         }
         let group = first + u64::from(i) * u64::from(layout.group_size);
-        tracer_scan_group(group, known_user_agent, shape, kind, out as *mut Matches);
+        let rest = tracer_scan_chain(group, known_user_agent, shape, kind, out as *mut Matches);
+        complete &= rest == 0;
+    }
+    // A growing bucket map: entries not moved yet are in the old buckets (moved ones are
+    // marked there, and skipped like empty slots).
+    for i in 0..MAX_GROUPS {
+        if u64::from(i) >= old_groups {
+            break;
+        }
+        let group = old + u64::from(i) * u64::from(layout.group_size);
+        let rest = tracer_scan_chain(group, known_user_agent, shape, kind, out as *mut Matches);
+        complete &= rest == 0;
     }
     if !complete {
         count(HEADERS_INCOMPLETE);
     }
 }
 
-/// The first group to scan, how many consecutive groups to scan, and whether they hold
-/// every entry of the map.
+/// The groups of a map to scan.
+struct Groups {
+    /// The first group, and how many consecutive groups to scan from it.
+    first: u64,
+    groups: u64,
+    /// A growing bucket map's old buckets, and how many to scan (0 when not growing).
+    old: u64,
+    old_groups: u64,
+    /// Whether they hold every entry of the map.
+    complete: bool,
+}
+
+/// `hmap.flags` bit of a growth to the same size (after many deletions).
+const SAME_SIZE_GROW: u64 = 8;
+
+/// The groups to scan in the map at `map`.
 #[inline(always)]
-fn groups(layout: &HeaderMapLayout, map: u64) -> Option<(u64, u64, bool)> {
+fn groups(layout: &HeaderMapLayout, map: u64) -> Option<Groups> {
     if map == 0 {
         return None;
     }
@@ -85,7 +125,13 @@ fn groups(layout: &HeaderMapLayout, map: u64) -> Option<(u64, u64, bool)> {
             let directory_len = header.word(layout.size_field)?;
             if directory_len == 0 {
                 // A small map: one group, no directory.
-                return Some((first, u64::from(first != 0), true));
+                return Some(Groups {
+                    first,
+                    groups: u64::from(first != 0),
+                    old: 0,
+                    old_groups: 0,
+                    complete: true,
+                });
             }
             let table = read_u64(first, 0)?;
             let window = Window::read(HEADER_WINDOW, table, layout.table_window)?;
@@ -94,34 +140,73 @@ fn groups(layout: &HeaderMapLayout, map: u64) -> Option<(u64, u64, bool)> {
             // Every directory entry names the first table when the map has only one.
             let one_table = directory_len == 1
                 || read_u64(first, (8 * (directory_len as u32 - 1)) & 0x3f8) == Some(table);
-            Some((
-                data,
-                groups.min(u64::from(MAX_GROUPS)),
-                one_table && groups <= u64::from(MAX_GROUPS),
-            ))
+            Some(Groups {
+                first: data,
+                groups: groups.min(u64::from(MAX_GROUPS)),
+                old: 0,
+                old_groups: 0,
+                complete: one_table && groups <= u64::from(MAX_GROUPS),
+            })
         }
         MAP_BUCKETS => {
             let word = header.word(layout.size_field & !7)?;
             let b = (word >> (8 * (layout.size_field & 7))) & 0xff;
+            // `flags` is the byte before `B` (`count int; flags uint8; B uint8`).
+            let flags = (word >> ((8 * (layout.size_field & 7)).wrapping_sub(8) & 0x38)) & 0xff;
             let old = header.word(layout.old_groups_field)?;
             let groups = 1u64 << (b & 7);
-            // Overflow buckets are not followed: a parsed request's header map is sized
-            // for its headers up front (`make(MIMEHeader, hint)`), so it has none.
-            let complete = old == 0 && groups <= u64::from(MAX_GROUPS);
-            Some((first, groups.min(u64::from(MAX_GROUPS)), complete))
+            // A map sized for its headers up front (`make(MIMEHeader, hint)`) does not
+            // grow; one whose hint fell short (the request arrived in pieces) may still be
+            // growing when the handler runs: its old buckets are scanned too.
+            let old_groups = match (old, flags & SAME_SIZE_GROW != 0) {
+                (0, _) => 0,
+                (_, true) => groups,
+                (_, false) => groups >> 1,
+            };
+            let complete = groups <= u64::from(MAX_GROUPS) && old_groups <= u64::from(MAX_GROUPS);
+            Some(Groups {
+                first,
+                groups: groups.min(u64::from(MAX_GROUPS)),
+                old,
+                old_groups: old_groups.min(u64::from(MAX_GROUPS)),
+                complete,
+            })
         }
         _ => None,
     }
 }
 
+/// Scans the group at `group` and up to `MAX_CHAIN - 1` overflow buckets chained to it
+/// (see [`tracer_scan_group`] for the arguments); returns the next overflow bucket not
+/// scanned (0: the chain was scanned whole). A global function, verified once.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tracer_scan_chain(
+    group: u64,
+    known_user_agent: u64,
+    shape: u64,
+    kind: u64,
+    out: *mut Matches,
+) -> u64 {
+    let mut group = group;
+    for _ in 0..MAX_CHAIN {
+        if group == 0 {
+            break;
+        }
+        group = tracer_scan_group(group, known_user_agent, shape, kind, out);
+    }
+    group
+}
+
 /// Scans the 8 slots of the group at `group` for the keys of `HEADER_KEYS`: slots whose
 /// key has the length of one of them are classified by address (the user agent's, no
 /// read) or by their bytes ([`tracer_classify_key`]); the first match of each key is
-/// recorded in `out`. Returns the bits of the keys found here. A global function: the
-/// verifier checks it once, on its own, instead of once per call and per path of its
-/// callers. Arguments are scalars (at most five): `shape` packs the key offset, key
-/// stride, value offset and value stride (16 bits each), `kind` the map kind (low half)
-/// and the group size (high half).
+/// recorded in `out`. Returns the bucket's overflow bucket (0 for none, and in swiss
+/// maps). A global function: the verifier checks it once, on its own, instead of once per
+/// call and per path of its callers. Arguments are scalars (at most five): `shape` packs
+/// the key offset, key stride, value offset and value stride (16 bits each), `kind` the
+/// map kind (bits 0-15), the overflow pointer's offset in a bucket (bits 16-31) and the
+/// group size (high half).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn tracer_scan_group(
@@ -140,7 +225,8 @@ pub extern "C" fn tracer_scan_group(
     let key_stride = ((shape >> 16) & 0xffff) as u32;
     let value_offset = ((shape >> 32) & 0xffff) as u32;
     let value_stride = ((shape >> 48) & 0xffff) as u32;
-    let swiss = (kind & 0xffff_ffff) as u32 == MAP_SWISS;
+    let swiss = (kind & 0xffff) as u32 == MAP_SWISS;
+    let overflow_at = ((kind >> 16) & 0xffff) as u32;
     let Some(window) = Window::read(GROUP_WINDOW, group, (kind >> 32) as u32) else {
         return 0;
     };
@@ -188,7 +274,11 @@ pub extern "C" fn tracer_scan_group(
         }
     }
     out.found |= found;
-    found
+    if swiss {
+        0
+    } else {
+        window.word(overflow_at).unwrap_or(0)
+    }
 }
 
 /// `1 << KEY_*` for the key string `{address, len}` of the target, or 0 when it is none

@@ -121,6 +121,10 @@ pub fn examine(cli: &DoctorCli) -> Report {
     );
     report.lines.push("probes:".into());
     for hook in &hooks {
+        if inspection.point(hook).is_none() && !run::is_missing(&inspection, &hooks, hook) {
+            // This Go release has the same function under another name.
+            continue;
+        }
         let line = match inspection.point(hook) {
             Some(point) if plan.hooks.contains(hook) => format!(
                 "  {}+{:#x} ({}, {}): {}",

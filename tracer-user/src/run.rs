@@ -129,6 +129,17 @@ fn injection_blocker(read_only: bool) -> Option<String> {
     Some(blocker)
 }
 
+/// Whether `hook` is missing from the binary, when the function it names is not there
+/// and no other hook of `hooks` runs its program (the same function in another Go
+/// release's layout).
+pub fn is_missing(inspection: &target::Inspection, hooks: &[Hook], hook: &Hook) -> bool {
+    let present = |h: &Hook| inspection.point(h).is_some();
+    !present(hook)
+        && !hooks
+            .iter()
+            .any(|other| other.program == hook.program && present(other))
+}
+
 /// True for the hooks of client spans, which a binary without an HTTP client lacks.
 fn is_client_hook(hook: &Hook) -> bool {
     client::HOOKS.iter().any(|c| c.program == hook.program)
@@ -157,7 +168,10 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     let blocker = injection_blocker(config.read_only);
     // The injection program is not even loaded when injection is off for all.
     let hooks = hooks(config.track_goroutines, blocker.is_none());
-    let programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
+    let mut programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
+    // Hooks of the same program in two Go layouts share it.
+    programs.sort_unstable();
+    programs.dedup();
     let mut resolved = Vec::new();
     for &pid in &config.pids {
         resolved.push(resolve(pid, &hooks)?);
@@ -432,7 +446,7 @@ fn log_attached(
             probe.hook.symbol
         );
     }
-    for hook in hooks.iter().filter(|h| inspection.point(h).is_none()) {
+    for hook in hooks.iter().filter(|h| is_missing(inspection, hooks, h)) {
         // Many programs make no HTTP calls: their lack of client functions is normal.
         let level = if is_client_hook(hook) {
             log::Level::Info

@@ -212,7 +212,12 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
     let text = file.section_by_name(".text").expect("a .text section");
     let (text_offset, text_len) = text.file_range().expect(".text has bytes in the file");
 
-    for hook in &hooks() {
+    let all = hooks();
+    for hook in &all {
+        if inspection.point(hook).is_none() && !tracer::run::is_missing(inspection, &all, hook) {
+            // The same function under its name in another Go release's layout was found.
+            continue;
+        }
         let point = inspection.point(hook).unwrap_or_else(|| {
             panic!(
                 "{} ({}) not found in the fixture built by {go}",
@@ -296,9 +301,10 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
             | PlacementKind::AfterCall => {}
         }
     }
+    // Two HTTP/2 functions are named in two layouts each; a binary has one of each.
     assert_eq!(
         inspection.functions.len(),
-        hooks().iter().filter(|h| h.site == Site::Entry).count(),
+        hooks().iter().filter(|h| h.site == Site::Entry).count() - 2,
         "only the requested functions are resolved: {:?}",
         inspection.functions.keys()
     );

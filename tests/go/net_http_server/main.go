@@ -11,13 +11,25 @@
 // only the patterns make net/http set Request.Pattern (Go 1.23+), which the tracer
 // reports as http.route.
 //
+// With -tls it serves HTTPS (a self-signed certificate made at start), where clients
+// that offer it get HTTP/2 from net/http's bundled server; with -fetch it is instead a
+// client that GETs the URLs given and prints each status and protocol. Its own clients
+// accept any certificate and speak HTTP/2 to servers that offer it.
+//
 // It must build with every Go toolchain the tests use (1.19 up), standard library only.
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -32,7 +44,29 @@ func main() {
 	backend := flag.String("backend", "", "base URL the /call/ routes call (client.go); no /call/ routes without it")
 	tick := flag.Duration("tick", 0, "call the backend's /hello this often from a background goroutine")
 	ticks := flag.Int("ticks", 100, "stop the background calls after this many")
+	useTLS := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate; clients negotiate HTTP/2")
+	fetch := flag.String("fetch", "", "instead of serving: GET each of these comma-separated URLs, print \"STATUS PROTO\" per line, exit")
 	flag.Parse()
+
+	// The fixture's clients trust any certificate (the servers' are self-signed) and
+	// speak HTTP/2 to HTTPS servers that offer it.
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		t.ForceAttemptHTTP2 = true
+	}
+	if *fetch != "" {
+		for _, url := range strings.Split(*fetch, ",") {
+			resp, err := http.Get(url)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "net_http_server:", err)
+				os.Exit(1)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			fmt.Printf("%d %s\n", resp.StatusCode, resp.Proto)
+		}
+		return
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -65,10 +99,44 @@ func main() {
 			go c.tick(*tick, *ticks)
 		}
 	}
+	if *useTLS {
+		cert, err := selfSigned()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "net_http_server:", err)
+			os.Exit(1)
+		}
+		srv := &http.Server{Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+		// ServeTLS offers HTTP/2 (ALPN "h2") with the bundled server.
+		err = srv.ServeTLS(ln, "", "")
+		fmt.Fprintln(os.Stderr, "net_http_server:", err)
+		os.Exit(1)
+	}
 	if err := http.Serve(ln, mux); err != nil {
 		fmt.Fprintln(os.Stderr, "net_http_server:", err)
 		os.Exit(1)
 	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and ::1, valid for a day.
+func selfSigned() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	template := x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "net_http_server"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &template, &template, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // ownTraceparent is what GET /chain?own=1 sends.

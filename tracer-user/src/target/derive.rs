@@ -88,6 +88,30 @@ const NAMED: &[Wanted] = &[
         members: &[("status", "status")],
     },
     Wanted {
+        dwarf: "net/http.http2responseWriter",
+        package: &["net/http"],
+        name: &["http.http2responseWriter"],
+        members: &[("rws", "rws")],
+    },
+    Wanted {
+        dwarf: "net/http.http2responseWriterState",
+        package: &["net/http"],
+        name: &["http.http2responseWriterState"],
+        members: &[("status", "status")],
+    },
+    Wanted {
+        dwarf: "net/http/internal/http2.responseWriter",
+        package: &["net/http/internal/http2"],
+        name: &["http2.responseWriter"],
+        members: &[("rws", "rws")],
+    },
+    Wanted {
+        dwarf: "net/http/internal/http2.responseWriterState",
+        package: &["net/http/internal/http2"],
+        name: &["http2.responseWriterState"],
+        members: &[("status", "status")],
+    },
+    Wanted {
         dwarf: "net/http.Response",
         package: &["net/http"],
         name: &["http.Response"],

@@ -42,13 +42,28 @@ pub fn net_http_server_start(ctx: ProbeContext) -> u32 {
 
 #[uprobe]
 pub fn net_http_server_finish(ctx: ProbeContext) -> u32 {
-    let _ = try_end(&ctx, false);
+    let _ = try_end(&ctx, End::Finished);
     0
 }
 
 #[uprobe]
 pub fn net_http_server_unwind(ctx: ProbeContext) -> u32 {
-    let _ = try_end(&ctx, true);
+    let _ = try_end(&ctx, End::Unwinding);
+    0
+}
+
+/// HTTP/2: the response writer's `handlerDone`, after a handler returned.
+#[uprobe]
+pub fn net_http_server_h2_finish(ctx: ProbeContext) -> u32 {
+    let _ = try_end(&ctx, End::H2Finished);
+    0
+}
+
+/// HTTP/2: the deferred closure of the handler's goroutine, which runs whether the handler
+/// returned (then `handlerDone` ends the span) or panicked (then it ends here).
+#[uprobe]
+pub fn net_http_server_h2_unwind(ctx: ProbeContext) -> u32 {
+    let _ = try_end(&ctx, End::H2Unwinding);
     0
 }
 
@@ -252,18 +267,36 @@ fn try_mark_panic(ctx: &ProbeContext) -> Option<()> {
     Some(())
 }
 
-/// Ends the span in flight on this goroutine. `unwinding`: called from the serve loop's
-/// deferred closure, where no span in flight is the normal case (the connection closed
-/// after its last request finished).
-fn try_end(ctx: &ProbeContext, unwinding: bool) -> Option<()> {
+/// Where a server span ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// HTTP/1 `finishRequest`: the handler returned.
+    Finished,
+    /// HTTP/1 serve loop's deferred closure, where no span in flight is the normal case
+    /// (the connection closed after its last request finished); one in flight panicked or
+    /// hijacked the connection.
+    Unwinding,
+    /// HTTP/2 `handlerDone`: the handler returned.
+    H2Finished,
+    /// HTTP/2 handler goroutine's deferred closure: ends only a panicked span.
+    H2Unwinding,
+}
+
+/// Ends the span in flight on this goroutine.
+fn try_end(ctx: &ProbeContext, end: End) -> Option<()> {
     config(ctx)?;
     let key = goroutine(&Regs::of(ctx))?;
     let Some(slot) = slots::find(&SERVER_INFLIGHT, &key) else {
-        if !unwinding {
+        if matches!(end, End::Finished | End::H2Finished) {
             count(DROP_UNMATCHED_END);
         }
         return None;
     };
+    if end == End::H2Unwinding && slot.flags & INFLIGHT_PANICKING == 0 {
+        // The handler returned: handlerDone, called from this closure, ends it.
+        return None;
+    }
+    let unwinding = matches!(end, End::Unwinding | End::H2Unwinding);
     let start = *slot;
     slot.release();
     unlink(&SERVER_BY_GOID, key.pid, start.goid, &start.span_id);
@@ -275,11 +308,12 @@ fn try_end(ctx: &ProbeContext, unwinding: bool) -> Option<()> {
     };
     // The start probe's configuration describes the request and response objects.
     let cfg = CONFIGS.get(start.config)?;
-    emit(&key, &start, cfg, end_reason);
+    let h2 = matches!(end, End::H2Finished | End::H2Unwinding);
+    emit(&key, &start, cfg, end_reason, h2);
     Some(())
 }
 
-fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reason: u8) {
+fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reason: u8, h2: bool) {
     let Some(mut entry) = EVENTS.reserve::<HttpServerEvent>(0) else {
         count(DROP_RINGBUF_FULL);
         return;
@@ -296,7 +330,14 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     ev.parent_span_id = start.parent_span_id;
     ev.end_reason = end_reason;
     ev._pad = 0;
-    ev.status = read_u64(start.resp, cfg.resp_status).unwrap_or(0);
+    ev.status = if h2 {
+        // The writer holds a pointer to its state, which holds the status.
+        read_u64(start.resp, cfg.h2_rws)
+            .and_then(|state| read_u64(state, cfg.h2_status))
+            .unwrap_or(0)
+    } else {
+        read_u64(start.resp, cfg.resp_status).unwrap_or(0)
+    };
 
     ev.trace_flags = start.trace_flags as u8;
     // Found by the start's header scan; the request holds them until it ends.

@@ -47,6 +47,49 @@ pub const HOOKS: &[Hook] = &[
         required: false,
         purpose: "telling panicked handlers from hijacked connections",
     },
+    // HTTP/2, served by the server bundled in net/http (h2_bundle.go up to Go 1.26,
+    // net/http/internal/http2 from 1.27): each pair names one function in each layout,
+    // only one of which a binary has.
+    Hook {
+        site: Site::Entry,
+        symbol: "net/http.(*http2responseWriter).handlerDone",
+        program: "net_http_server_h2_finish",
+        required: false,
+        purpose: "end of HTTP/2 server spans",
+    },
+    Hook {
+        site: Site::Entry,
+        symbol: "net/http/internal/http2.(*responseWriter).handlerDone",
+        program: "net_http_server_h2_finish",
+        required: false,
+        purpose: "end of HTTP/2 server spans",
+    },
+    Hook {
+        site: Site::Entry,
+        symbol: "net/http.(*http2serverConn).runHandler.func1",
+        program: "net_http_server_h2_unwind",
+        required: false,
+        purpose: "HTTP/2 spans of handlers that panic",
+    },
+    Hook {
+        site: Site::Entry,
+        symbol: "net/http/internal/http2.(*serverConn).runHandler.func1",
+        program: "net_http_server_h2_unwind",
+        required: false,
+        purpose: "HTTP/2 spans of handlers that panic",
+    },
+];
+
+/// The response writer of HTTP/2 requests and its state, in each layout.
+const H2_WRITERS: &[(&str, &str)] = &[
+    (
+        "net/http.http2responseWriter",
+        "net/http.http2responseWriterState",
+    ),
+    (
+        "net/http/internal/http2.responseWriter",
+        "net/http/internal/http2.responseWriterState",
+    ),
 ];
 
 /// Struct members read by the kernel programs.
@@ -68,10 +111,19 @@ pub const FIELDS: Fields = &[
         ],
     ),
     ("net/http.response", &["status"]),
+    ("net/http.http2responseWriter", &["rws"]),
+    ("net/http.http2responseWriterState", &["status"]),
+    ("net/http/internal/http2.responseWriter", &["rws"]),
+    ("net/http/internal/http2.responseWriterState", &["status"]),
 ];
 
 /// Members that exist only in some Go versions.
 const OPTIONAL_FIELDS: &[(&str, &str)] = &[
+    // HTTP/2 server spans only, in one of two layouts.
+    ("net/http.http2responseWriter", "rws"),
+    ("net/http.http2responseWriterState", "status"),
+    ("net/http/internal/http2.responseWriter", "rws"),
+    ("net/http/internal/http2.responseWriterState", "status"),
     ("net/http.Request", "Pattern"),
     // Go 1.21+.
     ("runtime.g", "parentGoid"),
@@ -175,6 +227,16 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         bufio.field("buf", 3 * WORD)?,
         bufio.field("n", WORD)?,
     );
+    // HTTP/2: the first layout whose writer and state are both described.
+    let mut h2 = (NO_FIELD, NO_FIELD);
+    for (writer, state) in H2_WRITERS {
+        let rws = Layout::new(offsets, writer).field("rws", WORD)?;
+        let status = Layout::new(offsets, state).field("status", WORD)?;
+        if rws != NO_FIELD && status != NO_FIELD {
+            h2 = (rws, status);
+            break;
+        }
+    }
     Ok(ProbeConfig {
         g_goid,
         req_method: req.field("Method", STRING)?,
@@ -209,10 +271,12 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         bufio_n,
         bufio_window: bufio.window,
         sample_all: 1,
-        _pad: 0,
+        h2_rws: h2.0,
         sample_below: u64::MAX,
         bufio_write: 0,
         inject_site: 0,
+        h2_status: h2.1,
+        _pad: 0,
     })
 }
 
