@@ -1,7 +1,7 @@
 //! End-to-end: HTTP/2 server spans. The fixture serves HTTPS with `-tls` (a self-signed
 //! certificate), where Go clients get HTTP/2 from net/http's bundled server (h2_bundle.go
-//! up to Go 1.26, net/http/internal/http2 from 1.27); the fixture's `-fetch` mode is that
-//! client. Each request must give the same server span an HTTP/1.1 request gives, with
+//! up to Go 1.26, net/http/internal/http2 from 1.27), or HTTP/2 without TLS with `-h2c`
+//! (Go 1.24+); the fixture's `-fetch` mode is that client. Each request must give the same server span an HTTP/1.1 request gives, with
 //! `network.protocol.version` "2" and `url.scheme` "https": the status the handler wrote
 //! (or 200), a panicking handler's error, nothing left in flight. Checked on both layouts,
 //! with and without symbols and DWARF. These tests need root.
@@ -21,7 +21,27 @@ const REQUESTS: &[(&str, u64, Option<u64>)] = &[
     ("/panic", 0, None),
 ];
 
-fn check(version: &str, stripped: bool) {
+/// How HTTP/2 is spoken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Over TLS (ALPN `h2`).
+    Tls,
+    /// Without TLS, by prior knowledge (Go 1.24+).
+    H2c,
+}
+
+impl Mode {
+    /// The fixture's flag, and the URL scheme.
+    fn flag_and_scheme(self) -> (&'static str, &'static str) {
+        match self {
+            Mode::Tls => ("-tls", "https"),
+            Mode::H2c => ("-h2c", "http"),
+        }
+    }
+}
+
+fn check(version: &str, stripped: bool, mode: Mode) {
+    let (flag, scheme) = mode.flag_and_scheme();
     let _serial = tracer_tests::serial();
     tracer_tests::require_root();
     let toolchain = Toolchain::find(version).expect("Go toolchain");
@@ -32,7 +52,7 @@ fn check(version: &str, stripped: bool) {
     let exe = toolchain
         .build(HTTP_SERVER_FIXTURE, build)
         .expect("build the fixture");
-    let server = Fixture::spawn(&exe, &["-tls"])
+    let server = Fixture::spawn(&exe, &[flag])
         .and_then(|fixture| HttpServer::from_fixture(fixture, toolchain.clone()))
         .expect("start the HTTPS server");
     let pid = server.pid().to_string();
@@ -49,9 +69,13 @@ fn check(version: &str, stripped: bool) {
     // The client: the fixture's -fetch mode (HTTP/2, any certificate), one connection.
     let urls: Vec<String> = REQUESTS
         .iter()
-        .map(|(path, _, _)| format!("https://{}{path}", server.addr()))
+        .map(|(path, _, _)| format!("{scheme}://{}{path}", server.addr()))
         .collect();
-    let output = Command::new(&exe)
+    let mut client = Command::new(&exe);
+    if mode == Mode::H2c {
+        client.arg(flag);
+    }
+    let output = client
         .args(["-fetch", &urls.join(",")])
         .output()
         .expect("run the client");
@@ -95,7 +119,7 @@ fn check(version: &str, stripped: bool) {
             Some("2"),
             "{span}"
         );
-        assert_eq!(span.attr_str("url.scheme"), Some("https"), "{span}");
+        assert_eq!(span.attr_str("url.scheme"), Some(scheme), "{span}");
         assert_eq!(span.attr_str("http.request.method"), Some("GET"), "{span}");
         assert_eq!(
             span.attr_str("user_agent.original"),
@@ -129,25 +153,35 @@ fn check(version: &str, stripped: bool) {
 
 #[test]
 fn http2_on_the_oldest_go() {
-    check(go::OLDEST, false);
+    check(go::OLDEST, false, Mode::Tls);
 }
 
 #[test]
 fn http2_on_the_oldest_go_stripped() {
-    check(go::OLDEST, true);
+    check(go::OLDEST, true, Mode::Tls);
 }
 
 #[test]
 fn http2_on_go_1_26_the_last_bundled_server() {
-    check("1.26.6", true);
+    check("1.26.6", true, Mode::Tls);
 }
 
 #[test]
 fn http2_on_the_newest_go_internal_package() {
-    check(go::NEWEST, false);
+    check(go::NEWEST, false, Mode::Tls);
 }
 
 #[test]
 fn http2_on_the_newest_go_stripped() {
-    check(go::NEWEST, true);
+    check(go::NEWEST, true, Mode::Tls);
+}
+
+#[test]
+fn h2c_on_go_1_24() {
+    check(go::DEFAULT, false, Mode::H2c);
+}
+
+#[test]
+fn h2c_on_the_newest_go_stripped() {
+    check(go::NEWEST, true, Mode::H2c);
 }

@@ -12,7 +12,8 @@
 // reports as http.route.
 //
 // With -tls it serves HTTPS (a self-signed certificate made at start), where clients
-// that offer it get HTTP/2 from net/http's bundled server; with -fetch it is instead a
+// that offer it get HTTP/2 from net/http's bundled server; with -h2c (Go 1.24+) it
+// serves HTTP/2 without TLS too; with -fetch it is instead a
 // client that GETs the URLs given and prints each status and protocol. Its own clients
 // accept any certificate and speak HTTP/2 to servers that offer it.
 //
@@ -45,6 +46,7 @@ func main() {
 	tick := flag.Duration("tick", 0, "call the backend's /hello this often from a background goroutine")
 	ticks := flag.Int("ticks", 100, "stop the background calls after this many")
 	useTLS := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate; clients negotiate HTTP/2")
+	h2c := flag.Bool("h2c", false, "serve (or with -fetch, send) HTTP/2 without TLS as well as HTTP/1 (Go 1.24+)")
 	fetch := flag.String("fetch", "", "instead of serving: GET each of these comma-separated URLs, print \"STATUS PROTO\" per line, exit")
 	flag.Parse()
 
@@ -53,6 +55,13 @@ func main() {
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 		t.ForceAttemptHTTP2 = true
+		if *h2c {
+			if fetchH2C == nil {
+				fmt.Fprintln(os.Stderr, "net_http_server: -h2c needs Go 1.24+")
+				os.Exit(2)
+			}
+			fetchH2C(t)
+		}
 	}
 	if *fetch != "" {
 		for _, url := range strings.Split(*fetch, ",") {
@@ -99,6 +108,17 @@ func main() {
 			go c.tick(*tick, *ticks)
 		}
 	}
+	if *h2c {
+		if serveH2C == nil {
+			fmt.Fprintln(os.Stderr, "net_http_server: -h2c needs Go 1.24+")
+			os.Exit(2)
+		}
+		srv := &http.Server{Handler: mux}
+		serveH2C(srv)
+		err := srv.Serve(ln)
+		fmt.Fprintln(os.Stderr, "net_http_server:", err)
+		os.Exit(1)
+	}
 	if *useTLS {
 		cert, err := selfSigned()
 		if err != nil {
@@ -138,6 +158,13 @@ func selfSigned() (tls.Certificate, error) {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
+
+// serveH2C and fetchH2C turn on HTTP/2 without TLS for a server and a transport; nil
+// before Go 1.24 (h2c.go).
+var (
+	serveH2C func(*http.Server)
+	fetchH2C func(*http.Transport)
+)
 
 // ownTraceparent is what GET /chain?own=1 sends.
 const ownTraceparent = "00-11111111111111111111111111111111-2222222222222222-01"
