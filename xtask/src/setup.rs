@@ -97,11 +97,18 @@ fn debian_program(package: &str) -> Result<()> {
         .join(format!(".download-{package}"));
     let _ = fs::remove_dir_all(&download);
     fs::create_dir_all(&download).with_context(|| format!("create {}", download.display()))?;
-    cmd::run(
-        Command::new("apt-get")
-            .args(["download", package])
-            .current_dir(&download),
-    )?;
+    let fetch = || {
+        cmd::run(
+            Command::new("apt-get")
+                .args(["download", package])
+                .current_dir(&download),
+        )
+    };
+    if fetch().is_err() {
+        // A fresh machine may have no package lists yet.
+        cmd::run(Command::new("apt-get").arg("update"))?;
+        fetch()?;
+    }
     let deb = fs::read_dir(&download)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .find(|path| path.extension().is_some_and(|e| e == "deb"))
