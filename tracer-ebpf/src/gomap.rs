@@ -69,26 +69,23 @@ pub fn scan(layout: &HeaderMapLayout, map: u64, known_user_agent: u64, out: &mut
     let kind = u64::from(layout.kind)
         | u64::from(layout.overflow & 0xffff) << 16
         | u64::from(layout.group_size) << 32;
-    let mut complete = complete;
-    // The buckets, each with the overflow buckets chained to it.
-    for i in 0..MAX_GROUPS {
-        if u64::from(i) >= groups {
-            break;
+    let out = out as *mut Matches;
+    let scan_buckets = |start: u64, groups: u64| {
+        let mut whole = true;
+        for i in 0..MAX_GROUPS {
+            if u64::from(i) >= groups {
+                break;
+            }
+            let group = start + u64::from(i) * u64::from(layout.group_size);
+            let rest = tracer_scan_chain(group, known_user_agent, shape, kind, out);
+            whole &= rest == 0;
         }
-        let group = first + u64::from(i) * u64::from(layout.group_size);
-        let rest = tracer_scan_chain(group, known_user_agent, shape, kind, out as *mut Matches);
-        complete &= rest == 0;
-    }
-    // A growing bucket map: entries not moved yet are in the old buckets (moved ones are
-    // marked there, and skipped like empty slots).
-    for i in 0..MAX_GROUPS {
-        if u64::from(i) >= old_groups {
-            break;
-        }
-        let group = old + u64::from(i) * u64::from(layout.group_size);
-        let rest = tracer_scan_chain(group, known_user_agent, shape, kind, out as *mut Matches);
-        complete &= rest == 0;
-    }
+        whole
+    };
+    // The buckets, each with the overflow buckets chained to it; then, in a growing bucket
+    // map, the old buckets, where the entries not moved yet are (moved ones are marked
+    // there, and skipped like empty slots).
+    let complete = scan_buckets(first, groups) & scan_buckets(old, old_groups) & complete;
     if !complete {
         count(HEADERS_INCOMPLETE);
     }

@@ -246,12 +246,7 @@ fn describe_binary(inspection: &Inspection, lines: &mut Vec<String>) {
 fn read_target(cli: &DoctorCli) -> Result<(String, Vec<u8>, Option<u32>), RunError> {
     match (cli.pid, &cli.binary) {
         (Some(pid), _) => {
-            let process = Process::open(pid)?;
-            let shown = process.exe.display().to_string();
-            let data = std::fs::read(process.exe_handle()).map_err(|source| TargetError::Read {
-                path: shown.clone(),
-                source,
-            })?;
+            let (shown, data) = run::read_exe(&Process::open(pid)?)?;
             Ok((shown, data, Some(pid)))
         }
         (None, Some(path)) => {

@@ -312,15 +312,21 @@ fn resolve(
     RunError,
 > {
     let process = Process::open(pid)?;
-    // Read through /proc/PID/exe (works across mount namespaces and after the file was
-    // replaced on disk); name the executable by its real path in messages.
+    let (shown, data) = read_exe(&process)?;
+    let (inspection, probe_config) = resolve_binary(&shown, &data, Some(pid), hooks)?;
+    Ok((process, inspection, probe_config))
+}
+
+/// The executable of `process`, named by its real path for messages, and its bytes: read
+/// through /proc/PID/exe (works across mount namespaces and after the file was replaced
+/// on disk).
+pub fn read_exe(process: &Process) -> Result<(String, Vec<u8>), TargetError> {
     let shown = process.exe.display().to_string();
     let data = std::fs::read(process.exe_handle()).map_err(|source| TargetError::Read {
         path: shown.clone(),
         source,
     })?;
-    let (inspection, probe_config) = resolve_binary(&shown, &data, Some(pid), hooks)?;
-    Ok((process, inspection, probe_config))
+    Ok((shown, data))
 }
 
 /// Resolves the binary `data` (`shown` in messages; run by `pid` if known): its probe

@@ -14,21 +14,17 @@
 //!
 //! Descriptors are found by scanning the type descriptors for struct and map types whose
 //! name is one of those wanted and whose package path matches.
-use std::collections::HashMap;
-
 use super::dwarf::{Offsets, SIZE};
 use super::elf::Elf;
+use super::gotype::{STR_OFFSET, TFLAG_EXTRA_STAR, TFLAG_OFFSET, uvarint};
 
 const KIND_OFFSET: u64 = 23;
 const KIND_MASK: u8 = 0x1f;
 const KIND_ARRAY: u8 = 17;
 const KIND_MAP: u8 = 21;
 const KIND_STRUCT: u8 = 25;
-const TFLAG_OFFSET: u64 = 20;
-const TFLAG_EXTRA_STAR: u8 = 1 << 1;
 /// `TFlagUncommon`: an `abi.UncommonType` (package path offset first) follows the kind's part.
 const TFLAG_UNCOMMON: u8 = 1;
-const STR_OFFSET: u64 = 40;
 /// Where a type's kind-specific part starts.
 const TYPE_LEN: u64 = 48;
 /// `abi.StructType.PkgPath` and `.Fields` (data pointer, length).
@@ -181,8 +177,6 @@ const SLOT_MEMBERS: &[(&str, &str)] = &[("key", "key"), ("elem", "elem")];
 /// Reads the binary's memory image as the loaded program sees it.
 struct Image<'a, 'data> {
     elf: &'a Elf<'data>,
-    /// `R_X86_64_RELATIVE` relocations, by address: the pointers a PIE's loader sets.
-    relocations: HashMap<u64, u64>,
 }
 
 impl Image<'_, '_> {
@@ -200,25 +194,14 @@ impl Image<'_, '_> {
     }
 
     fn word(&self, address: u64) -> Option<u64> {
-        if let Some(&value) = self.relocations.get(&address) {
-            return Some(value);
-        }
-        Some(u64::from_le_bytes(self.bytes(address, 8)?.try_into().ok()?))
+        self.elf.pointer_at(address)
     }
 
     /// The bytes of the `abi.Name` at `address`.
     fn name(&self, address: u64) -> Option<&[u8]> {
-        let mut len = 0u64;
-        let mut at = address + 1;
-        for shift in (0..35).step_by(7) {
-            let byte = self.u8(at)?;
-            at += 1;
-            len |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return self.bytes(at, len);
-            }
-        }
-        None
+        let head = self.elf.code(address.checked_add(1)?, 10).ok()?;
+        let (len, used) = uvarint(head)?;
+        self.bytes(address + 1 + used as u64, len)
     }
 }
 
@@ -309,13 +292,8 @@ impl Types<'_, '_> {
 /// The offsets of the members of `wanted` that the binary's type descriptors describe,
 /// given where they start (`types`) and end (`etypes`).
 pub fn member_offsets(elf: &Elf<'_>, types: u64, etypes: u64) -> Offsets {
-    let relocations = if elf.is_fixed_address() {
-        HashMap::new()
-    } else {
-        elf.relative_relocations()
-    };
     let types = Types {
-        image: Image { elf, relocations },
+        image: Image { elf },
         start: types,
         end: etypes,
     };

@@ -52,6 +52,8 @@ impl Segment {
 pub struct Elf<'data> {
     pub file: object::File<'data>,
     data: &'data [u8],
+    /// `R_X86_64_RELATIVE` relocations by address, read on first use.
+    relocations: std::cell::OnceCell<HashMap<u64, u64>>,
 }
 
 impl<'data> Elf<'data> {
@@ -70,7 +72,11 @@ impl<'data> Elf<'data> {
                 return Err(ElfError::Truncated);
             }
         }
-        Ok(Self { file, data })
+        Ok(Self {
+            file,
+            data,
+            relocations: std::cell::OnceCell::new(),
+        })
     }
 
     /// Looks up the given function names in the symbol table (`.symtab`); names not
@@ -177,15 +183,19 @@ impl<'data> Elf<'data> {
         })
     }
 
-    /// Every `R_X86_64_RELATIVE` relocation: the pointer the loader stores at each address.
-    pub fn relative_relocations(&self) -> HashMap<u64, u64> {
-        let Some(relocations) = self.file.dynamic_relocations() else {
-            return HashMap::new();
-        };
-        relocations
-            .filter(|(_, relocation)| is_relative(relocation))
-            .filter_map(|(at, relocation)| Some((at, u64::try_from(relocation.addend()).ok()?)))
-            .collect()
+    /// Every `R_X86_64_RELATIVE` relocation: the pointer the loader stores at each
+    /// address (a position-independent executable's pointers; the linker may leave the
+    /// words themselves zero).
+    fn relative_relocations(&self) -> &HashMap<u64, u64> {
+        self.relocations.get_or_init(|| {
+            let Some(relocations) = self.file.dynamic_relocations() else {
+                return HashMap::new();
+            };
+            relocations
+                .filter(|(_, relocation)| is_relative(relocation))
+                .filter_map(|(at, relocation)| Some((at, u64::try_from(relocation.addend()).ok()?)))
+                .collect()
+        })
     }
 
     /// The address range `[start, end)` of section `name`, if present.
@@ -200,15 +210,10 @@ impl<'data> Elf<'data> {
     }
 
     /// The pointer stored at virtual address `address` as the loaded program sees it: the
-    /// addend of a dynamic `R_X86_64_RELATIVE` relocation there (a position-independent
-    /// executable, whose linker may leave the word itself zero), else the word in the file.
+    /// addend of a dynamic `R_X86_64_RELATIVE` relocation there, else the word in the file.
     pub fn pointer_at(&self, address: u64) -> Option<u64> {
-        if let Some(relocations) = self.file.dynamic_relocations() {
-            for (at, relocation) in relocations {
-                if at == address && is_relative(&relocation) {
-                    return u64::try_from(relocation.addend()).ok();
-                }
-            }
+        if let Some(&value) = self.relative_relocations().get(&address) {
+            return Some(value);
         }
         let bytes = self.code(address, 8).ok()?;
         Some(u64::from_le_bytes(bytes.try_into().ok()?))
@@ -217,13 +222,11 @@ impl<'data> Elf<'data> {
     /// The addresses of the aligned pointers to `target` in the writable data sections,
     /// stored in the file or set by a `R_X86_64_RELATIVE` relocation.
     pub fn words_pointing_to(&self, target: u64) -> Vec<u64> {
-        let mut found = Vec::new();
-        if let Some(relocations) = self.file.dynamic_relocations() {
-            found.extend(relocations.filter_map(|(at, relocation)| {
-                (is_relative(&relocation) && u64::try_from(relocation.addend()) == Ok(target))
-                    .then_some(at)
-            }));
-        }
+        let mut found: Vec<u64> = self
+            .relative_relocations()
+            .iter()
+            .filter_map(|(&at, &value)| (value == target).then_some(at))
+            .collect();
         for section in self.file.sections() {
             let writable = matches!(section.flags(), object::SectionFlags::Elf { sh_flags }
                 if sh_flags & u64::from(object::elf::SHF_WRITE) != 0);

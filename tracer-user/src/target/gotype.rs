@@ -14,10 +14,10 @@ use super::elf::Segment;
 
 /// `abi.Type.TFlag` (a byte) and `abi.Type.Str` (an `int32` offset) in a type descriptor
 /// on 64-bit platforms, the same from Go 1.14 to 1.27.
-const TFLAG_OFFSET: u64 = 20;
-const STR_OFFSET: u64 = 40;
+pub(super) const TFLAG_OFFSET: u64 = 20;
+pub(super) const STR_OFFSET: u64 = 40;
 /// `TFlagExtraStar`: the stored name has a `*` in front that is not part of it.
-const TFLAG_EXTRA_STAR: u8 = 1 << 1;
+pub(super) const TFLAG_EXTRA_STAR: u8 = 1 << 1;
 /// `itab._type`.
 const ITAB_TYPE_OFFSET: u64 = 8;
 /// Longest name read.
@@ -108,7 +108,7 @@ impl TypeNames {
 }
 
 /// A little-endian base-128 varint and the bytes it took.
-fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
+pub(super) fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, &byte) in bytes.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * i);

@@ -101,19 +101,6 @@ impl Layouts {
             self.release = Some(release.go);
         }
     }
-
-    /// How many offsets came from each source.
-    pub fn counts(&self) -> Vec<(Source, usize)> {
-        let mut counts: Vec<(Source, usize)> = Vec::new();
-        for source in self.sources.values() {
-            match counts.iter_mut().find(|(s, _)| s == source) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((*source, 1)),
-            }
-        }
-        counts.sort();
-        counts
-    }
 }
 
 #[cfg(test)]
@@ -139,6 +126,5 @@ mod tests {
         layouts.fill([(key.clone(), 152)].into(), Source::Table);
         assert_eq!(layouts.offsets[&key], 160);
         assert_eq!(layouts.sources[&key], Source::Dwarf);
-        assert_eq!(layouts.counts(), vec![(Source::Dwarf, 1)]);
     }
 }

@@ -143,11 +143,7 @@ impl<'data> Pclntab<'data> {
     /// Where the Go type descriptors start (`moduledata.types`) in a binary built by Go
     /// 1.`minor`, if the module data was found.
     pub fn types(&self, elf: &Elf<'_>, minor: u32) -> Option<u64> {
-        let field = if minor < 20 {
-            MODULEDATA_TYPES_1_19
-        } else {
-            MODULEDATA_TYPES
-        };
+        let (field, _) = moduledata_types_fields(minor);
         elf.pointer_at(self.moduledata? + field)
             .filter(|&types| types != 0)
     }
@@ -162,12 +158,7 @@ impl<'data> Pclntab<'data> {
             return Some(range);
         }
         let types = self.types(elf, minor)?;
-        let field = match minor {
-            ..20 => MODULEDATA_TYPES_1_19 + 8,
-            20..27 => MODULEDATA_TYPES + 8,
-            // `typedesclen` comes between them.
-            _ => MODULEDATA_TYPES + 16,
-        };
+        let (_, field) = moduledata_types_fields(minor);
         let etypes = elf.pointer_at(self.moduledata? + field)?;
         (etypes > types).then_some((types, etypes))
     }
@@ -214,6 +205,16 @@ impl<'data> Pclntab<'data> {
             }
         }
         found
+    }
+}
+
+/// Where `moduledata.types` and `moduledata.etypes` are in Go 1.`minor`.
+fn moduledata_types_fields(minor: u32) -> (u64, u64) {
+    match minor {
+        ..20 => (MODULEDATA_TYPES_1_19, MODULEDATA_TYPES_1_19 + 8),
+        20..27 => (MODULEDATA_TYPES, MODULEDATA_TYPES + 8),
+        // `typedesclen` comes between them.
+        _ => (MODULEDATA_TYPES, MODULEDATA_TYPES + 16),
     }
 }
 
