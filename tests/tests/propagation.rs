@@ -365,7 +365,17 @@ fn concurrent_requests_through_three_services_each_form_one_trace() {
     for thread in threads {
         thread.join().expect("a request thread");
     }
-    let spans = stop(tracer);
+    let output: TracerOutput = tracer.stop().expect("the tracer stops");
+    let summary = output.summary().expect("a summary line");
+    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    // Each request's two calls carry their header, whichever thread sends them.
+    assert_eq!(
+        summary.get("injected"),
+        Some(2 * REQUESTS as u64),
+        "{}",
+        summary.line
+    );
+    let spans = output.spans().expect("JSON spans");
     let traces = check_chains(&spans, &pids, REQUESTS);
     let mut ids: Vec<&str> = traces.iter().filter_map(|t| t[0].trace_id()).collect();
     ids.sort_unstable();

@@ -91,8 +91,56 @@ pub struct ProbeConfig {
     /// HTTP/2: the response writer state's `status` (int), else [`NO_FIELD`].
     pub h2_status: u32,
     pub _pad: u32,
+    /// Injection: the TCP connection a request is written to.
+    pub conn: ConnLayout,
 }
-crate::assert_size!(ProbeConfig, 4 * 11 + 64 + 4 * 12 + 4 * 7 + 3 * 8 + 8);
+crate::assert_size!(
+    ProbeConfig,
+    4 * 11 + 64 + 4 * 12 + 4 * 7 + 3 * 8 + 8 + size_of::<ConnLayout>()
+);
+
+/// The way from the `*bufio.Writer` a `net/http` transport writes a request into to the
+/// ports of its TCP connection: the writer's `wr` is a `persistConnWriter` (one pointer,
+/// to its `*persistConn`), whose `conn` is a `*net.TCPConn` (which embeds `net.conn`, a
+/// `*netFD`), whose `laddr` and `raddr` are `*net.TCPAddr`s. Interface values are
+/// recognised by their itab's first method.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLayout {
+    /// `bufio.Writer.wr` (io.Writer), in the writer's window.
+    pub writer_wr: u32,
+    /// `net/http.persistConn.conn` (net.Conn).
+    pub pconn_conn: u32,
+    /// `net.conn.fd` (*net.netFD); `net.TCPConn` is one `net.conn`.
+    pub conn_fd: u32,
+    /// `net.netFD.laddr` and `.raddr` (net.Addr).
+    pub fd_laddr: u32,
+    pub fd_raddr: u32,
+    /// `net.TCPAddr.Port` (int).
+    pub addr_port: u32,
+    /// Addresses in the binary of `net/http.persistConnWriter.Write` (the `io.Writer`
+    /// itab's method of a `persistConnWriter`) and `net.(*TCPConn).Close` (the `net.Conn`
+    /// itab's first method of a `*net.TCPConn`).
+    pub pconn_write: u64,
+    pub tcp_close: u64,
+}
+crate::assert_size!(ConnLayout, 6 * 4 + 2 * 8);
+
+impl ConnLayout {
+    /// Every member absent.
+    pub const fn empty() -> Self {
+        Self {
+            writer_wr: NO_FIELD,
+            pconn_conn: NO_FIELD,
+            conn_fd: NO_FIELD,
+            fd_laddr: NO_FIELD,
+            fd_raddr: NO_FIELD,
+            addr_port: NO_FIELD,
+            pconn_write: 0,
+            tcp_close: 0,
+        }
+    }
+}
 
 /// [`HeaderMapLayout::kind`]: the binary's maps are Go's original hash maps (Go <= 1.23,
 /// or later with `GOEXPERIMENT=noswissmap`); see <https://go.dev/src/runtime/map.go>.
@@ -200,6 +248,7 @@ impl ProbeConfig {
             inject_site: 0,
             h2_status: NO_FIELD,
             _pad: 0,
+            conn: ConnLayout::empty(),
         }
     }
 }

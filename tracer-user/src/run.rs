@@ -339,7 +339,7 @@ pub fn resolve_binary(
 ) -> Result<(target::Inspection, tracer_common::config::ProbeConfig), RunError> {
     let (mut symbols, call_sites) = target::sites(hooks);
     if hooks.contains(&client::INJECT) {
-        symbols.push(client::BUFIO_WRITE);
+        symbols.extend_from_slice(&[client::BUFIO_WRITE, client::PCONN_WRITE, client::TCP_CLOSE]);
     }
     let structs = crate::probes::net_http::fields();
     let inspection = target::inspect_bytes(shown, data, &symbols, &call_sites, &structs)?;
@@ -542,6 +542,27 @@ fn injection(
         return Err(format!("{} not found", client::BUFIO_WRITE));
     };
     config.bufio_write = write.function;
+    let conn = &mut config.conn;
+    let members = [
+        conn.writer_wr,
+        conn.pconn_conn,
+        conn.conn_fd,
+        conn.fd_laddr,
+        conn.fd_raddr,
+        conn.addr_port,
+    ];
+    if members.contains(&NO_FIELD) {
+        return Err("the layout of the transport's connections is unknown".into());
+    }
+    for (name, address) in [
+        (client::PCONN_WRITE, &mut conn.pconn_write),
+        (client::TCP_CLOSE, &mut conn.tcp_close),
+    ] {
+        let Some(function) = inspection.functions.get(name) else {
+            return Err(format!("{name} not found"));
+        };
+        *address = function.function;
+    }
     if !inspection.fixed_address {
         // The writer check compares a method's run-time address: the kernel adds the
         // process's load bias, from where the probe hit.

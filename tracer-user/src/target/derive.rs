@@ -128,7 +128,32 @@ const NAMED: &[Wanted] = &[
         dwarf: "bufio.Writer",
         package: &["bufio"],
         name: &["bufio.Writer"],
-        members: &[("err", "err"), ("buf", "buf"), ("n", "n")],
+        members: &[("err", "err"), ("buf", "buf"), ("n", "n"), ("wr", "wr")],
+    },
+    // A client request's connection (injection).
+    Wanted {
+        dwarf: "net/http.persistConn",
+        package: &["net/http"],
+        name: &["http.persistConn"],
+        members: &[("conn", "conn")],
+    },
+    Wanted {
+        dwarf: "net.conn",
+        package: &["net"],
+        name: &["net.conn"],
+        members: &[("fd", "fd")],
+    },
+    Wanted {
+        dwarf: "net.netFD",
+        package: &["net"],
+        name: &["net.netFD"],
+        members: &[("laddr", "laddr"), ("raddr", "raddr")],
+    },
+    Wanted {
+        dwarf: "net.TCPAddr",
+        package: &["net"],
+        name: &["net.TCPAddr"],
+        members: &[("Port", "Port")],
     },
     // The map header: Go's original hash maps (runtime.hmap) ...
     Wanted {

@@ -121,7 +121,7 @@ pub const PENDING_BYTES: usize =
     (TRACEPARENT_LINE + TRACESTATE_KEY.len() + super::server::TRACESTATE_LEN + 2)
         .next_multiple_of(8);
 
-/// Header lines waiting for their request to be sent by one thread.
+/// Header lines waiting for their request to be sent on one TCP connection.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PendingHeader {
@@ -132,8 +132,21 @@ pub struct PendingHeader {
     pub at: u32,
     /// The first bytes of the request as buffered.
     pub prefix: [u8; INJECT_PREFIX],
-    pub recorded_ns: u64,
-    /// The recording thread (`bpf_get_current_pid_tgid`); 0 when the entry is free.
-    pub pid_tgid: u64,
+    /// When the header was recorded.
+    pub start_ns: u64,
+    /// The recording process.
+    pub pid: u32,
+    pub _pad: u32,
+    /// The connection, [`connection_key`] of its ports; 0 when the entry is free.
+    pub conn: u64,
 }
-crate::assert_size!(PendingHeader, PENDING_BYTES + 4 + 4 + INJECT_PREFIX + 8 + 8);
+crate::assert_size!(
+    PendingHeader,
+    PENDING_BYTES + 4 + 4 + INJECT_PREFIX + 8 + 8 + 8
+);
+
+/// The key of a TCP connection of one process: its local and remote ports (never 0).
+#[inline(always)]
+pub const fn connection_key(local_port: u64, remote_port: u64) -> u64 {
+    (1 << 32) | ((local_port & 0xffff) << 16) | (remote_port & 0xffff)
+}

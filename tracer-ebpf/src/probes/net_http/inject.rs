@@ -7,20 +7,23 @@
 //!    writes the request (the transport's write loop): the request line, `Host` and
 //!    `User-Agent` are in the connection's `*bufio.Writer`, the user's headers come next.
 //!    Arguments: the header map in RAX, the `io.Writer` in RBX (itab) and RCX (data). It
-//!    records, for this thread, the line `Traceparent: 00-{trace}-{span}-{flags}\r\n`,
-//!    where it goes (`n`, the bytes buffered so far) and the first bytes buffered (the
-//!    request line), when all of this holds, else it counts why not:
+//!    records, under the request's TCP connection (the process and its two ports), the line
+//!    `Traceparent: 00-{trace}-{span}-{flags}\r\n`, where it goes (`n`, the bytes
+//!    buffered so far) and the first bytes buffered (the request line), when all of this
+//!    holds, else it counts why not:
 //!    - the header map is the one of exactly one client call in flight (its span, the
 //!      parent of the next hop, is found by the map: [`register`]);
 //!    - the writer is a `*bufio.Writer` (its `io.Writer` itab's `Write` is
-//!      `bufio.(*Writer).Write`) with no error and `n <= len(buf)`;
+//!      `bufio.(*Writer).Write`) with no error and `n <= len(buf)`, writing to a
+//!      transport connection that is a `*net.TCPConn` (see `ConnLayout`);
 //!    - the request carries no `traceparent` of its own (which then decides the parent).
 //! 2. [`tracer_socket_ops`] (cgroup `sock_ops`) puts the TCP connections that traced
 //!    processes open into [`SOCKETS`], so that
-//! 3. [`tracer_send`] (`sk_msg`) sees what they send: a message sent by the recorded
-//!    thread that starts with exactly the recorded bytes is that request, written from
-//!    the start of the buffer; the line is inserted at the recorded offset. Anything else
-//!    passes unchanged.
+//! 3. [`tracer_send`] (`sk_msg`) sees what they send: a message on a connection with a
+//!    recorded header that starts with exactly the recorded bytes is that request, written
+//!    from the start of the buffer; the line is inserted at the recorded offset. Anything
+//!    else passes unchanged. Keyed by connection, not by thread: the goroutine that
+//!    records may send from another thread (Go moves goroutines between threads).
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -39,19 +42,23 @@ use aya_ebpf::{
 use tracer_common::{
     config::ProbeConfig,
     counters::{INJECT_NO_ROOM, INJECT_PRESENT, INJECT_UNSURE, INJECTED},
+    inflight::SLOTS,
     probes::net_http::{
-        client::{INJECT_PREFIX, PENDING_BYTES, PendingHeader, TRACEPARENT_LINE, TRACESTATE_KEY},
+        client::{
+            INJECT_PREFIX, PENDING_BYTES, PendingHeader, TRACEPARENT_LINE, TRACESTATE_KEY,
+            connection_key,
+        },
         server::TRACESTATE_LEN,
     },
     propagation::{CTX_DECIDED, CTX_SAMPLED, KEY_TRACEPARENT},
 };
 
 use crate::{
-    go::{Regs, Window, config, read_bytes, read_words},
+    go::{Regs, Window, config, read_bytes, read_u64, read_words},
     gomap::{self, Matches},
     maps::{CLIENT_BY_HEADER, count},
     probes::net_http::server::{Ids, link_key, write_link},
-    slots::{self, Claim},
+    slots::{self, Claim, keyed_slot},
 };
 
 /// `SpanLink::origin` of an index entry that two calls in flight share: not used.
@@ -75,12 +82,12 @@ static CONNECTING: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0)
 #[map]
 pub static SOCKETS: SockHash<u64> = SockHash::with_max_entries(65536, 0);
 
-/// Headers waiting for their request to be sent, one per writing thread: the entry of
-/// thread `tid` is `tid % PENDING_SLOTS` and names its `pid_tgid` (a thread whose tid
-/// collides with another's recording at the same moment only loses its header).
+/// Headers waiting for their request to be sent, by connection (set-associative slots
+/// keyed by the process and `connection_key`).
 #[map]
-static PENDING: Array<PendingHeader> = Array::with_max_entries(PENDING_SLOTS, 0);
-const PENDING_SLOTS: u32 = 16384;
+static PENDING: Array<PendingHeader> = Array::with_max_entries(SLOTS, 0);
+
+keyed_slot!(PendingHeader, conn);
 
 /// Records the client call with `ids` (its own span) under its request's header map
 /// `header`; false when there is no entry. A map another call in flight already
@@ -135,7 +142,7 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
     let ids = Ids::of_link(entry);
     // The writer's dynamic type, by its itab's first method (itab: inter, type, hash,
     // fun[0] at 24).
-    let fun = read_words(regs.rbx.wrapping_add(16)).map(|[_, fun]| fun);
+    let fun = first_method(regs.rbx);
     let bias = if cfg.inject_site == 0 {
         0
     } else {
@@ -169,11 +176,26 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
         count(INJECT_NO_ROOM);
         return None;
     }
-    let pending = PENDING.get_ptr_mut(pid_tgid as u32 % PENDING_SLOTS)?;
-    // SAFETY: this thread's entry (by tid); only this thread records into it, and the
-    // owner field is written last.
-    let pending = unsafe { &mut *pending };
-    pending.pid_tgid = 0;
+    let wr = (
+        writer.word(cfg.conn.writer_wr),
+        writer.word(cfg.conn.writer_wr.saturating_add(8)),
+    );
+    let Some(conn) = (match wr {
+        (Some(itab), Some(data)) => connection(cfg, [itab, data], bias),
+        _ => None,
+    }) else {
+        count(INJECT_UNSURE);
+        return None;
+    };
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let key = link_key(pid, conn);
+    let (pending, claim) = slots::claim(&PENDING, &key, now)?;
+    if matches!(claim, Claim::Evicted) {
+        // Another connection's header, never sent.
+        count(INJECT_UNSURE);
+    }
+    pending.conn = 0;
     // SAFETY: the prefix buffer holds INJECT_PREFIX bytes.
     if !unsafe {
         read_bytes::<{ INJECT_PREFIX as u32 }>(
@@ -188,10 +210,41 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
     traceparent_line(&mut pending.bytes, &ids, sampled(cfg, &ids));
     pending.len = TRACEPARENT_LINE as u32 + tracestate_line(&mut pending.bytes, &ids);
     pending.at = n as u32;
-    // SAFETY: the helper has no preconditions.
-    pending.recorded_ns = unsafe { bpf_ktime_get_ns() };
-    pending.pid_tgid = pid_tgid;
+    pending.start_ns = now;
+    pending.pid = pid;
+    pending._pad = 0;
+    // Written last: the entry is whole.
+    pending.conn = conn;
     Some(())
+}
+
+/// The [`connection_key`] of the TCP connection a transport's writer writes to, from its
+/// `wr` interface value (`itab`, `data`); `bias` is the process's load bias. See
+/// `ConnLayout`.
+#[inline(always)]
+fn connection(cfg: &ProbeConfig, [itab, data]: [u64; 2], bias: u64) -> Option<u64> {
+    let layout = &cfg.conn;
+    // A `persistConnWriter` is one pointer, its `*persistConn`: the value's data word.
+    if first_method(itab)? != layout.pconn_write.wrapping_add(bias) {
+        return None;
+    }
+    let [itab, tcp] = read_words(data.wrapping_add(u64::from(layout.pconn_conn)))?;
+    if first_method(itab)? != layout.tcp_close.wrapping_add(bias) {
+        return None;
+    }
+    let fd = read_u64(tcp, layout.conn_fd)?;
+    let [_, local] = read_words(fd.wrapping_add(u64::from(layout.fd_laddr)))?;
+    let [_, remote] = read_words(fd.wrapping_add(u64::from(layout.fd_raddr)))?;
+    Some(connection_key(
+        read_u64(local, layout.addr_port)?,
+        read_u64(remote, layout.addr_port)?,
+    ))
+}
+
+/// The first method of an itab (`inter`, `type`, `hash`, then `fun[0]` at 24).
+#[inline(always)]
+fn first_method(itab: u64) -> Option<u64> {
+    read_words(itab.wrapping_add(16)).map(|[_, fun]| fun)
 }
 
 /// Appends `Tracestate: {value}\r\n` after the `traceparent` line in `bytes` when the
@@ -290,7 +343,7 @@ pub fn tracer_socket_ops(ctx: SockOpsContext) -> u32 {
     1
 }
 
-/// Inserts the recorded header into the request the recording thread sends, when the
+/// Inserts the recorded header into the request sent on its connection, when the
 /// message is that request (see the module's documentation). Always lets the message
 /// through.
 #[sk_msg]
@@ -300,19 +353,27 @@ pub fn tracer_send(ctx: SkMsgContext) -> u32 {
 }
 
 fn try_send(ctx: &SkMsgContext) -> Option<()> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let entry = PENDING.get_ptr_mut(pid_tgid as u32 % PENDING_SLOTS)?;
-    // SAFETY: this thread's entry; the thread is in this `sendmsg`, not recording.
-    let entry = unsafe { &mut *entry };
-    if entry.pid_tgid != pid_tgid {
-        return None;
-    }
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: `msg` is this program's context.
+    let md = unsafe { &*ctx.msg };
+    // The local port in host order; the remote one in network order, in the high half
+    // on little-endian machines (the kernel loads it as 16 bits, shifted by 16).
+    let remote = if md.remote_port > 0xffff {
+        md.remote_port >> 16
+    } else {
+        md.remote_port
+    };
+    let conn = connection_key(
+        u64::from(md.local_port),
+        u64::from(u16::from_be(remote as u16)),
+    );
+    let entry = slots::find(&PENDING, &link_key(pid, conn))?;
     // Used once, whatever follows.
-    entry.pid_tgid = 0;
+    entry.conn = 0;
     let pending = *entry;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    if now.saturating_sub(pending.recorded_ns) > PENDING_TTL_NS {
+    if now.saturating_sub(pending.start_ns) > PENDING_TTL_NS {
         count(INJECT_UNSURE);
         return None;
     }

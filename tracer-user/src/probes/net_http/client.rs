@@ -58,12 +58,22 @@ pub const INJECT: Hook = Hook {
 /// knows the writer's type.
 pub const BUFIO_WRITE: &str = "bufio.(*Writer).Write";
 
+/// The methods that make the writer's own writer a transport connection's
+/// (`persistConnWriter`), and that connection a TCP one: see
+/// `tracer_common::config::ConnLayout`.
+pub const PCONN_WRITE: &str = "net/http.persistConnWriter.Write";
+pub const TCP_CLOSE: &str = "net.(*TCPConn).Close";
+
 /// Struct members read by the kernel programs (besides `Request.Method`, see the server).
 pub const FIELDS: Fields = &[
     ("net/http.Request", &["URL"]),
     ("net/url.URL", &["Scheme", "Host", "Path", "RawQuery"]),
     ("net/http.Response", &["StatusCode"]),
-    ("bufio.Writer", &["err", "buf", "n"]),
+    ("bufio.Writer", &["err", "buf", "n", "wr"]),
+    ("net/http.persistConn", &["conn"]),
+    ("net.conn", &["fd"]),
+    ("net.netFD", &["laddr", "raddr"]),
+    ("net.TCPAddr", &["Port"]),
 ];
 
 /// The value of `tracer.parent_link` for a `LINK_*` constant.

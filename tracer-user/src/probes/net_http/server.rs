@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use compact_str::{CompactString, format_compact};
 use tracer_common::{
-    config::{NO_FIELD, ProbeConfig, WINDOW_BYTES},
+    config::{ConnLayout, NO_FIELD, ProbeConfig, WINDOW_BYTES},
     probes::net_http::server::{
         END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, PATH_LEN, QUERY_LEN,
     },
@@ -140,6 +140,12 @@ const OPTIONAL_FIELDS: &[(&str, &str)] = &[
     ("bufio.Writer", "err"),
     ("bufio.Writer", "buf"),
     ("bufio.Writer", "n"),
+    ("bufio.Writer", "wr"),
+    ("net/http.persistConn", "conn"),
+    ("net.conn", "fd"),
+    ("net.netFD", "laddr"),
+    ("net.netFD", "raddr"),
+    ("net.TCPAddr", "Port"),
 ];
 
 /// A struct layout the kernel programs cannot use.
@@ -211,6 +217,7 @@ impl<'a> Layout<'a> {
 
 const STRING: u32 = 16;
 const WORD: u32 = 8;
+const INTERFACE: u32 = 16;
 
 /// Builds the kernel configuration from the binary's struct offsets.
 pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
@@ -227,6 +234,18 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         bufio.field("buf", 3 * WORD)?,
         bufio.field("n", WORD)?,
     );
+    let mut fd = Layout::new(offsets, "net.netFD");
+    let conn = ConnLayout {
+        writer_wr: bufio.field("wr", INTERFACE)?,
+        pconn_conn: Layout::new(offsets, "net/http.persistConn").field("conn", INTERFACE)?,
+        conn_fd: Layout::new(offsets, "net.conn").field("fd", WORD)?,
+        fd_laddr: fd.field("laddr", INTERFACE)?,
+        fd_raddr: fd.field("raddr", INTERFACE)?,
+        addr_port: Layout::new(offsets, "net.TCPAddr").field("Port", WORD)?,
+        // Set by the caller when injection is on.
+        pconn_write: 0,
+        tcp_close: 0,
+    };
     // HTTP/2: the first layout whose writer and state are both described.
     let mut h2 = (NO_FIELD, NO_FIELD);
     for (writer, state) in H2_WRITERS {
@@ -277,6 +296,7 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         inject_site: 0,
         h2_status: h2.1,
         _pad: 0,
+        conn,
     })
 }
 
