@@ -29,8 +29,11 @@ pub const INJECT_NO_ROOM: u32 = 9;
 /// was unknown: not a `*bufio.Writer`, a header map shared by requests in flight, a
 /// failed read or write.
 pub const INJECT_UNSURE: u32 = 10;
+/// A process event (exec, exit) found the process ring buffer full: user space then
+/// rescans `/proc`.
+pub const PROCESS_EVENTS_LOST: u32 = 11;
 /// Number of counters.
-pub const NUM_COUNTERS: u32 = 11;
+pub const NUM_COUNTERS: u32 = 12;
 
 /// Stable names of the counters, indexed by their constant, for summaries and logs.
 pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
@@ -45,4 +48,5 @@ pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
     "inject_skipped_present",
     "inject_skipped_no_room",
     "inject_skipped_unsure",
+    "process_events_lost",
 ];

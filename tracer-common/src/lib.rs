@@ -12,6 +12,7 @@ pub mod counters;
 pub mod event;
 pub mod inflight;
 pub mod probes;
+pub mod process;
 pub mod propagation;
 
 /// Asserts at compile time that a wire type has the expected size.

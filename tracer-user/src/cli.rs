@@ -21,6 +21,16 @@ pub struct Cli {
     #[arg(long)]
     pub all: bool,
 
+    /// With --all: trace only processes whose executable path matches this glob (`*` and
+    /// `?` within a path component, `**` across them; repeatable).
+    #[arg(long, value_name = "GLOB", requires = "all")]
+    pub include: Vec<String>,
+
+    /// With --all: never trace processes whose executable path matches this glob
+    /// (repeatable; wins over --include).
+    #[arg(long, value_name = "GLOB", requires = "all")]
+    pub exclude: Vec<String>,
+
     /// Where spans go.
     #[arg(long, value_enum, default_value_t = ExporterKind::Stdout)]
     pub exporter: ExporterKind,
@@ -109,9 +119,77 @@ pub enum UsageError {
 }
 
 /// A validated configuration.
+/// What to trace.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// These running processes (sorted, without repeats).
+    Pids(Vec<u32>),
+    /// Every process running these executables, now and later.
+    Binaries(Vec<std::path::PathBuf>),
+    /// Every supported process the filter lets through, now and later.
+    All(Filter),
+    /// A command the tracer starts: program and arguments.
+    Command(Vec<String>),
+}
+
+/// Which processes `--all` traces, by executable path.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filter {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Filter {
+    /// Whether a process running `exe` is traced.
+    pub fn admits(&self, exe: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|g| glob_match(g, exe)))
+            && !self.exclude.iter().any(|g| glob_match(g, exe))
+    }
+}
+
+/// Whether `text` matches the glob `pattern`: `?` is one character and `*` any run of
+/// characters other than `/`; `**` any run at all.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Positions in `p` reachable after consuming a prefix of `t`, one text char at a time.
+    let mut states = vec![false; p.len() + 1];
+    states[0] = true;
+    let close = |states: &mut Vec<bool>| {
+        // A star matches the empty run.
+        for i in 0..p.len() {
+            if states[i] && p[i] == '*' {
+                states[i + 1] = true;
+            }
+        }
+    };
+    close(&mut states);
+    for &c in &t {
+        let mut next = vec![false; p.len() + 1];
+        for i in 0..p.len() {
+            if !states[i] {
+                continue;
+            }
+            match p[i] {
+                '*' => {
+                    let double = p.get(i + 1) == Some(&'*') || (i > 0 && p[i - 1] == '*');
+                    if c != '/' || double {
+                        next[i] = true;
+                    }
+                }
+                '?' if c != '/' => next[i + 1] = true,
+                literal if literal == c => next[i + 1] = true,
+                _ => {}
+            }
+        }
+        close(&mut next);
+        states = next;
+    }
+    states[p.len()]
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    pub pids: Vec<u32>,
+    pub mode: Mode,
     pub format: Format,
     pub service_name: Option<String>,
     pub read_only: bool,
@@ -125,7 +203,7 @@ impl Default for Config {
     /// What an empty command line would mean, with no target.
     fn default() -> Self {
         Self {
-            pids: Vec::new(),
+            mode: Mode::Pids(Vec::new()),
             format: Format::Json,
             service_name: None,
             read_only: false,
@@ -156,15 +234,6 @@ impl Cli {
             1 => {}
             _ => return Err(UsageError::SeveralModes),
         }
-        if !self.binaries.is_empty() {
-            return Err(UsageError::NotYet("--binary"));
-        }
-        if self.all {
-            return Err(UsageError::NotYet("--all"));
-        }
-        if !self.command.is_empty() {
-            return Err(UsageError::NotYet("-- COMMAND"));
-        }
         if self.exporter == ExporterKind::Otlp {
             return Err(UsageError::NotYet("--exporter otlp"));
         }
@@ -182,11 +251,23 @@ impl Cli {
             }
             None => 1.0,
         };
-        let mut pids = self.pids;
-        pids.sort_unstable();
-        pids.dedup();
+        let mode = if self.all {
+            Mode::All(Filter {
+                include: self.include,
+                exclude: self.exclude,
+            })
+        } else if !self.binaries.is_empty() {
+            Mode::Binaries(self.binaries)
+        } else if !self.command.is_empty() {
+            Mode::Command(self.command)
+        } else {
+            let mut pids = self.pids;
+            pids.sort_unstable();
+            pids.dedup();
+            Mode::Pids(pids)
+        };
         Ok(Config {
-            pids,
+            mode,
             format: self.format.unwrap_or(if stdout_is_terminal {
                 Format::Text
             } else {
@@ -215,7 +296,7 @@ mod tests {
     #[test]
     fn pid_mode_defaults() {
         let config = parse(&["--pid", "42", "--pid", "42"]).expect("valid");
-        assert_eq!(config.pids, vec![42]);
+        assert_eq!(config.mode, Mode::Pids(vec![42]));
         assert_eq!(config.format, Format::Json);
         assert_eq!(config.sample_ratio, 1.0);
         assert!(!config.capture_query);
@@ -237,6 +318,51 @@ mod tests {
         assert!(Cli::try_parse_from(["tracer", "--pid", "abc"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "--pid", "1", "--nice", "20"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "--pid", "1", "--nice", "-5"]).is_err());
+    }
+
+    #[test]
+    fn modes() {
+        let mode = |args: &[&str]| parse(args).map(|c| c.mode);
+        assert_eq!(
+            mode(&["--binary", "/srv/a", "--binary", "/srv/b"]),
+            Ok(Mode::Binaries(vec!["/srv/a".into(), "/srv/b".into()]))
+        );
+        assert_eq!(
+            mode(&["--all", "--include", "/srv/**", "--exclude", "*/debug"]),
+            Ok(Mode::All(Filter {
+                include: vec!["/srv/**".into()],
+                exclude: vec!["*/debug".into()],
+            }))
+        );
+        assert_eq!(
+            mode(&["--", "/srv/a", "-addr", ":80"]),
+            Ok(Mode::Command(vec![
+                "/srv/a".into(),
+                "-addr".into(),
+                ":80".into()
+            ]))
+        );
+        assert!(Cli::try_parse_from(["tracer", "--pid", "1", "--include", "x"]).is_err());
+    }
+
+    #[test]
+    fn filters_by_executable_path() {
+        assert!(glob_match("/srv/*", "/srv/shop"));
+        assert!(!glob_match("/srv/*", "/srv/shop/bin"));
+        assert!(glob_match("/srv/**", "/srv/shop/bin"));
+        assert!(glob_match("**/shop", "/srv/x/shop"));
+        assert!(glob_match("/srv/sho?", "/srv/shop"));
+        assert!(!glob_match("/srv/sho?", "/srv/sho"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("/a", "/b"));
+        let filter = Filter {
+            include: vec!["/srv/**".into()],
+            exclude: vec!["**/debug-*".into()],
+        };
+        assert!(filter.admits("/srv/shop"));
+        assert!(!filter.admits("/srv/x/debug-shop"));
+        assert!(!filter.admits("/usr/bin/caddy"));
+        assert!(Filter::default().admits("/anything"));
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! no change to their code, build or process.
 //!
 //! Stages: [`target`] resolves a binary (functions, probe points, struct layouts);
-//! [`loader`] loads the kernel programs and attaches them; [`run`] drains the ring buffer
+//! [`loader`] loads the kernel programs and attaches them; [`targets`] follows the traced
+//! processes and binaries ([`launch`] starts a command); [`run`] drains the ring buffer
 //! through the [`pipeline`] (decode, span mapping in [`probes`], clock, resource) to the
 //! [`export`]ers.
 pub mod cli;
 pub mod doctor;
 pub mod export;
+pub mod launch;
 pub mod loader;
 pub mod pipeline;
 pub mod privileges;
@@ -15,3 +17,4 @@ pub mod probes;
 pub mod process;
 pub mod run;
 pub mod target;
+pub mod targets;

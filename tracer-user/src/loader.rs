@@ -11,7 +11,7 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         UProbe,
-        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
 use tracer_common::{
@@ -24,7 +24,6 @@ use tracer_common::{
 
 use crate::{
     probes::Hook,
-    process::Process,
     target::{Inspection, ProbePoint},
 };
 
@@ -62,13 +61,13 @@ pub enum LoadError {
     Seed(#[source] std::io::Error),
     #[error("too many traced binaries (at most {MAX_CONFIGS})")]
     NoSlot,
-    #[error("attaching {program} to {symbol} in pid {pid} failed")]
+    #[error("attaching {program} to {symbol} in {who} failed")]
     Attach {
         program: &'static str,
         symbol: &'static str,
-        pid: u32,
+        who: Box<str>,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
 }
 
@@ -80,9 +79,18 @@ pub struct AttachedProbe {
 }
 
 /// The loaded programs and maps.
+/// One attached uprobe, to detach it later.
+#[derive(Debug)]
+pub struct Link {
+    program: &'static str,
+    id: UProbeLinkId,
+}
+
 pub struct Loader {
     ebpf: Ebpf,
     next_slot: u32,
+    /// Configuration slots given back by binaries no longer traced.
+    free_slots: Vec<u32>,
 }
 
 impl Loader {
@@ -103,7 +111,11 @@ impl Loader {
                 source,
             })?;
         }
-        let mut loader = Self { ebpf, next_slot: 0 };
+        let mut loader = Self {
+            ebpf,
+            next_slot: 0,
+            free_slots: Vec::new(),
+        };
         loader.seed_ids()?;
         Ok(loader)
     }
@@ -127,80 +139,127 @@ impl Loader {
 
     /// Stores a binary's configuration and returns its slot.
     pub fn add_config(&mut self, config: ProbeConfig) -> Result<u32, LoadError> {
-        let slot = self.next_slot;
-        if slot >= MAX_CONFIGS {
-            return Err(LoadError::NoSlot);
-        }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None if self.next_slot < MAX_CONFIGS => {
+                self.next_slot += 1;
+                self.next_slot - 1
+            }
+            None => return Err(LoadError::NoSlot),
+        };
         let mut configs: Array<&mut MapData, ProbeConfig> = self.map_mut("CONFIGS")?;
-        configs
-            .set(slot, config, 0)
-            .map_err(|source| LoadError::Map {
+        if let Err(source) = configs.set(slot, config, 0) {
+            self.free_slots.push(slot);
+            return Err(LoadError::Map {
                 map: "CONFIGS",
                 source,
-            })?;
-        self.next_slot += 1;
+            });
+        }
         Ok(slot)
     }
 
-    /// Attaches `hooks` that exist in `inspection` to `process`, with configuration `slot`.
-    /// Optional hooks missing from the binary are skipped and optional hooks that fail to
-    /// attach are logged with the reason; a required hook that fails is an error.
+    /// Gives a configuration slot back, once no probe uses it.
+    pub fn free_config(&mut self, slot: u32) {
+        self.free_slots.push(slot);
+    }
+
+    /// Attaches `hooks` (those `inspection` places) to the executable at `exe`, for
+    /// process `pid` only, or for every process running it; `who` names the target in
+    /// messages. Returns what was attached and the links to detach it.
     pub fn attach(
         &mut self,
-        process: &Process,
+        exe: &std::path::Path,
+        pid: Option<u32>,
+        who: &str,
         inspection: &Inspection,
         hooks: &[Hook],
         slot: u32,
-    ) -> Result<Vec<AttachedProbe>, LoadError> {
-        let pid = NonZeroU32::new(process.pid).ok_or(LoadError::NoSlot)?;
-        let exe = process.exe_handle();
+    ) -> Result<(Vec<AttachedProbe>, Vec<Link>), LoadError> {
+        let scope = match pid.and_then(NonZeroU32::new) {
+            Some(pid) => UProbeScope::OneProcess(pid),
+            None => UProbeScope::AllProcesses,
+        };
         let mut attached = Vec::new();
+        let mut links = Vec::new();
         for hook in hooks {
             let Some(point) = inspection.point(hook) else {
                 continue;
             };
-            let program: &mut UProbe = self
-                .ebpf
-                .program_mut(hook.program)
-                .ok_or(LoadError::MissingProgram(hook.program))?
-                .try_into()
-                .map_err(|source| LoadError::Program {
-                    program: hook.program,
-                    source,
-                })?;
+            let program: &mut UProbe = program(&mut self.ebpf, hook.program)?;
             let attach_point = UProbeAttachPoint {
                 location: UProbeAttachLocation::AbsoluteOffset(point.file_offset),
                 cookie: Some(u64::from(slot)),
             };
-            match program.attach(attach_point, &exe, UProbeScope::OneProcess(pid)) {
-                Ok(_) => attached.push(AttachedProbe {
-                    hook: *hook,
-                    point: *point,
-                }),
+            match program.attach(attach_point, exe, scope) {
+                Ok(id) => {
+                    attached.push(AttachedProbe {
+                        hook: *hook,
+                        point: *point,
+                    });
+                    links.push(Link {
+                        program: hook.program,
+                        id,
+                    });
+                }
                 Err(source) if hook.required => {
+                    self.detach_links(links);
                     return Err(LoadError::Attach {
                         program: hook.program,
                         symbol: hook.symbol,
-                        pid: process.pid,
-                        source,
+                        who: who.into(),
+                        source: Box::new(source),
                     });
                 }
                 Err(source) => log::warn!(
-                    "pid={} could not attach to {} ({}): {} unavailable",
-                    process.pid,
+                    "{who}: could not attach to {} ({}): {} unavailable",
                     hook.symbol,
                     source,
                     hook.purpose
                 ),
             }
         }
-        Ok(attached)
+        Ok((attached, links))
     }
 
-    /// Starts the injection path for processes in the cgroups `cgroups` (cgroup v2
-    /// directories): the `sock_ops` program on each, which puts the TCP connections that
-    /// watched processes open into the socket map, and the `sk_msg` program on that map,
-    /// which inserts the pending headers (see `tracer-ebpf/src/probes/net_http/inject.rs`).
+    /// Detaches what [`Loader::attach`] attached.
+    pub fn detach_links(&mut self, links: Vec<Link>) {
+        for link in links {
+            let result = program::<UProbe>(&mut self.ebpf, link.program).and_then(|p| {
+                p.detach(link.id)
+                    .map_err(|e| program_error(link.program, e))
+            });
+            if let Err(error) = result {
+                log::warn!("detaching {} failed: {error}", link.program);
+            }
+        }
+    }
+
+    /// Starts the exec and exit events of every process (see
+    /// `tracer_common::process`) and returns their ring buffer.
+    pub fn start_process_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        use aya::programs::RawTracePoint;
+        for (name, tracepoint) in [
+            (PROCESS_EXEC, "sched_process_exec"),
+            (PROCESS_EXIT, "sched_process_exit"),
+        ] {
+            let program: &mut RawTracePoint = program(&mut self.ebpf, name)?;
+            program
+                .load()
+                .map_err(|source| program_error(name, source))?;
+            program
+                .attach(tracepoint)
+                .map_err(|source| program_error(name, source))?;
+        }
+        let map = self
+            .ebpf
+            .take_map("PROCESS_EVENTS")
+            .ok_or(LoadError::MissingMap("PROCESS_EVENTS"))?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map {
+            map: "PROCESS_EVENTS",
+            source,
+        })
+    }
+
     pub fn start_injection(&mut self, cgroups: &[std::path::PathBuf]) -> Result<(), LoadError> {
         use aya::programs::{CgroupAttachMode, SkMsg, SockOps};
         let sockets: aya::maps::SockHash<&MapData, u64> = self.map("SOCKETS")?;
@@ -327,6 +386,8 @@ impl Loader {
 
 /// The injection path's `sk_msg` and `sock_ops` programs.
 const SEND: &str = "tracer_send";
+const PROCESS_EXEC: &str = "tracer_process_exec";
+const PROCESS_EXIT: &str = "tracer_process_exit";
 const SOCKET_OPS: &str = "tracer_socket_ops";
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>

@@ -7,7 +7,10 @@ use std::{
 };
 
 use clap::Parser as _;
-use tracer::{cli::Cli, run};
+use tracer::{
+    cli::{Cli, Mode},
+    run,
+};
 
 /// Spans are allocated on the reader thread and freed on the exporter thread; mimalloc
 /// handles that pattern at a fraction of glibc malloc's cost.
@@ -39,14 +42,19 @@ fn main() -> ExitCode {
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
-    if let Err(error) = run::stop_on_signals(&stop) {
+    // A command the tracer starts gets the signals instead, and ends the tracer by exiting.
+    let launches = matches!(config.mode, Mode::Command(_));
+    if !launches && let Err(error) = run::stop_on_signals(&stop) {
         eprintln!("error: cannot install signal handlers: {error}");
         return ExitCode::from(1);
     }
     match run::run(&config, &stop) {
-        Ok(summary) => {
-            eprintln!("{summary}");
-            ExitCode::SUCCESS
+        Ok(outcome) => {
+            eprintln!("{}", outcome.summary);
+            match outcome.exit_code {
+                Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)),
+                None => ExitCode::SUCCESS,
+            }
         }
         Err(error) => {
             eprintln!("error: {:#}", anyhow::Error::new(error));

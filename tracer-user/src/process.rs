@@ -25,6 +25,27 @@ pub struct Process {
     pub start_ticks: u64,
     /// The executable's path as the process sees it.
     pub exe: PathBuf,
+    /// Where the executable can be opened (see [`Process::exe_handle`]).
+    handle: PathBuf,
+}
+
+/// A file, by device and inode: what uprobes are attached to, whatever path leads there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    /// The file at `path` (symbolic links, `/proc/PID/exe` included, are followed).
+    pub fn of(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
 }
 
 impl Process {
@@ -40,13 +61,31 @@ impl Process {
             pid,
             start_ticks,
             exe,
+            handle: PathBuf::from(format!("/proc/{pid}/exe")),
+        })
+    }
+
+    /// A process the tracer started that has not run `exe` yet (it waits to): named by
+    /// the program it is about to run.
+    pub fn launched(pid: u32, exe: PathBuf) -> Result<Self, ProcessError> {
+        let (_, start_ticks) = stat(pid).ok_or(ProcessError::NoSuchProcess(pid))?;
+        Ok(Self {
+            pid,
+            start_ticks,
+            handle: exe.clone(),
+            exe,
         })
     }
 
     /// A path through which the executable can be opened, even from another mount
-    /// namespace or after the file was replaced on disk.
+    /// namespace or after the file was replaced on disk (`/proc/PID/exe`).
     pub fn exe_handle(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/exe", self.pid))
+        self.handle.clone()
+    }
+
+    /// The file the process runs.
+    pub fn file(&self) -> std::io::Result<FileId> {
+        FileId::of(&self.handle)
     }
 
     /// True while the process runs (not exited, not a zombie, pid not reused).

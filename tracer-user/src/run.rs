@@ -2,7 +2,6 @@
 //! short timer through the pipeline to the exporter, and on SIGINT/SIGTERM or when every
 //! target has exited, detach, flush and summarize.
 use std::{
-    collections::HashMap,
     io::Write,
     sync::{
         Arc,
@@ -14,12 +13,14 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use tracer_common::{
     config::NO_FIELD,
-    counters::{COUNTER_NAMES, NUM_DROPS},
+    counters::{COUNTER_NAMES, NUM_DROPS, PROCESS_EVENTS_LOST},
+    process::{PROCESS_EXEC, PROCESS_EXIT, ProcessEvent},
 };
 
 use crate::{
-    cli::{Config, Format},
+    cli::{Config, Format, Mode},
     export::{Encoder, Exporter, Item, json::JsonLines, text::Text},
+    launch::{self, LaunchError},
     loader::{AttachedProbe, LoadError, Loader},
     pipeline::{
         clock::Clock,
@@ -33,7 +34,8 @@ use crate::{
         net_http::{client, server},
     },
     process::{Process, ProcessError},
-    target::{self, TargetError, gotype::TypeNames},
+    target::{self, TargetError},
+    targets::{Scope, Targets},
 };
 
 /// How often the ring buffer is drained (events are submitted without wake-ups).
@@ -67,6 +69,18 @@ pub enum RunError {
     Load(#[from] LoadError),
     #[error("cannot start the exporter")]
     Exporter(#[source] std::io::Error),
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+}
+
+/// A process event from its ring buffer record.
+fn decode_process(record: &[u8]) -> Option<ProcessEvent> {
+    let bytes: [u8; 8] = record.get(..8)?.try_into().ok()?;
+    let word = |i: usize| u32::from_ne_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    Some(ProcessEvent {
+        kind: word(0),
+        pid: word(4),
+    })
 }
 
 /// What happened, for the exit summary.
@@ -77,7 +91,8 @@ pub struct Summary {
     pub drops: Vec<(&'static str, u64)>,
     pub sampled_out: u64,
     pub in_flight_at_exit: u64,
-    /// Spans exported with some attribute missing, by reason.
+    /// Spans exported with some attribute missing, by reason, and other counts that lose
+    /// nothing (injection outcomes, process events, spans the filter excluded).
     pub incomplete: Vec<(&'static str, u64)>,
 }
 
@@ -145,25 +160,46 @@ fn is_client_hook(hook: &Hook) -> bool {
     client::HOOKS.iter().any(|c| c.program == hook.program)
 }
 
-/// A traced process.
-struct Target {
-    process: Process,
-    resource: Arc<Resource>,
-    /// What the errors of failed calls are (`error.type`).
-    types: TypeNames,
-}
-
 /// Counters kept by user space.
 #[derive(Debug, Default)]
 struct UserCounters {
+    /// Spans of processes the filter leaves out (not lost: not wanted).
+    excluded: u64,
     decode_errors: u64,
     unknown_process: u64,
     sampled_out: u64,
 }
 
-/// Runs until `stop` is set or every target has exited.
-pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
+/// How a run ended.
+pub struct Outcome {
+    pub summary: Summary,
+    /// With `--`: the command's exit status, the tracer's own.
+    pub exit_code: Option<i32>,
+}
+
+/// Runs until `stop` is set, or every target has exited (`--pid`), or the command has
+/// (`--`); with `--binary` and `--all`, until stopped.
+pub fn run(config: &Config, stop: &AtomicBool) -> Result<Outcome, RunError> {
     privileges::check()?;
+    // Started before the tracer lowers its priority, which the command would inherit.
+    let mut child = match &config.mode {
+        Mode::Command(argv) => Some(launch::spawn_paused(argv)?),
+        _ => None,
+    };
+    let outcome = trace(config, stop, &mut child);
+    // Not released: the tracer could not attach.
+    if let Some(child) = child {
+        child.abort();
+    }
+    outcome
+}
+
+/// [`run`], with the paused command `child` (taken when it is released).
+fn trace(
+    config: &Config,
+    stop: &AtomicBool,
+    child: &mut Option<launch::Child>,
+) -> Result<Outcome, RunError> {
     lower_priority(config.nice);
     let blocker = injection_blocker(config.read_only);
     // The injection program is not even loaded when injection is off for all.
@@ -172,65 +208,53 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     // Hooks of the same program in two Go layouts share it.
     programs.sort_unstable();
     programs.dedup();
-    let mut resolved = Vec::new();
-    for &pid in &config.pids {
-        resolved.push(resolve(pid, &hooks)?);
+    // Processes named on the command line must exist before anything is loaded.
+    let mut processes = Vec::new();
+    if let Mode::Pids(pids) = &config.mode {
+        for &pid in pids {
+            processes.push(Process::open(pid)?);
+        }
+    }
+    if let Some(child) = child.as_ref() {
+        processes.push(Process::launched(child.pid, launch::shown(&child.program))?);
     }
     let mut loader = Loader::load(&programs)?;
     let events = loader.take_events()?;
+    let scope = match &config.mode {
+        Mode::Pids(_) | Mode::Command(_) => Scope::Each,
+        Mode::Binaries(paths) => Scope::Paths(paths.clone()),
+        Mode::All(filter) => Scope::All(filter.clone()),
+    };
+    let process_events = match scope {
+        Scope::Each => None,
+        _ => Some(loader.start_process_events()?),
+    };
     let blocker = match blocker {
         Some(why) => Some(why),
-        None => start_injection(&mut loader, &resolved),
+        None => start_injection(&mut loader, &scope, &processes),
     };
-    let mut targets: HashMap<u32, Target> = HashMap::new();
-    for (process, inspection, probe_config) in resolved {
-        let who = format!("pid={} ({})", process.pid, process.exe.display());
-        let plan = plan(
-            &who,
-            &inspection,
-            probe_config,
-            &hooks,
-            config,
-            blocker.as_deref(),
-        );
-        if plan.propagation.inject.is_ok() {
-            loader.watch_connections(process.pid)?;
-        }
-        let slot = loader.add_config(plan.config)?;
-        let attached = loader.attach(&process, &inspection, &plan.hooks, slot)?;
-        let resource = Arc::new(Resource::of(
-            &process,
-            &inspection.build.go_version,
-            config.service_name.as_deref(),
-        ));
-        log_attached(
-            &process,
-            &resource,
-            &attached,
-            &hooks,
-            &inspection,
-            &plan.propagation,
-        );
-        let types = TypeNames::new(
-            std::fs::File::open(process.exe_handle()).map_err(|source| TargetError::Read {
-                path: process.exe.display().to_string(),
-                source,
-            })?,
-            inspection.segments.clone(),
-            inspection.types_base,
-            inspection
-                .context_canceled
-                .and_then(|address| read_error_data(process.pid, address)),
-        );
-        targets.insert(
-            process.pid,
-            Target {
-                process,
-                resource,
-                types,
-            },
-        );
+    let mut targets = Targets::new(scope, hooks, blocker, config);
+    for process in processes {
+        targets.add_process(&mut loader, process)?;
     }
+    if let Mode::Binaries(paths) = &config.mode {
+        for path in paths {
+            targets.add_path(&mut loader, path)?;
+        }
+    }
+    if process_events.is_some() {
+        targets.scan(&mut loader);
+    }
+    let running = match child.take() {
+        Some(child) => {
+            let running = child.release()?;
+            if let Err(error) = running.forward_signals() {
+                log::warn!("signals are not passed on to the command: {error}");
+            }
+            Some(running)
+        }
+        None => None,
+    };
 
     let encoder: Box<dyn Encoder> = match config.format {
         Format::Json => Box::new(JsonLines),
@@ -240,7 +264,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     let exporter = Exporter::spawn(encoder, out).map_err(RunError::Exporter)?;
     let mut pipeline = Pipeline {
         events,
-        targets,
+        process_events,
         clock: Clock::measure(),
         sampler: Sampler::new(config.sample_ratio),
         mapping: server::Mapping {
@@ -248,13 +272,22 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
         },
         exporter,
         counters: UserCounters::default(),
+        lost_process_events: 0,
     };
+    let mut exit_code = None;
     loop {
-        let all_exited = pipeline.targets.values().all(|t| !t.process.is_alive());
-        let stopping = stop.load(Ordering::Relaxed) || all_exited;
-        pipeline.drain();
+        let finished = match &running {
+            Some(running) => {
+                exit_code = exit_code.or_else(|| running.try_wait());
+                exit_code.is_some()
+            }
+            None => matches!(config.mode, Mode::Pids(_)) && targets.all_exited(),
+        };
+        let stopping = stop.load(Ordering::Relaxed) || finished;
+        pipeline.drain(&mut targets, &mut loader);
+        pipeline.follow_processes(&mut targets, &mut loader);
         if stopping {
-            if all_exited {
+            if finished {
                 log::info!("every traced process has exited");
             }
             break;
@@ -264,12 +297,13 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
 
     // Detach, then export whatever the kernel finished before that.
     loader.detach();
-    pipeline.drain();
+    pipeline.drain(&mut targets, &mut loader);
     let Pipeline {
         mut exporter,
         counters,
         ..
     } = pipeline;
+    drop(targets);
     let (in_flight_at_exit, expired) = loader.inflight(Clock::monotonic_now())?;
     let kernel = loader.counters()?;
     drop(loader);
@@ -278,7 +312,8 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     let stats = &exporter.stats;
     let named = COUNTER_NAMES.iter().copied().zip(kernel);
     let mut drops: Vec<(&'static str, u64)> = named.clone().take(NUM_DROPS as usize).collect();
-    let incomplete: Vec<(&'static str, u64)> = named.skip(NUM_DROPS as usize).collect();
+    let mut incomplete: Vec<(&'static str, u64)> = named.skip(NUM_DROPS as usize).collect();
+    incomplete.push(("excluded_by_filter", counters.excluded));
     drops.push((
         "export_queue_full",
         stats.queue_full.load(Ordering::Relaxed),
@@ -290,31 +325,16 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary, RunError> {
     drops.push(("decode_failed", counters.decode_errors));
     drops.push(("unknown_process", counters.unknown_process));
     drops.push(("inflight_expired", expired));
-    Ok(Summary {
-        exported: stats.exported.load(Ordering::Relaxed),
-        drops,
-        sampled_out: counters.sampled_out,
-        in_flight_at_exit,
-        incomplete,
+    Ok(Outcome {
+        summary: Summary {
+            exported: stats.exported.load(Ordering::Relaxed),
+            drops,
+            sampled_out: counters.sampled_out,
+            in_flight_at_exit,
+            incomplete,
+        },
+        exit_code,
     })
-}
-
-/// Resolves one process: its binary, its probe points and its kernel configuration.
-fn resolve(
-    pid: u32,
-    hooks: &[Hook],
-) -> Result<
-    (
-        Process,
-        target::Inspection,
-        tracer_common::config::ProbeConfig,
-    ),
-    RunError,
-> {
-    let process = Process::open(pid)?;
-    let (shown, data) = read_exe(&process)?;
-    let (inspection, probe_config) = resolve_binary(&shown, &data, Some(pid), hooks)?;
-    Ok((process, inspection, probe_config))
 }
 
 /// The executable of `process`, named by its real path for messages, and its bytes: read
@@ -437,7 +457,7 @@ pub fn plan(
     }
 }
 
-fn log_attached(
+pub fn log_attached(
     process: &Process,
     resource: &Resource,
     attached: &[AttachedProbe],
@@ -487,18 +507,22 @@ fn log_attached(
     );
 }
 
-/// Starts the socket side of injection for the cgroups of the processes in `resolved`;
-/// says why not (once) when it cannot.
-fn start_injection(
-    loader: &mut Loader,
-    resolved: &[(
-        Process,
-        target::Inspection,
-        tracer_common::config::ProbeConfig,
-    )],
-) -> Option<String> {
+/// Starts the socket side of injection: for the cgroups of `processes` (`--pid`, `--`),
+/// or for the whole cgroup hierarchy (`--binary`, `--all`); says why not (once) when it
+/// cannot.
+fn start_injection(loader: &mut Loader, scope: &Scope, processes: &[Process]) -> Option<String> {
     let mut cgroups: Vec<std::path::PathBuf> = Vec::new();
-    for (process, ..) in resolved {
+    if *scope != Scope::Each {
+        match crate::process::cgroup2_mount() {
+            Some(root) => cgroups.push(root),
+            None => {
+                let why = "no cgroup v2 hierarchy is mounted".to_owned();
+                log::warn!("traceparent injection is off: {why}");
+                return Some(why);
+            }
+        }
+    }
+    for process in processes {
         match crate::process::cgroup2_dir(process.pid) {
             Some(dir) if !cgroups.contains(&dir) => cgroups.push(dir),
             Some(_) => {}
@@ -617,7 +641,10 @@ impl std::fmt::Display for Propagation {
 /// sampler -> exporter.
 struct Pipeline {
     events: RingBuf<MapData>,
-    targets: HashMap<u32, Target>,
+    /// Exec and exit events (`--binary`, `--all`).
+    process_events: Option<RingBuf<MapData>>,
+    /// The kernel's count of lost process events when last looked at.
+    lost_process_events: u64,
     clock: Clock,
     sampler: Sampler,
     mapping: server::Mapping,
@@ -626,8 +653,37 @@ struct Pipeline {
 }
 
 impl Pipeline {
+    /// Takes in the processes that ran a program, forgets those that ended; rescans
+    /// `/proc` when the kernel lost some of these events.
+    fn follow_processes(&mut self, targets: &mut Targets, loader: &mut Loader) {
+        let Some(events) = &mut self.process_events else {
+            return;
+        };
+        // Exits first, from before the last drain: their spans were exported.
+        targets.sweep(loader);
+        while let Some(record) = events.next() {
+            let Some(event) = decode_process(&record) else {
+                self.counters.decode_errors += 1;
+                continue;
+            };
+            match event.kind {
+                PROCESS_EXEC => targets.exec(loader, event.pid),
+                PROCESS_EXIT => targets.exit(event.pid),
+                _ => self.counters.decode_errors += 1,
+            }
+        }
+        let lost = loader
+            .counters()
+            .map_or(0, |c| c[PROCESS_EVENTS_LOST as usize]);
+        if lost > self.lost_process_events {
+            self.lost_process_events = lost;
+            log::warn!("process events were lost: rescanning /proc");
+            targets.scan(loader);
+        }
+    }
+
     /// Moves every finished event from the ring buffer to the exporter, as one batch.
-    fn drain(&mut self) {
+    fn drain(&mut self, targets: &mut Targets, loader: &mut Loader) {
         let mut batch = Vec::with_capacity(1024);
         while let Some(record) = self.events.next() {
             let event = match decode(&record) {
@@ -642,7 +698,11 @@ impl Pipeline {
                 Event::NetHttpServer(ev) => ev.header.pid,
                 Event::NetHttpClient(ev) => ev.header.pid,
             };
-            let Some(target) = self.targets.get_mut(&pid) else {
+            let Some(target) = targets.get(loader, pid) else {
+                if targets.is_excluded(pid) {
+                    self.counters.excluded += 1;
+                    continue;
+                }
                 self.counters.unknown_process += 1;
                 continue;
             };
@@ -669,27 +729,6 @@ impl Pipeline {
             });
         }
         self.exporter.offer(batch);
-    }
-}
-
-/// The data word of the `error` variable at `address` in process `pid` (a sentinel error
-/// such as `context.Canceled`, set once when the program starts); `None` if unreadable.
-fn read_error_data(pid: u32, address: u64) -> Option<u64> {
-    use std::os::unix::fs::FileExt as _;
-    let read = || -> std::io::Result<u64> {
-        let mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
-        let mut word = [0u8; 8];
-        mem.read_exact_at(&mut word, address.saturating_add(8))?;
-        Ok(u64::from_le_bytes(word))
-    };
-    match read() {
-        Ok(data) => Some(data).filter(|&data| data != 0),
-        Err(error) => {
-            log::warn!(
-                "pid={pid}: cannot read context.Canceled ({error}): canceled calls get their error's type"
-            );
-            None
-        }
     }
 }
 

@@ -28,8 +28,11 @@ pub struct TypeNames {
     file: File,
     segments: Vec<Segment>,
     types_base: Option<u64>,
-    /// The data word of `context.Canceled` in the process, if known.
+    /// The data word of `context.Canceled` in the process, once read.
     canceled: Option<u64>,
+    /// Where to read it: the process and the variable's address (read when an error is
+    /// first seen, after the program has initialised it).
+    canceled_at: Option<(u32, u64)>,
     cache: HashMap<u64, Option<CompactString>>,
 }
 
@@ -38,13 +41,14 @@ impl TypeNames {
         file: File,
         segments: Vec<Segment>,
         types_base: Option<u64>,
-        canceled: Option<u64>,
+        canceled_at: Option<(u32, u64)>,
     ) -> Self {
         Self {
             file,
             segments,
             types_base,
-            canceled,
+            canceled: None,
+            canceled_at,
             cache: HashMap::new(),
         }
     }
@@ -52,6 +56,14 @@ impl TypeNames {
     /// What an `error` value `{itab, data}` of the process is: `canceled` for
     /// `context.Canceled` itself, else the name of its dynamic type (see [`Self::of_itab`]).
     pub fn of_error(&mut self, itab: u64, data: u64) -> Option<CompactString> {
+        if self.canceled.is_none()
+            && let Some((pid, address)) = self.canceled_at
+        {
+            self.canceled = read_error_data(pid, address);
+            if self.canceled.is_some() {
+                self.canceled_at = None;
+            }
+        }
         if self.canceled == Some(data) {
             return Some(CompactString::const_new("canceled"));
         }
@@ -117,6 +129,25 @@ pub(super) fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
         }
     }
     None
+}
+
+/// The data word of the `error` variable at `address` in process `pid` (a sentinel error
+/// such as `context.Canceled`, set once when the program starts); `None` if unreadable
+/// or not set yet.
+fn read_error_data(pid: u32, address: u64) -> Option<u64> {
+    let read = || -> std::io::Result<u64> {
+        let mem = File::open(format!("/proc/{pid}/mem"))?;
+        let mut word = [0u8; 8];
+        mem.read_exact_at(&mut word, address.saturating_add(8))?;
+        Ok(u64::from_le_bytes(word))
+    };
+    match read() {
+        Ok(data) => Some(data).filter(|&data| data != 0),
+        Err(error) => {
+            log::debug!("pid={pid}: cannot read context.Canceled ({error})");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

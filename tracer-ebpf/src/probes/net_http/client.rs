@@ -145,6 +145,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     slot._pad = [0; 6];
     slot.header = 0;
     if cfg.inject != 0 {
+        inject::watch(key.pid);
         // Where the goroutine that writes the request will find this call's span.
         let ids = Ids {
             trace_id: slot.trace_id,

@@ -36,7 +36,7 @@ use aya_ebpf::{
         generated::{bpf_get_socket_cookie, bpf_msg_pull_data},
     },
     macros::{map, sk_msg, sock_ops, uprobe},
-    maps::{Array, HashMap, LruHashMap, SockHash},
+    maps::{Array, LruHashMap, SockHash},
     programs::{ProbeContext, SkMsgContext, SockOpsContext},
 };
 use tracer_common::{
@@ -70,9 +70,21 @@ const WRITER_WINDOW: u32 = 0;
 /// How long a recorded header waits for its request to be sent.
 const PENDING_TTL_NS: u64 = 1_000_000_000;
 
-/// Processes whose client connections are watched (key: pid), set by user space.
+/// Processes whose client connections are watched (key: pid): set by user space for the
+/// processes it attaches to, and by [`watch`] when a process of a binary traced for
+/// every process makes a call. The least recently used give way.
 #[map]
-pub static INJECT_PIDS: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0);
+pub static INJECT_PIDS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0);
+
+/// Makes sure the connections `pid` opens from now on are watched (at a client call's
+/// start, before it connects).
+#[inline(always)]
+pub fn watch(pid: u32) {
+    // SAFETY: a plain lookup; the value is not kept.
+    if unsafe { INJECT_PIDS.get(pid) }.is_none() {
+        let _ = INJECT_PIDS.insert(pid, 1, 0);
+    }
+}
 
 /// Connections being opened by those processes, by socket cookie.
 #[map]
