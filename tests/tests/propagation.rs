@@ -272,6 +272,21 @@ fn stop(tracer: Tracer) -> Vec<Span> {
     output.spans().expect("JSON spans")
 }
 
+/// Stops `tracer`, checks that it lost nothing and injected `injected` headers, and
+/// returns its spans.
+fn stop_injected(tracer: Tracer, injected: usize) -> Vec<Span> {
+    let output: TracerOutput = tracer.stop().expect("the tracer stops");
+    let summary = output.summary().expect("a summary line");
+    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    assert_eq!(
+        summary.get("injected"),
+        Some(injected as u64),
+        "{}",
+        summary.line
+    );
+    output.spans().expect("JSON spans")
+}
+
 fn one_tracer_chain(version: &str, requests: usize) {
     let _serial = tracer_tests::serial();
     tracer_tests::require_root();
@@ -286,16 +301,7 @@ fn one_tracer_chain(version: &str, requests: usize) {
     let bodies: Vec<String> = (0..requests)
         .map(|_| chain_request(services[0].addr()))
         .collect();
-    let output: TracerOutput = tracer.stop().expect("the tracer stops");
-    let summary = output.summary().expect("a summary line");
-    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
-    assert_eq!(
-        summary.get("injected"),
-        Some(2 * requests as u64),
-        "{}",
-        summary.line
-    );
-    let spans = output.spans().expect("JSON spans");
+    let spans = stop_injected(tracer, 2 * requests);
     let traces = check_chains(&spans, &pids, requests);
     // What the last service received names the last client span.
     for body in &bodies {
@@ -365,17 +371,8 @@ fn concurrent_requests_through_three_services_each_form_one_trace() {
     for thread in threads {
         thread.join().expect("a request thread");
     }
-    let output: TracerOutput = tracer.stop().expect("the tracer stops");
-    let summary = output.summary().expect("a summary line");
-    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
     // Each request's two calls carry their header, whichever thread sends them.
-    assert_eq!(
-        summary.get("injected"),
-        Some(2 * REQUESTS as u64),
-        "{}",
-        summary.line
-    );
-    let spans = output.spans().expect("JSON spans");
+    let spans = stop_injected(tracer, 2 * REQUESTS);
     let traces = check_chains(&spans, &pids, REQUESTS);
     let mut ids: Vec<&str> = traces.iter().filter_map(|t| t[0].trace_id()).collect();
     ids.sort_unstable();

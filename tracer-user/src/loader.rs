@@ -308,22 +308,23 @@ impl Loader {
 
     /// The kernel counters, summed over CPUs, indexed by `tracer_common::counters`.
     pub fn counters(&self) -> Result<[u64; NUM_COUNTERS as usize], LoadError> {
-        let counters: PerCpuArray<&MapData, u64> = self.map("COUNTERS")?;
         let mut totals = [0u64; NUM_COUNTERS as usize];
         for (index, total) in totals.iter_mut().enumerate() {
-            let values = counters
-                .get(&(index as u32), 0)
-                .map_err(|source| LoadError::Map {
-                    map: "COUNTERS",
-                    source,
-                })?;
-            *total = values.iter().sum();
+            *total = self.counter(index as u32)?;
         }
         Ok(totals)
     }
 
-    /// Detaches every probe from every process (the programs are unloaded; maps stay
-    /// readable). Errors are logged: there is nothing better to do at shutdown.
+    /// One counter, summed over the CPUs.
+    pub fn counter(&self, index: u32) -> Result<u64, LoadError> {
+        let counters: PerCpuArray<&MapData, u64> = self.map("COUNTERS")?;
+        let values = counters.get(&index, 0).map_err(|source| LoadError::Map {
+            map: "COUNTERS",
+            source,
+        })?;
+        Ok(values.iter().sum())
+    }
+
     pub fn detach(&mut self) {
         let names: Vec<String> = self
             .ebpf

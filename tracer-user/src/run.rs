@@ -24,7 +24,7 @@ use crate::{
     loader::{AttachedProbe, LoadError, Loader},
     pipeline::{
         clock::Clock,
-        decode::{Event, decode},
+        decode::{self, Event, decode},
         resource::Resource,
         sampler::Sampler,
     },
@@ -71,16 +71,6 @@ pub enum RunError {
     Exporter(#[source] std::io::Error),
     #[error(transparent)]
     Launch(#[from] LaunchError),
-}
-
-/// A process event from its ring buffer record.
-fn decode_process(record: &[u8]) -> Option<ProcessEvent> {
-    let bytes: [u8; 8] = record.get(..8)?.try_into().ok()?;
-    let word = |i: usize| u32::from_ne_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    Some(ProcessEvent {
-        kind: word(0),
-        pid: word(4),
-    })
 }
 
 /// What happened, for the exit summary.
@@ -662,7 +652,7 @@ impl Pipeline {
         // Exits first, from before the last drain: their spans were exported.
         targets.sweep(loader);
         while let Some(record) = events.next() {
-            let Some(event) = decode_process(&record) else {
+            let Some(event) = decode::read::<ProcessEvent>(&record) else {
                 self.counters.decode_errors += 1;
                 continue;
             };
@@ -672,9 +662,7 @@ impl Pipeline {
                 _ => self.counters.decode_errors += 1,
             }
         }
-        let lost = loader
-            .counters()
-            .map_or(0, |c| c[PROCESS_EVENTS_LOST as usize]);
+        let lost = loader.counter(PROCESS_EVENTS_LOST).unwrap_or(0);
         if lost > self.lost_process_events {
             self.lost_process_events = lost;
             log::warn!("process events were lost: rescanning /proc");

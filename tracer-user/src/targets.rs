@@ -67,7 +67,6 @@ pub struct Targets {
     hooks: Vec<Hook>,
     /// Why injection is off for every process, if it is.
     blocker: Option<String>,
-    service_name: Option<String>,
     config: Config,
     binaries: HashMap<FileId, Binary>,
     processes: HashMap<u32, Target>,
@@ -83,7 +82,6 @@ impl Targets {
             scope,
             hooks,
             blocker,
-            service_name: config.service_name.clone(),
             config: config.clone(),
             binaries: HashMap::new(),
             processes: HashMap::new(),
@@ -232,6 +230,12 @@ impl Targets {
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return;
         };
+        // Exits the lost events would have reported.
+        for target in self.processes.values_mut() {
+            if !target.process.is_alive() {
+                target.exited = true;
+            }
+        }
         let mut pids: Vec<u32> = entries
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
@@ -272,18 +276,13 @@ impl Targets {
         let gone: Vec<u32> = self
             .processes
             .iter()
-            .filter(|(_, t)| t.exited || !t.process.is_alive())
+            .filter(|(_, t)| t.exited)
             .map(|(&pid, _)| pid)
             .collect();
         for pid in gone {
             if let Some(target) = self.processes.remove(&pid) {
                 log::info!("pid={pid} exited: detached");
                 self.release(loader, target.file);
-            }
-        }
-        for target in self.processes.values_mut() {
-            if !target.process.is_alive() {
-                target.exited = true;
             }
         }
     }
@@ -382,7 +381,7 @@ impl Targets {
         let resource = Arc::new(Resource::of(
             &process,
             &binary.inspection.build.go_version,
-            self.service_name.as_deref(),
+            self.config.service_name.as_deref(),
         ));
         run::log_attached(
             &process,
@@ -415,11 +414,6 @@ impl Targets {
             },
         );
         Ok(())
-    }
-
-    /// The processes to watch the connections of for injection at start (`--pid`, `--`).
-    pub fn cgroup_pids(&self) -> Vec<u32> {
-        self.processes.keys().copied().collect()
     }
 }
 

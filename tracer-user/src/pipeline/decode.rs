@@ -37,7 +37,7 @@ pub enum DecodeError {
     },
 }
 
-fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
+pub(crate) fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < size_of::<T>() {
         return None;
     }
