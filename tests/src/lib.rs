@@ -38,6 +38,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod chain;
+pub mod container;
 pub mod go;
 pub mod http;
 pub mod process;

@@ -3,10 +3,12 @@
 //!
 //! Stages: [`target`] resolves a binary (functions, probe points, struct layouts);
 //! [`loader`] loads the kernel programs and attaches them; [`targets`] follows the traced
-//! processes and binaries ([`launch`] starts a command); [`run`] drains the ring buffer
+//! processes and binaries ([`launch`] starts a command, [`container`] says where a
+//! process runs); [`run`] drains the ring buffer
 //! through the [`pipeline`] (decode, span mapping in [`probes`], clock, resource) to the
 //! [`export`]ers.
 pub mod cli;
+pub mod container;
 pub mod doctor;
 pub mod export;
 pub mod launch;

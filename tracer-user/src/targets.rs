@@ -153,7 +153,17 @@ impl Targets {
             path: shown.clone(),
             source,
         };
-        let file = FileId::of(path).map_err(read)?;
+        let file = match FileId::of(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                // A path inside containers (other mount namespaces) only.
+                log::warn!(
+                    "{shown}: no such file here; tracing the processes that run it from their own root (containers)"
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(read(error).into()),
+        };
         if self.binaries.contains_key(&file) {
             return Ok(());
         }

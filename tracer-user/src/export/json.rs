@@ -106,6 +106,11 @@ impl Encoder for JsonLines {
         string(out, &r.runtime_version);
         out.extend_from_slice(b",\"host.name\":");
         string(out, &r.host_name);
+        for (name, value) in &r.attributes {
+            out.push(b',');
+            key(out, name);
+            string(out, value);
+        }
         out.extend_from_slice(b"}}\n");
     }
 }
@@ -147,6 +152,7 @@ mod tests {
                 executable_path: "/srv/shop".into(),
                 runtime_version: "go1.24.11".into(),
                 host_name: "node-1".into(),
+                attributes: vec![("container.id", "c0ffee".into())],
             }),
         };
         let mut out = Vec::new();
@@ -163,6 +169,7 @@ mod tests {
         assert_eq!(v["attributes"]["server.port"], 8080);
         assert_eq!(v["resource"]["process.runtime.name"], "go");
         assert_eq!(v["resource"]["service.name"], "shop");
+        assert_eq!(v["resource"]["container.id"], "c0ffee");
     }
 
     #[test]

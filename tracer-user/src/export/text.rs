@@ -146,6 +146,7 @@ mod tests {
                 executable_path: "/bin/svc".into(),
                 runtime_version: "go1.24.11".into(),
                 host_name: "host".into(),
+                attributes: Vec::new(),
             }),
         }
     }

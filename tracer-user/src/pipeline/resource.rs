@@ -1,5 +1,5 @@
 //! The resource of a traced process: who emitted its spans.
-use crate::process::Process;
+use crate::{container::Placement, process::Process};
 
 /// Resource attributes of one traced process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -9,6 +9,9 @@ pub struct Resource {
     pub executable_path: String,
     pub runtime_version: String,
     pub host_name: String,
+    /// Attributes known for some processes only (`container.id`, `k8s.*`), in output
+    /// order.
+    pub attributes: Vec<(&'static str, String)>,
 }
 
 impl Resource {
@@ -24,13 +27,26 @@ impl Resource {
             .map(str::to_owned)
             .or_else(|| process.env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()))
             .unwrap_or(file_name);
+        let mut attributes = Vec::new();
+        if let Some(id) = Placement::of(process.pid).container_id {
+            attributes.push(("container.id", id));
+        }
         Self {
             service_name,
             pid: process.pid,
             executable_path,
             runtime_version: go_version.to_owned(),
             host_name: host_name(),
+            attributes,
         }
+    }
+
+    /// The value of the optional attribute `name`.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
