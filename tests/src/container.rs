@@ -1,6 +1,6 @@
 //! A container made by hand: a program in its own mount and pid namespaces (`unshare`),
 //! its root a tmpfs only that namespace sees (`pivot_root`), its cgroup named like a
-//! container runtime's (`…/docker-<id>.scope`). Its network is the host's, so its
+//! container runtime's (e.g. `…/docker-<id>.scope`). Its network is the host's, so its
 //! loopback port is reachable from the test.
 
 use std::path::{Path, PathBuf};
@@ -20,20 +20,29 @@ pub struct Container {
     /// The program's pid as the host sees it (the fixture's pid is `unshare`'s).
     pid: u32,
     id: String,
-    cgroup: PathBuf,
+    /// The cgroup directories made for it, deepest first.
+    cgroups: Vec<PathBuf>,
     root: PathBuf,
 }
 
 impl Container {
     /// Starts `exe` (a static `net_http_server` built by `toolchain`) as
     /// [`INSIDE_PATH`] in a new container whose id is `id` (64 hex digits), in the
-    /// cgroup `<cgroup v2 mount>/<parent>/docker-<id>.scope`.
-    pub fn start(toolchain: &Toolchain, exe: &Path, id: &str, parent: &str) -> Result<Self> {
-        let cgroup = cgroup2_mount()?
-            .join(parent)
-            .join(format!("docker-{id}.scope"));
-        std::fs::create_dir_all(&cgroup)
-            .context(format_args!("create the cgroup {}", cgroup.display()))?;
+    /// cgroup `cgroup` (relative to the cgroup v2 mount, e.g.
+    /// `tests/docker-<id>.scope`).
+    pub fn start(toolchain: &Toolchain, exe: &Path, id: &str, cgroup: &str) -> Result<Self> {
+        let mount = cgroup2_mount()?;
+        let mut cgroups = Vec::new();
+        let mut dir = mount.clone();
+        for component in cgroup.split('/').filter(|c| !c.is_empty()) {
+            dir = dir.join(component);
+            if !dir.is_dir() {
+                std::fs::create_dir(&dir)
+                    .context(format_args!("create the cgroup {}", dir.display()))?;
+                cgroups.insert(0, dir.clone());
+            }
+        }
+        let cgroup = dir;
         // The mount point of the container's root: an empty directory on the host.
         let root = std::env::temp_dir().join(format!("tracer-container-{}", &id[..12]));
         std::fs::create_dir_all(&root).context("create the root mount point")?;
@@ -64,7 +73,7 @@ impl Container {
             server: Some(server),
             pid,
             id: id.to_owned(),
-            cgroup,
+            cgroups,
             root,
         })
     }
@@ -89,11 +98,10 @@ impl Drop for Container {
     fn drop(&mut self) {
         // Killing unshare kills the program (--kill-child); then the cgroup is empty.
         drop(self.server.take());
-        crate::poll_until(std::time::Duration::from_secs(5), || {
-            std::fs::remove_dir(&self.cgroup).ok()
-        });
-        if let Some(parent) = self.cgroup.parent() {
-            let _ = std::fs::remove_dir(parent);
+        for cgroup in &self.cgroups {
+            crate::poll_until(std::time::Duration::from_secs(5), || {
+                std::fs::remove_dir(cgroup).ok()
+            });
         }
         let _ = std::fs::remove_dir(&self.root);
     }

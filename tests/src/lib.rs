@@ -41,6 +41,7 @@ pub mod chain;
 pub mod container;
 pub mod go;
 pub mod http;
+pub mod kubelet;
 pub mod process;
 pub mod span;
 pub mod tracer;

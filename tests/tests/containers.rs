@@ -1,12 +1,14 @@
 //! End-to-end: processes in containers (README "Containers and Kubernetes"). A Go service
 //! in its own mount and pid namespaces, at a path that exists only inside them, in a
 //! cgroup named like a container runtime's, is traced by `--binary` with its inside path
-//! and by `--all`; its spans carry the container id from the cgroup path. These tests
-//! need root.
+//! and by `--all`; its spans carry the container id from the cgroup path. In a
+//! Kubernetes-like cgroup, with a fake kubelet's pod list, they carry the pod's metadata
+//! and its service name, and `--all` filters by namespace. These tests need root.
 
 use tracer_tests::container::{Container, INSIDE_PATH};
 use tracer_tests::go::{self, Toolchain};
 use tracer_tests::http;
+use tracer_tests::kubelet::{FakeKubelet, Pod};
 use tracer_tests::process::HttpServer;
 use tracer_tests::span::Span;
 use tracer_tests::tracer::{ATTACH_TIMEOUT, Tracer, TracerOutput};
@@ -58,8 +60,9 @@ fn a_service_in_its_own_namespaces_is_traced_by_its_inside_path_and_by_all() {
     let exe = toolchain
         .build_fixture("net_http_server")
         .expect("build the fixture");
-    let container = Container::start(&toolchain, &exe, &container_id(1), "tracer-tests")
-        .expect("start the container");
+    let id = container_id(1);
+    let cgroup = format!("tracer-tests/docker-{id}.scope");
+    let container = Container::start(&toolchain, &exe, &id, &cgroup).expect("start the container");
     // The same program on the host, which `--all --include /app/*` leaves out.
     let host = HttpServer::start(go::DEFAULT).expect("start a host service");
 
@@ -84,4 +87,133 @@ fn a_service_in_its_own_namespaces_is_traced_by_its_inside_path_and_by_all() {
     }
     let output = stop(tracer);
     assert_container_span(&output.spans().expect("JSON spans"), &container);
+}
+
+#[test]
+fn pods_metadata_from_the_kubelet_names_spans_and_filters_processes() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let toolchain = Toolchain::find(go::DEFAULT).expect("a Go toolchain");
+    let exe = toolchain
+        .build_fixture("net_http_server")
+        .expect("build the fixture");
+    let id = container_id(2);
+    let uid = "5f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
+    // The systemd driver's form, as containerd makes it.
+    let cgroup = format!(
+        "tracer-kubepods.slice/tracer-kubepods-besteffort-pod{}.slice/cri-containerd-{id}.scope",
+        uid.replace('-', "_")
+    );
+    let container = Container::start(&toolchain, &exe, &id, &cgroup).expect("start the container");
+    let other = "e".repeat(64);
+    let pods = [
+        Pod {
+            name: "shop-7d9f-x1",
+            namespace: "shop-prod",
+            uid,
+            node: "node-7",
+            labels: &[("app.kubernetes.io/name", "shop")],
+            containers: &[("app", &id)],
+        },
+        Pod {
+            name: "db-0",
+            namespace: "data",
+            uid: "00000000-0000-4000-8000-000000000000",
+            node: "node-7",
+            labels: &[],
+            containers: &[("db", &other)],
+        },
+    ];
+    // The first list has no container ids yet (a pod that just started).
+    let kubelet = FakeKubelet::start(&pods, 1).expect("start the fake kubelet");
+    let token = std::env::temp_dir().join(format!("tracer-kube-token-{}", std::process::id()));
+    std::fs::write(&token, "s3cret\n").expect("write a token");
+    let token_arg = token.to_str().expect("a UTF-8 path");
+    // The same program on the host, in no namespace: left out.
+    let host = HttpServer::start(go::DEFAULT).expect("start a host service");
+    let url = kubelet.url();
+    let tracer = Tracer::spawn([
+        "--all",
+        "--include",
+        "namespace:shop-*",
+        "--kube-pods-url",
+        url.as_str(),
+        "--kube-token-file",
+        token_arg,
+        "--format",
+        "json",
+    ])
+    .expect("start the tracer");
+    tracer
+        .wait_attached(container.pid(), ATTACH_TIMEOUT)
+        .expect("attached once the pod is known");
+    for server in [container.server(), &host] {
+        let response = http::get(server.addr(), "/hello").expect("GET /hello");
+        assert_eq!(response.status, 200);
+    }
+    let output = tracer.stop().expect("the tracer stops");
+    let summary = output.summary().expect("a summary line");
+    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    let spans = output.spans().expect("JSON spans");
+    assert_container_span(&spans, &container);
+    let span = &spans[0];
+    for (key, value) in [
+        ("k8s.namespace.name", "shop-prod"),
+        ("k8s.pod.name", "shop-7d9f-x1"),
+        ("k8s.pod.uid", uid),
+        ("k8s.container.name", "app"),
+        ("k8s.node.name", "node-7"),
+        ("service.name", "shop"),
+    ] {
+        assert_eq!(span.resource_str(key), Some(value), "{key}: {span}");
+    }
+    let seen = kubelet.seen();
+    assert!(
+        seen.len() >= 2,
+        "the list was fetched again for the new container: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|s| s.line.starts_with("GET /pods ")
+            && s.authorization.as_deref() == Some("Bearer s3cret")),
+        "{seen:?}"
+    );
+
+    // `--binary`: the process is traced at once; its resource gets the pod's metadata
+    // when a list that has its container comes.
+    let kubelet = FakeKubelet::start(&pods, 1).expect("start the fake kubelet");
+    let url = kubelet.url();
+    let tracer = Tracer::spawn([
+        "--binary",
+        INSIDE_PATH,
+        "--kube-pods-url",
+        url.as_str(),
+        "--kube-token-file",
+        token_arg,
+        "--format",
+        "json",
+    ])
+    .expect("start the tracer");
+    tracer
+        .wait_attached(container.pid(), ATTACH_TIMEOUT)
+        .expect("attached");
+    let named = tracer_tests::poll_until(ATTACH_TIMEOUT, || {
+        let response = http::get(container.server().addr(), "/hello").ok()?;
+        assert_eq!(response.status, 200);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        tracer
+            .stdout()
+            .contains("\"k8s.pod.name\":\"shop-7d9f-x1\"")
+            .then_some(())
+    });
+    let output = stop(tracer);
+    assert!(named.is_some(), "no span named its pod:\n{}", output.stdout);
+    let spans = output.spans().expect("JSON spans");
+    let last = spans.last().expect("spans");
+    assert_eq!(last.resource_str("service.name"), Some("shop"), "{last}");
+    assert_eq!(
+        last.resource_str("k8s.container.name"),
+        Some("app"),
+        "{last}"
+    );
+    let _ = std::fs::remove_file(token);
 }

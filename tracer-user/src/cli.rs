@@ -22,14 +22,32 @@ pub struct Cli {
     pub all: bool,
 
     /// With --all: trace only processes whose executable path matches this glob (`*` and
-    /// `?` within a path component, `**` across them; repeatable).
+    /// `?` within a path component, `**` across them), or with a prefix their
+    /// `container:`, `pod:` or `namespace:` (repeatable).
     #[arg(long, value_name = "GLOB", requires = "all")]
     pub include: Vec<String>,
 
-    /// With --all: never trace processes whose executable path matches this glob
-    /// (repeatable; wins over --include).
+    /// With --all: never trace processes this glob matches (as --include; repeatable;
+    /// wins over --include).
     #[arg(long, value_name = "GLOB", requires = "all")]
     pub exclude: Vec<String>,
+
+    /// Where the node's pod list comes from [default in a pod: the API server's pods of
+    /// --node-name]; e.g. the kubelet's https://NODE_IP:10250/pods.
+    #[arg(long, env = "TRACER_KUBE_PODS_URL", value_name = "URL")]
+    pub kube_pods_url: Option<String>,
+
+    /// The Kubernetes node the tracer runs on (set it from spec.nodeName).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// Bearer token for the pod list [default: the pod's service account token].
+    #[arg(long, env = "TRACER_KUBE_TOKEN_FILE", value_name = "PATH")]
+    pub kube_token_file: Option<std::path::PathBuf>,
+
+    /// Certificate authorities for an https pod list [default: the service account's].
+    #[arg(long, env = "TRACER_KUBE_CA_FILE", value_name = "PATH")]
+    pub kube_ca_file: Option<std::path::PathBuf>,
 
     /// Where spans go.
     #[arg(long, value_enum, default_value_t = ExporterKind::Stdout)]
@@ -132,18 +150,85 @@ pub enum Mode {
     Command(Vec<String>),
 }
 
-/// Which processes `--all` traces, by executable path.
+/// Which processes `--all` traces: globs on the executable path, or with a prefix on the
+/// container (`container:`: its Kubernetes name or its id), the pod (`pod:`) or the
+/// namespace (`namespace:`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Filter {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
 }
 
+/// What is known of a process when the filter looks at it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Facts<'a> {
+    pub exe: &'a str,
+    pub container_id: Option<&'a str>,
+    pub container_name: Option<&'a str>,
+    pub pod: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    /// False while its pod may still become known (a container whose pod metadata has
+    /// not arrived yet): a glob on what is missing then says neither yes nor no.
+    pub complete: bool,
+}
+
 impl Filter {
-    /// Whether a process running `exe` is traced.
-    pub fn admits(&self, exe: &str) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|g| glob_match(g, exe)))
-            && !self.exclude.iter().any(|g| glob_match(g, exe))
+    /// Whether a process is traced; `None` when it depends on what is not known yet.
+    pub fn admits(&self, facts: &Facts) -> Option<bool> {
+        let included = if self.include.is_empty() {
+            Some(true)
+        } else {
+            any(&self.include, facts)
+        };
+        let excluded = any(&self.exclude, facts);
+        match (included, excluded) {
+            (Some(false), _) | (_, Some(true)) => Some(false),
+            (Some(true), Some(false)) => Some(true),
+            _ => None,
+        }
+    }
+
+    /// Whether some pattern looks at Kubernetes metadata.
+    pub fn needs_pods(&self) -> bool {
+        self.include.iter().chain(&self.exclude).any(|p| {
+            ["container:", "pod:", "namespace:"]
+                .iter()
+                .any(|k| p.starts_with(k))
+        })
+    }
+}
+
+/// Whether any of `patterns` matches (three-valued: `None` when none does for sure and
+/// one might).
+fn any(patterns: &[String], facts: &Facts) -> Option<bool> {
+    let mut unknown = false;
+    for pattern in patterns {
+        match matches(pattern, facts) {
+            Some(true) => return Some(true),
+            Some(false) => {}
+            None => unknown = true,
+        }
+    }
+    (!unknown).then_some(false)
+}
+
+/// Whether `pattern` matches the process `facts` describes, if that is known.
+fn matches(pattern: &str, facts: &Facts) -> Option<bool> {
+    let known = |value: Option<&str>, glob: &str| match value {
+        Some(value) => Some(glob_match(glob, value)),
+        None => facts.complete.then_some(false),
+    };
+    if let Some(glob) = pattern.strip_prefix("container:") {
+        if facts.container_id.is_some_and(|id| glob_match(glob, id)) {
+            return Some(true);
+        }
+        known(facts.container_name, glob)
+    } else if let Some(glob) = pattern.strip_prefix("pod:") {
+        known(facts.pod, glob)
+    } else if let Some(glob) = pattern.strip_prefix("namespace:") {
+        known(facts.namespace, glob)
+    } else {
+        Some(glob_match(pattern, facts.exe))
     }
 }
 
@@ -197,6 +282,16 @@ pub struct Config {
     pub capture_query: bool,
     pub nice: i32,
     pub track_goroutines: bool,
+    pub kubernetes: Kubernetes,
+}
+
+/// Where Kubernetes metadata comes from (see [`crate::kube`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Kubernetes {
+    pub pods_url: Option<String>,
+    pub node_name: Option<String>,
+    pub token_file: Option<std::path::PathBuf>,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -211,6 +306,7 @@ impl Default for Config {
             capture_query: false,
             nice: DEFAULT_NICE,
             track_goroutines: false,
+            kubernetes: Kubernetes::default(),
         }
     }
 }
@@ -279,6 +375,12 @@ impl Cli {
             capture_query: self.capture_query,
             nice: self.nice,
             track_goroutines: self.track_goroutines,
+            kubernetes: Kubernetes {
+                pods_url: self.kube_pods_url.filter(|s| !s.is_empty()),
+                node_name: self.node_name.filter(|s| !s.is_empty()),
+                token_file: self.kube_token_file,
+                ca_file: self.kube_ca_file,
+            },
         })
     }
 }
@@ -359,10 +461,76 @@ mod tests {
             include: vec!["/srv/**".into()],
             exclude: vec!["**/debug-*".into()],
         };
-        assert!(filter.admits("/srv/shop"));
-        assert!(!filter.admits("/srv/x/debug-shop"));
-        assert!(!filter.admits("/usr/bin/caddy"));
-        assert!(Filter::default().admits("/anything"));
+        let exe = |exe| Facts {
+            exe,
+            complete: true,
+            ..Facts::default()
+        };
+        assert_eq!(filter.admits(&exe("/srv/shop")), Some(true));
+        assert_eq!(filter.admits(&exe("/srv/x/debug-shop")), Some(false));
+        assert_eq!(filter.admits(&exe("/usr/bin/caddy")), Some(false));
+        assert_eq!(Filter::default().admits(&exe("/anything")), Some(true));
+        assert!(!filter.needs_pods());
+    }
+
+    #[test]
+    fn filters_by_container_pod_and_namespace() {
+        let filter = Filter {
+            include: vec!["namespace:shop-*".into(), "container:3f4a*".into()],
+            exclude: vec!["pod:*-canary-*".into(), "container:istio-proxy".into()],
+        };
+        assert!(filter.needs_pods());
+        let pod = Facts {
+            exe: "/app/server",
+            container_id: Some("0123"),
+            container_name: Some("app"),
+            pod: Some("web-7d9f-x1"),
+            namespace: Some("shop-prod"),
+            complete: true,
+        };
+        assert_eq!(filter.admits(&pod), Some(true));
+        let canary = Facts {
+            pod: Some("web-canary-x2"),
+            ..pod
+        };
+        assert_eq!(filter.admits(&canary), Some(false));
+        let sidecar = Facts {
+            container_name: Some("istio-proxy"),
+            ..pod
+        };
+        assert_eq!(filter.admits(&sidecar), Some(false));
+        let other_namespace = Facts {
+            namespace: Some("kube-system"),
+            ..pod
+        };
+        assert_eq!(filter.admits(&other_namespace), Some(false));
+        // A container whose pod is not known yet: undecided, unless its id decides.
+        let pending = Facts {
+            exe: "/app/server",
+            container_id: Some("0123"),
+            complete: false,
+            ..Facts::default()
+        };
+        assert_eq!(filter.admits(&pending), None);
+        let by_id = Facts {
+            container_id: Some("3f4a8c"),
+            ..pending
+        };
+        assert_eq!(
+            filter.admits(&Facts {
+                complete: true,
+                ..by_id
+            }),
+            Some(true)
+        );
+        assert_eq!(filter.admits(&by_id), None, "an exclusion may still apply");
+        // Not in a container, or no metadata to wait for: decided.
+        let host = Facts {
+            exe: "/usr/bin/x",
+            complete: true,
+            ..Facts::default()
+        };
+        assert_eq!(filter.admits(&host), Some(false));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod container;
 pub mod doctor;
 pub mod export;
+pub mod kube;
 pub mod launch;
 pub mod loader;
 pub mod pipeline;

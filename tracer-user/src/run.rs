@@ -20,6 +20,7 @@ use tracer_common::{
 use crate::{
     cli::{Config, Format, Mode},
     export::{Encoder, Exporter, Item, json::JsonLines, text::Text},
+    kube::{self, Kube},
     launch::{self, LaunchError},
     loader::{AttachedProbe, LoadError, Loader},
     pipeline::{
@@ -155,6 +156,8 @@ fn is_client_hook(hook: &Hook) -> bool {
 struct UserCounters {
     /// Spans of processes the filter leaves out (not lost: not wanted).
     excluded: u64,
+    /// Spans of processes the filter could not decide on yet (their pod unknown).
+    undecided: u64,
     decode_errors: u64,
     unknown_process: u64,
     sampled_out: u64,
@@ -223,7 +226,12 @@ fn trace(
         Some(why) => Some(why),
         None => start_injection(&mut loader, &scope, &processes),
     };
-    let mut targets = Targets::new(scope, hooks, blocker, config);
+    let kube = kube::Source::of(&config.kubernetes).and_then(|source| {
+        Kube::start(source)
+            .map_err(|error| log::warn!("no Kubernetes metadata: {error}"))
+            .ok()
+    });
+    let mut targets = Targets::new(scope, hooks, blocker, config, kube);
     for process in processes {
         targets.add_process(&mut loader, process)?;
     }
@@ -276,6 +284,7 @@ fn trace(
         let stopping = stop.load(Ordering::Relaxed) || finished;
         pipeline.drain(&mut targets, &mut loader);
         pipeline.follow_processes(&mut targets, &mut loader);
+        targets.refresh_metadata(&mut loader);
         if stopping {
             if finished {
                 log::info!("every traced process has exited");
@@ -314,6 +323,7 @@ fn trace(
     ));
     drops.push(("decode_failed", counters.decode_errors));
     drops.push(("unknown_process", counters.unknown_process));
+    drops.push(("filter_undecided", counters.undecided));
     drops.push(("inflight_expired", expired));
     Ok(Outcome {
         summary: Summary {
@@ -689,6 +699,10 @@ impl Pipeline {
             let Some(target) = targets.get(loader, pid) else {
                 if targets.is_excluded(pid) {
                     self.counters.excluded += 1;
+                    continue;
+                }
+                if targets.is_undecided(pid) {
+                    self.counters.undecided += 1;
                     continue;
                 }
                 self.counters.unknown_process += 1;

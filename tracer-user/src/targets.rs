@@ -14,7 +14,9 @@ use std::{
 };
 
 use crate::{
-    cli::{Config, Filter},
+    cli::{Config, Facts, Filter},
+    container::Placement,
+    kube::Kube,
     loader::{AttachedProbe, Link, Loader},
     pipeline::resource::Resource,
     probes::Hook,
@@ -26,6 +28,10 @@ use crate::{
 /// Binaries found not traceable (not Go, no `net/http` server, ...) remembered at most, so
 /// that their processes' execs are not inspected again.
 const MAX_REJECTED: usize = 4096;
+
+/// How many pod lists may come without a container's pod before the tracer stops
+/// waiting for it (a container on the node that Kubernetes does not run).
+const POD_LISTS_WAITED: u64 = 3;
 
 /// How processes are attached to.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +51,10 @@ pub struct Target {
     /// What the errors of failed calls are (`error.type`).
     pub types: TypeNames,
     file: FileId,
+    /// Its container (from its cgroup), if it runs in one.
+    container_id: Option<String>,
+    /// While its pod is not known: the pod list generation the wait began at.
+    pod_wait: Option<u64>,
     /// Set when the process exited: it is forgotten after one more drain (its last spans
     /// may still be in the ring buffer).
     exited: bool,
@@ -74,10 +84,30 @@ pub struct Targets {
     /// Processes of traced binaries that the filter leaves out (`--all`): their spans are
     /// discarded (uprobes fire for every process running a file).
     excluded: HashSet<u32>,
+    /// Processes the filter cannot decide on before their pod is known: their spans
+    /// are dropped (`filter_undecided`) until it is.
+    undecided: HashMap<u32, Undecided>,
+    kube: Option<Kube>,
+    /// The pod list generation last looked at.
+    kube_generation: u64,
+}
+
+/// A process waiting for its pod's metadata before the filter decides on it.
+struct Undecided {
+    process: Process,
+    file: FileId,
+    /// The pod list generation the wait began at.
+    since: u64,
 }
 
 impl Targets {
-    pub fn new(scope: Scope, hooks: Vec<Hook>, blocker: Option<String>, config: &Config) -> Self {
+    pub fn new(
+        scope: Scope,
+        hooks: Vec<Hook>,
+        blocker: Option<String>,
+        config: &Config,
+        kube: Option<Kube>,
+    ) -> Self {
         Self {
             scope,
             hooks,
@@ -87,7 +117,15 @@ impl Targets {
             processes: HashMap::new(),
             rejected: HashSet::new(),
             excluded: HashSet::new(),
+            undecided: HashMap::new(),
+            kube,
+            kube_generation: 0,
         }
+    }
+
+    /// Whether `pid` runs a traced binary but the filter waits for its pod's metadata.
+    pub fn is_undecided(&self, pid: u32) -> bool {
+        self.undecided.contains_key(&pid)
     }
 
     /// Whether `pid` runs a traced binary but is left out by the filter.
@@ -103,7 +141,11 @@ impl Targets {
     /// The traced process `pid`. In the shared scopes, a process not known yet that runs
     /// a traced binary is taken in (its probes are live: the span came from them).
     pub fn get(&mut self, loader: &mut Loader, pid: u32) -> Option<&mut Target> {
-        if !self.processes.contains_key(&pid) && self.shared() && !self.is_excluded(pid) {
+        if !self.processes.contains_key(&pid)
+            && self.shared()
+            && !self.is_excluded(pid)
+            && !self.is_undecided(pid)
+        {
             self.discover(loader, pid);
         }
         self.processes.get_mut(&pid)
@@ -261,6 +303,7 @@ impl Targets {
     /// the scope wants and that can be traced.
     pub fn exec(&mut self, loader: &mut Loader, pid: u32) {
         self.excluded.remove(&pid);
+        self.undecided.remove(&pid);
         if let Some(old) = self.processes.remove(&pid) {
             // The same pid runs another program now.
             self.release(loader, old.file);
@@ -271,6 +314,7 @@ impl Targets {
     /// A process ended: forgotten after the next drain.
     pub fn exit(&mut self, pid: u32) {
         self.excluded.remove(&pid);
+        self.undecided.remove(&pid);
         if let Some(target) = self.processes.get_mut(&pid) {
             target.exited = true;
         }
@@ -299,7 +343,10 @@ impl Targets {
 
     /// Detaches binary `file` when no process runs it and no `--binary` path leads to it.
     fn release(&mut self, loader: &mut Loader, file: FileId) {
-        if !self.shared() || self.processes.values().any(|t| t.file == file) {
+        if !self.shared()
+            || self.processes.values().any(|t| t.file == file)
+            || self.undecided.values().any(|u| u.file == file)
+        {
             return;
         }
         if let Scope::Paths(paths) = &self.scope
@@ -326,7 +373,8 @@ impl Targets {
         if self.rejected.contains(&file) {
             return;
         }
-        if !self.wants(&process, file) {
+        let wanted = self.wants(&process, file, false);
+        if wanted == Some(false) {
             if self.binaries.contains_key(&file) {
                 self.excluded.insert(pid);
             }
@@ -352,23 +400,114 @@ impl Targets {
             );
             return;
         }
+        if wanted.is_none() {
+            log::debug!("pid={pid}: the filter waits for its pod");
+            self.undecided.insert(
+                pid,
+                Undecided {
+                    process,
+                    file,
+                    since: self.kube_generation,
+                },
+            );
+            return;
+        }
         if let Err(error) = self.take_in(process, file) {
             log::warn!("pid={pid} not traced: {:#}", anyhow::Error::new(error));
         }
     }
 
-    /// Whether the scope asks for `process`, which runs `file`.
-    fn wants(&self, process: &Process, file: FileId) -> bool {
+    /// Whether the scope asks for `process`, which runs `file`; `None` when the filter
+    /// waits for its pod's metadata (unless `settled`: no more waiting).
+    fn wants(&self, process: &Process, file: FileId, settled: bool) -> Option<bool> {
         match &self.scope {
-            Scope::Each => false,
-            Scope::Paths(_) if self.binaries.contains_key(&file) => true,
-            Scope::Paths(paths) => paths.iter().any(|path| {
+            Scope::Each => Some(false),
+            Scope::Paths(_) if self.binaries.contains_key(&file) => Some(true),
+            Scope::Paths(paths) => Some(paths.iter().any(|path| {
                 process.exe == *path
                     || FileId::of(path).ok() == Some(file)
                     // The path as the process's own mount namespace sees it.
                     || in_root(process.pid, path).is_some_and(|p| FileId::of(&p).ok() == Some(file))
-            }),
-            Scope::All(filter) => filter.admits(&process.exe.to_string_lossy()),
+            })),
+            Scope::All(filter) => self.admits(filter, process, settled),
+        }
+    }
+
+    /// What `filter` says of `process`, with its container and pod when they matter.
+    fn admits(&self, filter: &Filter, process: &Process, settled: bool) -> Option<bool> {
+        let exe = process.exe.to_string_lossy();
+        let mut facts = Facts {
+            exe: &exe,
+            complete: true,
+            ..Facts::default()
+        };
+        if !filter.needs_pods() {
+            return filter.admits(&facts);
+        }
+        let container_id = Placement::of(process.pid).container_id;
+        let pod = match (&self.kube, &container_id) {
+            (Some(kube), Some(id)) => kube.container(id),
+            _ => None,
+        };
+        facts.container_id = container_id.as_deref();
+        if let Some(container) = &pod {
+            facts.container_name = Some(&container.name);
+            facts.pod = Some(&container.pod.name);
+            facts.namespace = Some(&container.pod.namespace);
+        }
+        facts.complete = settled || self.kube.is_none() || container_id.is_none() || pod.is_some();
+        filter.admits(&facts)
+    }
+
+    /// Looks again at what waited for pod metadata, when a new pod list came: resources
+    /// get their `k8s.*` attributes, the filter decides on the processes it waited for.
+    pub fn refresh_metadata(&mut self, loader: &mut Loader) {
+        let Some(kube) = &self.kube else {
+            return;
+        };
+        let generation = kube.generation();
+        if generation == self.kube_generation {
+            return;
+        }
+        self.kube_generation = generation;
+        for target in self.processes.values_mut() {
+            let (Some(since), Some(id)) = (target.pod_wait, &target.container_id) else {
+                continue;
+            };
+            if let Some(pod) = kube.cached(id) {
+                let go_version = &self.binaries[&target.file].inspection.build.go_version;
+                target.resource = Arc::new(Resource::of(
+                    &target.process,
+                    go_version,
+                    self.config.service_name.as_deref(),
+                    Some(id),
+                    Some(&pod),
+                ));
+                target.pod_wait = None;
+            } else if generation >= since + POD_LISTS_WAITED {
+                target.pod_wait = None;
+            }
+        }
+        let pids: Vec<u32> = self.undecided.keys().copied().collect();
+        for pid in pids {
+            let Some(waiting) = self.undecided.remove(&pid) else {
+                continue;
+            };
+            let settled = generation >= waiting.since + POD_LISTS_WAITED;
+            match self.wants(&waiting.process, waiting.file, settled) {
+                None => {
+                    self.undecided.insert(pid, waiting);
+                }
+                Some(false) => {
+                    self.excluded.insert(pid);
+                    self.release(loader, waiting.file);
+                }
+                Some(true) => {
+                    if let Err(error) = self.take_in(waiting.process, waiting.file) {
+                        log::warn!("pid={pid} not traced: {:#}", anyhow::Error::new(error));
+                    }
+                }
+            }
         }
     }
 
@@ -388,10 +527,19 @@ impl Targets {
     /// Records `process` (running the traced binary `file`) and says it is attached.
     fn take_in(&mut self, process: Process, file: FileId) -> Result<(), RunError> {
         let binary = &self.binaries[&file];
+        let container_id = Placement::of(process.pid).container_id;
+        let pod = match (&self.kube, &container_id) {
+            (Some(kube), Some(id)) => kube.container(id),
+            _ => None,
+        };
+        let pod_wait = (self.kube.is_some() && container_id.is_some() && pod.is_none())
+            .then_some(self.kube_generation);
         let resource = Arc::new(Resource::of(
             &process,
             &binary.inspection.build.go_version,
             self.config.service_name.as_deref(),
+            container_id.as_deref(),
+            pod.as_ref(),
         ));
         run::log_attached(
             &process,
@@ -420,6 +568,8 @@ impl Targets {
                 resource,
                 types,
                 file,
+                container_id,
+                pod_wait,
                 exited: false,
             },
         );

@@ -1,5 +1,5 @@
 //! The resource of a traced process: who emitted its spans.
-use crate::{container::Placement, process::Process};
+use crate::{kube, process::Process};
 
 /// Resource attributes of one traced process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,9 +15,17 @@ pub struct Resource {
 }
 
 impl Resource {
-    /// The resource of `process`. The service name is `override_name` if given, else the
-    /// process's own `OTEL_SERVICE_NAME`, else its executable's file name.
-    pub fn of(process: &Process, go_version: &str, override_name: Option<&str>) -> Self {
+    /// The resource of `process`, which runs in container `container_id` of
+    /// Kubernetes container `pod` when known. The service name is `override_name` if
+    /// given, else the process's own `OTEL_SERVICE_NAME`, else the one its pod's
+    /// annotations, labels or owner give, else its executable's file name.
+    pub fn of(
+        process: &Process,
+        go_version: &str,
+        override_name: Option<&str>,
+        container_id: Option<&str>,
+        pod: Option<&kube::Container>,
+    ) -> Self {
         let executable_path = process.exe.display().to_string();
         let file_name = process.exe.file_name().map_or_else(
             || executable_path.clone(),
@@ -26,10 +34,14 @@ impl Resource {
         let service_name = override_name
             .map(str::to_owned)
             .or_else(|| process.env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()))
+            .or_else(|| pod.and_then(|c| c.pod.service_name.clone()))
             .unwrap_or(file_name);
         let mut attributes = Vec::new();
-        if let Some(id) = Placement::of(process.pid).container_id {
-            attributes.push(("container.id", id));
+        if let Some(id) = container_id {
+            attributes.push(("container.id", id.to_owned()));
+        }
+        if let Some(container) = pod {
+            attributes.extend(container.attributes());
         }
         Self {
             service_name,
