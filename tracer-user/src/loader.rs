@@ -61,6 +61,14 @@ pub enum LoadError {
     Seed(#[source] std::io::Error),
     #[error("too many traced binaries (at most {MAX_CONFIGS})")]
     NoSlot,
+    #[error(
+        "missing privileges: CAP_SYS_ADMIN needed to attach uprobes ({program} to {symbol} in {who}: permission denied; the kernel's uprobe perf events accept no narrower capability)"
+    )]
+    UprobesNeedSysAdmin {
+        program: &'static str,
+        symbol: &'static str,
+        who: Box<str>,
+    },
     #[error("attaching {program} to {symbol} in {who} failed")]
     Attach {
         program: &'static str,
@@ -203,6 +211,13 @@ impl Loader {
                 }
                 Err(source) if hook.required => {
                     self.detach_links(links);
+                    if permission_denied(&source) && !crate::privileges::has_sys_admin() {
+                        return Err(LoadError::UprobesNeedSysAdmin {
+                            program: hook.program,
+                            symbol: hook.symbol,
+                            who: who.into(),
+                        });
+                    }
                     return Err(LoadError::Attach {
                         program: hook.program,
                         symbol: hook.symbol,
@@ -414,4 +429,19 @@ fn random_u64() -> std::io::Result<u64> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(u64::from_ne_bytes(bytes))
+}
+
+/// Whether `error` comes from a system call refused for lack of permission.
+fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

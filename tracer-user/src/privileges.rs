@@ -1,7 +1,9 @@
 //! What the tracer needs from the kernel, checked before anything is attempted so that a
 //! missing capability or kernel feature is named instead of surfacing as an obscure error.
 
+const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -37,6 +39,42 @@ pub fn missing_capabilities(effective: u64) -> Option<String> {
         .map(|(_, name)| name)
         .collect();
     Some(format!("{} (or CAP_SYS_ADMIN)", missing.join(" and ")))
+}
+
+/// Whether this process has CAP_SYS_ADMIN: the kernel's uprobe perf events accept no
+/// narrower capability (CAP_PERFMON is refused with EACCES; measured on Linux 6.18).
+pub fn has_sys_admin() -> bool {
+    effective_capabilities() & (1 << CAP_SYS_ADMIN) != 0
+}
+
+/// Capabilities that are not required but whose absence limits what can be traced, with
+/// what is lost, for the ones `effective` lacks.
+pub fn limitations(effective: u64) -> Vec<String> {
+    [
+        (
+            CAP_SYS_ADMIN,
+            "CAP_SYS_ADMIN: uprobes cannot be attached (the kernel's uprobe perf events require it)",
+        ),
+        (
+            CAP_SYS_PTRACE,
+            "CAP_SYS_PTRACE: processes of other users cannot be read",
+        ),
+        (
+            CAP_DAC_READ_SEARCH,
+            "CAP_DAC_READ_SEARCH: executables this user may not read cannot be inspected",
+        ),
+    ]
+    .into_iter()
+    .filter(|(cap, _)| effective & (1u64 << cap) == 0)
+    .map(|(_, what)| what.to_owned())
+    .collect()
+}
+
+/// Warns once for each capability whose absence limits tracing.
+pub fn warn_limitations() {
+    for limitation in limitations(effective_capabilities()) {
+        log::warn!("capability missing: {limitation}");
+    }
 }
 
 /// Kernel features the tracer relies on, with the release that brought each.
@@ -125,6 +163,17 @@ mod tests {
             PrivilegeError::Kernel("BPF ring buffer (Linux 5.8)").to_string(),
             "kernel feature missing: BPF ring buffer (Linux 5.8)"
         );
+    }
+
+    #[test]
+    fn names_limiting_capabilities() {
+        let all = (1 << CAP_SYS_ADMIN) | (1 << CAP_SYS_PTRACE) | (1 << CAP_DAC_READ_SEARCH);
+        assert!(limitations(all).is_empty());
+        let lacking = limitations(1 << CAP_SYS_ADMIN);
+        assert_eq!(lacking.len(), 2);
+        assert!(lacking[0].starts_with("CAP_SYS_PTRACE"));
+        assert!(lacking[1].starts_with("CAP_DAC_READ_SEARCH"));
+        assert!(limitations(0)[0].starts_with("CAP_SYS_ADMIN"));
     }
 
     #[test]

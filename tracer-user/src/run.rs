@@ -174,6 +174,7 @@ pub struct Outcome {
 /// (`--`); with `--binary` and `--all`, until stopped.
 pub fn run(config: &Config, stop: &AtomicBool) -> Result<Outcome, RunError> {
     privileges::check()?;
+    privileges::warn_limitations();
     // Started before the tracer lowers its priority, which the command would inherit.
     let mut child = match &config.mode {
         Mode::Command(argv) => Some(launch::spawn_paused(argv)?),
@@ -342,9 +343,17 @@ fn trace(
 /// on disk).
 pub fn read_exe(process: &Process) -> Result<(String, Vec<u8>), TargetError> {
     let shown = process.exe.display().to_string();
-    let data = std::fs::read(process.exe_handle()).map_err(|source| TargetError::Read {
-        path: shown.clone(),
-        source,
+    let data = std::fs::read(process.exe_handle()).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            TargetError::ReadDenied {
+                path: shown.clone(),
+            }
+        } else {
+            TargetError::Read {
+                path: shown.clone(),
+                source,
+            }
+        }
     })?;
     Ok((shown, data))
 }

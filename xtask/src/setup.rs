@@ -68,6 +68,7 @@ pub fn run() -> Result<()> {
     for package in DEBIAN_PROGRAMS {
         debian_program(package)?;
     }
+    manifest_linter()?;
     say("setup: everything is in place");
     Ok(())
 }
@@ -289,6 +290,60 @@ fn llvm_major(rustc_vv: &str) -> Result<u32> {
     major
         .parse()
         .with_context(|| format!("bad LLVM version {version:?}"))
+}
+
+// ---- the Kubernetes manifest linter -------------------------------------------------
+
+/// The PyPI package that checks `deploy/kubernetes/*.yaml` against the Kubernetes API
+/// schemas (tests/tests/deploy.rs).
+pub const MANIFEST_LINTER: &str = "kubernetes-validate==1.37.0";
+
+/// Where the linter is installed (a `PYTHONPATH` directory).
+pub fn manifest_linter_dir() -> Result<PathBuf> {
+    Ok(tools_dir()?.join("python").join("kubernetes-validate"))
+}
+
+/// Installs the manifest linter from PyPI (with its dependencies) unless it runs.
+fn manifest_linter() -> Result<()> {
+    let dir = manifest_linter_dir()?;
+    let runs = |dir: &Path| {
+        cmd::probe(
+            Command::new("python3")
+                .args(["-m", "kubernetes_validate", "--version"])
+                .env("PYTHONPATH", dir),
+        )
+        .is_some()
+    };
+    if runs(&dir) {
+        say(format!(
+            "setup: {MANIFEST_LINTER} present at {}",
+            dir.display()
+        ));
+        return Ok(());
+    }
+    let partial = dir.with_extension("partial");
+    for stale in [&dir, &partial] {
+        if stale.exists() {
+            fs::remove_dir_all(stale)?;
+        }
+    }
+    fs::create_dir_all(&partial)?;
+    cmd::run(
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--no-input"])
+            .args([
+                "--disable-pip-version-check",
+                "--root-user-action=ignore",
+                "--target",
+            ])
+            .arg(&partial)
+            .arg(MANIFEST_LINTER),
+    )?;
+    if !runs(&partial) {
+        bail!("{MANIFEST_LINTER} did not install a working linter");
+    }
+    fs::rename(&partial, &dir)?;
+    Ok(())
 }
 
 // ---- Go toolchains ------------------------------------------------------------------

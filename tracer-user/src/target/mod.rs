@@ -25,6 +25,10 @@ pub const MIN_GO: (u32, u32) = (1, 18);
 /// Errors resolving a target binary.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
+    #[error(
+        "cannot read {path}: permission denied (executables other users may only read need CAP_DAC_READ_SEARCH)"
+    )]
+    ReadDenied { path: String },
     #[error("cannot read {path}")]
     Read {
         path: String,
