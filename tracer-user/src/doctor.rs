@@ -74,8 +74,19 @@ pub fn examine(cli: &DoctorCli) -> Report {
     match privileges::check() {
         Ok(()) => report
             .lines
-            .push("privileges and kernel: ok (CAP_BPF, CAP_PERFMON, uprobes, ring buffer)".into()),
+            .push("privileges and kernel: ok (eBPF, uprobes, ring buffer)".into()),
         Err(error) => report.problems.push(error.to_string()),
+    }
+    for limitation in privileges::current_limitations() {
+        if limitation.starts_with("CAP_SYS_ADMIN") {
+            report
+                .problems
+                .push(format!("capability missing: {limitation}"));
+        } else {
+            report
+                .lines
+                .push(format!("capability missing: {limitation}"));
+        }
     }
     report.lines.push(kernel());
     let (shown, data, pid) = match read_target(cli) {

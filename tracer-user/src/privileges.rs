@@ -70,9 +70,14 @@ pub fn limitations(effective: u64) -> Vec<String> {
     .collect()
 }
 
+/// [`limitations`] of this process.
+pub fn current_limitations() -> Vec<String> {
+    limitations(effective_capabilities())
+}
+
 /// Warns once for each capability whose absence limits tracing.
 pub fn warn_limitations() {
-    for limitation in limitations(effective_capabilities()) {
+    for limitation in current_limitations() {
         log::warn!("capability missing: {limitation}");
     }
 }
