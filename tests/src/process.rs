@@ -15,6 +15,13 @@ use crate::{Context, Error, Result};
 /// The fixture [`HttpServer`] runs: `tests/go/net_http_server`.
 pub const HTTP_SERVER_FIXTURE: &str = "net_http_server";
 
+/// The toolchain of Go `go_version` and the [`HTTP_SERVER_FIXTURE`] it built.
+pub fn build_http_server(go_version: &str) -> Result<(Toolchain, PathBuf)> {
+    let toolchain = Toolchain::find(go_version)?;
+    let exe = toolchain.build_fixture(HTTP_SERVER_FIXTURE)?;
+    Ok((toolchain, exe))
+}
+
 /// How long a fixture may take to print its first line.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -290,8 +297,7 @@ impl HttpServer {
     /// Builds the fixture with Go `go_version`, starts it on a free loopback port and
     /// waits for its `listening on` line.
     pub fn start(go_version: &str) -> Result<Self> {
-        let toolchain = Toolchain::find(go_version)?;
-        let exe = toolchain.build_fixture(HTTP_SERVER_FIXTURE)?;
+        let (toolchain, exe) = build_http_server(go_version)?;
         let fixture = Fixture::spawn(&exe, &[])?;
         Self::from_fixture(fixture, toolchain)
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tracer_tests::go::{self, Toolchain};
 use tracer_tests::http;
-use tracer_tests::process::{Fixture, HttpServer, send_signal};
+use tracer_tests::process::{Fixture, HttpServer, build_http_server, send_signal};
 use tracer_tests::span::Span;
 use tracer_tests::tracer::{ATTACH_TIMEOUT, Tracer, TracerOutput};
 
@@ -161,10 +161,7 @@ fn free_port() -> SocketAddr {
 fn a_command_is_traced_from_its_first_request_and_its_exit_status_is_the_tracers() {
     let _serial = tracer_tests::serial();
     tracer_tests::require_root();
-    let toolchain = Toolchain::find(go::DEFAULT).expect("a Go toolchain");
-    let exe = toolchain
-        .build_fixture("net_http_server")
-        .expect("build the fixture");
+    let (_, exe) = build_http_server(go::DEFAULT).expect("build the fixture");
     let addr = free_port();
     let addr_arg = addr.to_string();
     let exe_arg = exe.to_str().expect("a UTF-8 path");

@@ -6,10 +6,10 @@
 //! and its service name, and `--all` filters by namespace. These tests need root.
 
 use tracer_tests::container::{Container, INSIDE_PATH};
-use tracer_tests::go::{self, Toolchain};
+use tracer_tests::go;
 use tracer_tests::http;
 use tracer_tests::kubelet::{FakeKubelet, Pod};
-use tracer_tests::process::HttpServer;
+use tracer_tests::process::{HttpServer, build_http_server};
 use tracer_tests::span::Span;
 use tracer_tests::tracer::{ATTACH_TIMEOUT, Tracer, TracerOutput};
 
@@ -56,10 +56,7 @@ fn a_service_in_its_own_namespaces_is_traced_by_its_inside_path_and_by_all() {
         !std::path::Path::new(INSIDE_PATH).exists(),
         "{INSIDE_PATH} must not exist on the host"
     );
-    let toolchain = Toolchain::find(go::DEFAULT).expect("a Go toolchain");
-    let exe = toolchain
-        .build_fixture("net_http_server")
-        .expect("build the fixture");
+    let (toolchain, exe) = build_http_server(go::DEFAULT).expect("build the fixture");
     let id = container_id(1);
     let cgroup = format!("tracer-tests/docker-{id}.scope");
     let container = Container::start(&toolchain, &exe, &id, &cgroup).expect("start the container");
@@ -89,14 +86,20 @@ fn a_service_in_its_own_namespaces_is_traced_by_its_inside_path_and_by_all() {
     assert_container_span(&output.spans().expect("JSON spans"), &container);
 }
 
+/// The tracer started with `mode` (e.g. `--all`), JSON spans, and pod metadata from
+/// `kubelet` with the token in the file `token`.
+fn with_kubelet(mode: &[&str], kubelet: &FakeKubelet, token: &std::path::Path) -> Tracer {
+    let url = kubelet.url();
+    let token = token.to_str().expect("a UTF-8 path");
+    let kube = ["--kube-pods-url", &url, "--kube-token-file", token];
+    Tracer::spawn(mode.iter().chain(&kube).chain(&["--format", "json"])).expect("start the tracer")
+}
+
 #[test]
 fn pods_metadata_from_the_kubelet_names_spans_and_filters_processes() {
     let _serial = tracer_tests::serial();
     tracer_tests::require_root();
-    let toolchain = Toolchain::find(go::DEFAULT).expect("a Go toolchain");
-    let exe = toolchain
-        .build_fixture("net_http_server")
-        .expect("build the fixture");
+    let (toolchain, exe) = build_http_server(go::DEFAULT).expect("build the fixture");
     let id = container_id(2);
     let uid = "5f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
     // The systemd driver's form, as containerd makes it.
@@ -128,22 +131,13 @@ fn pods_metadata_from_the_kubelet_names_spans_and_filters_processes() {
     let kubelet = FakeKubelet::start(&pods, 1).expect("start the fake kubelet");
     let token = std::env::temp_dir().join(format!("tracer-kube-token-{}", std::process::id()));
     std::fs::write(&token, "s3cret\n").expect("write a token");
-    let token_arg = token.to_str().expect("a UTF-8 path");
     // The same program on the host, in no namespace: left out.
     let host = HttpServer::start(go::DEFAULT).expect("start a host service");
-    let url = kubelet.url();
-    let tracer = Tracer::spawn([
-        "--all",
-        "--include",
-        "namespace:shop-*",
-        "--kube-pods-url",
-        url.as_str(),
-        "--kube-token-file",
-        token_arg,
-        "--format",
-        "json",
-    ])
-    .expect("start the tracer");
+    let tracer = with_kubelet(
+        &["--all", "--include", "namespace:shop-*"],
+        &kubelet,
+        &token,
+    );
     tracer
         .wait_attached(container.pid(), ATTACH_TIMEOUT)
         .expect("attached once the pod is known");
@@ -181,18 +175,7 @@ fn pods_metadata_from_the_kubelet_names_spans_and_filters_processes() {
     // `--binary`: the process is traced at once; its resource gets the pod's metadata
     // when a list that has its container comes.
     let kubelet = FakeKubelet::start(&pods, 1).expect("start the fake kubelet");
-    let url = kubelet.url();
-    let tracer = Tracer::spawn([
-        "--binary",
-        INSIDE_PATH,
-        "--kube-pods-url",
-        url.as_str(),
-        "--kube-token-file",
-        token_arg,
-        "--format",
-        "json",
-    ])
-    .expect("start the tracer");
+    let tracer = with_kubelet(&["--binary", INSIDE_PATH], &kubelet, &token);
     tracer
         .wait_attached(container.pid(), ATTACH_TIMEOUT)
         .expect("attached");

@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use tracer_tests::go::{self, Toolchain};
+use tracer_tests::go;
 use tracer_tests::http;
-use tracer_tests::process::{Fixture, HttpServer};
+use tracer_tests::process::{Fixture, HttpServer, build_http_server};
 use tracer_tests::tracer::{ATTACH_TIMEOUT, RUN_TIMEOUT, Tracer, tracer_bin};
 
 fn manifest() -> PathBuf {
@@ -89,10 +89,7 @@ fn confined(caps: &[String], args: &[&str]) -> Command {
 /// The `net_http_server` fixture started as user and group 65534 (nobody), from a copy
 /// only it and root can use.
 fn service_of_another_user() -> (HttpServer, PathBuf) {
-    let toolchain = Toolchain::find(go::DEFAULT).expect("a Go toolchain");
-    let built = toolchain
-        .build_fixture("net_http_server")
-        .expect("build the fixture");
+    let (toolchain, built) = build_http_server(go::DEFAULT).expect("build the fixture");
     let dir = std::env::temp_dir().join(format!("tracer-deploy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let exe = dir.join("service");

@@ -159,6 +159,9 @@ pub struct Filter {
     pub exclude: Vec<String>,
 }
 
+/// The prefixes of the globs on Kubernetes metadata.
+const POD_FIELDS: [&str; 3] = ["container:", "pod:", "namespace:"];
+
 /// What is known of a process when the filter looks at it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Facts<'a> {
@@ -190,11 +193,10 @@ impl Filter {
 
     /// Whether some pattern looks at Kubernetes metadata.
     pub fn needs_pods(&self) -> bool {
-        self.include.iter().chain(&self.exclude).any(|p| {
-            ["container:", "pod:", "namespace:"]
-                .iter()
-                .any(|k| p.starts_with(k))
-        })
+        self.include
+            .iter()
+            .chain(&self.exclude)
+            .any(|p| POD_FIELDS.iter().any(|k| p.starts_with(k)))
     }
 }
 

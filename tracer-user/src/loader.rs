@@ -265,14 +265,7 @@ impl Loader {
                 .attach(tracepoint)
                 .map_err(|source| program_error(name, source))?;
         }
-        let map = self
-            .ebpf
-            .take_map("PROCESS_EVENTS")
-            .ok_or(LoadError::MissingMap("PROCESS_EVENTS"))?;
-        RingBuf::try_from(map).map_err(|source| LoadError::Map {
-            map: "PROCESS_EVENTS",
-            source,
-        })
+        self.take_ring("PROCESS_EVENTS")
     }
 
     pub fn start_injection(&mut self, cgroups: &[std::path::PathBuf]) -> Result<(), LoadError> {
@@ -311,14 +304,16 @@ impl Loader {
 
     /// The ring buffer of finished events.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        self.take_ring("EVENTS")
+    }
+
+    /// The ring buffer map `name`, owned by the caller from now on.
+    fn take_ring(&mut self, name: &'static str) -> Result<RingBuf<MapData>, LoadError> {
         let map = self
             .ebpf
-            .take_map("EVENTS")
-            .ok_or(LoadError::MissingMap("EVENTS"))?;
-        RingBuf::try_from(map).map_err(|source| LoadError::Map {
-            map: "EVENTS",
-            source,
-        })
+            .take_map(name)
+            .ok_or(LoadError::MissingMap(name))?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map { map: name, source })
     }
 
     /// The kernel counters, summed over CPUs, indexed by `tracer_common::counters`.

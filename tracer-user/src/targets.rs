@@ -16,7 +16,7 @@ use std::{
 use crate::{
     cli::{Config, Facts, Filter},
     container::Placement,
-    kube::Kube,
+    kube::{self, Kube},
     loader::{AttachedProbe, Link, Loader},
     pipeline::resource::Resource,
     probes::Hook,
@@ -444,11 +444,7 @@ impl Targets {
         if !filter.needs_pods() {
             return filter.admits(&facts);
         }
-        let container_id = Placement::of(process.pid).container_id;
-        let pod = match (&self.kube, &container_id) {
-            (Some(kube), Some(id)) => kube.container(id),
-            _ => None,
-        };
+        let (container_id, pod) = self.placement(process.pid);
         facts.container_id = container_id.as_deref();
         if let Some(container) = &pod {
             facts.container_name = Some(&container.name);
@@ -457,6 +453,17 @@ impl Targets {
         }
         facts.complete = settled || self.kube.is_none() || container_id.is_none() || pod.is_some();
         filter.admits(&facts)
+    }
+
+    /// The container process `pid` runs in, and its Kubernetes container if the pod list
+    /// has it (a miss asks for a new list).
+    fn placement(&self, pid: u32) -> (Option<String>, Option<kube::Container>) {
+        let container_id = Placement::of(pid).container_id;
+        let pod = match (&self.kube, &container_id) {
+            (Some(kube), Some(id)) => kube.container(id),
+            _ => None,
+        };
+        (container_id, pod)
     }
 
     /// Looks again at what waited for pod metadata, when a new pod list came: resources
@@ -526,12 +533,8 @@ impl Targets {
 
     /// Records `process` (running the traced binary `file`) and says it is attached.
     fn take_in(&mut self, process: Process, file: FileId) -> Result<(), RunError> {
+        let (container_id, pod) = self.placement(process.pid);
         let binary = &self.binaries[&file];
-        let container_id = Placement::of(process.pid).container_id;
-        let pod = match (&self.kube, &container_id) {
-            (Some(kube), Some(id)) => kube.container(id),
-            _ => None,
-        };
         let pod_wait = (self.kube.is_some() && container_id.is_some() && pod.is_none())
             .then_some(self.kube_generation);
         let resource = Arc::new(Resource::of(

@@ -37,9 +37,8 @@ pub const GO_1_19: &str = "/usr/lib/go-1.19/bin/go";
 
 /// Debian packages: Go 1.19, the load generator for `cargo xtask bench`, `bpftool` (the
 /// tests read the tracer's loaded programs with it), and the C toolchain the tests' cgo
-/// builds link with.
-/// `util-linux` (unshare, pivot_root) and `libcap2-bin` (capsh) run the container and
-/// capability tests.
+/// builds link with, and `util-linux` (unshare, pivot_root, setpriv) the container and
+/// capability tests run with.
 const APT_PACKAGES: &[&str] = &[
     "golang-1.19-go",
     "wrk",
@@ -47,7 +46,6 @@ const APT_PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "util-linux",
-    "libcap2-bin",
 ];
 
 /// Go HTTP servers packaged by Debian (stripped, built by Debian's Go), unpacked for the
