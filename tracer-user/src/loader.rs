@@ -11,7 +11,7 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         UProbe,
-        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeScope},
     },
 };
 use tracer_common::{
@@ -99,6 +99,47 @@ pub struct Loader {
     next_slot: u32,
     /// Configuration slots given back by binaries no longer traced.
     free_slots: Vec<u32>,
+    /// Where detached links go to be closed (started on first use).
+    detacher: Option<Detacher>,
+}
+
+/// A thread that closes uprobe links: the kernel waits for an RCU grace period (tens of
+/// milliseconds here) for each uprobe it removes, and the reader must not wait with it.
+struct Detacher {
+    sender: Option<std::sync::mpsc::Sender<Vec<UProbeLink>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Detacher {
+    fn spawn() -> std::io::Result<Self> {
+        let (sender, receiver) = std::sync::mpsc::channel::<Vec<UProbeLink>>();
+        let thread = std::thread::Builder::new()
+            .name("detacher".into())
+            // Dropping a link detaches it.
+            .spawn(move || receiver.iter().for_each(drop))?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `links` to the thread; gives them back if it is gone.
+    fn send(&self, links: Vec<UProbeLink>) -> Result<(), Vec<UProbeLink>> {
+        match &self.sender {
+            Some(sender) => sender.send(links).map_err(|e| e.0),
+            None => Err(links),
+        }
+    }
+}
+
+impl Drop for Detacher {
+    /// Waits for every link handed over to be closed.
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Loader {
@@ -123,6 +164,7 @@ impl Loader {
             ebpf,
             next_slot: 0,
             free_slots: Vec::new(),
+            detacher: None,
         };
         loader.seed_ids()?;
         Ok(loader)
@@ -238,14 +280,26 @@ impl Loader {
 
     /// Detaches what [`Loader::attach`] attached.
     pub fn detach_links(&mut self, links: Vec<Link>) {
+        let mut taken = Vec::with_capacity(links.len());
         for link in links {
             let result = program::<UProbe>(&mut self.ebpf, link.program).and_then(|p| {
-                p.detach(link.id)
+                p.take_link(link.id)
                     .map_err(|e| program_error(link.program, e))
             });
-            if let Err(error) = result {
-                log::warn!("detaching {} failed: {error}", link.program);
+            match result {
+                Ok(link) => taken.push(link),
+                Err(error) => log::warn!("detaching {} failed: {error}", link.program),
             }
+        }
+        if self.detacher.is_none() {
+            self.detacher = Detacher::spawn()
+                .map_err(|error| log::debug!("no detacher thread ({error}): detaching here"))
+                .ok();
+        }
+        if let Some(detacher) = &self.detacher
+            && let Err(links) = detacher.send(taken)
+        {
+            drop(links);
         }
     }
 

@@ -70,6 +70,8 @@ struct Binary {
     attached: Vec<AttachedProbe>,
     /// What to call it in messages.
     shown: String,
+    /// The executable, open for reading type names (one descriptor for all its processes).
+    exe: Option<Arc<std::fs::File>>,
 }
 
 pub struct Targets {
@@ -239,6 +241,7 @@ impl Targets {
             links: Vec::new(),
             attached: Vec::new(),
             shown: shown.to_owned(),
+            exe: None,
         })
     }
 
@@ -552,11 +555,23 @@ impl Targets {
             &binary.inspection,
             &binary.plan.propagation,
         );
+        let binary = self.binaries.get_mut(&file).expect("a traced binary");
+        let exe = match &binary.exe {
+            Some(exe) => Arc::clone(exe),
+            None => {
+                let exe =
+                    Arc::new(std::fs::File::open(process.exe_handle()).map_err(|source| {
+                        TargetError::Read {
+                            path: process.exe.display().to_string(),
+                            source,
+                        }
+                    })?);
+                binary.exe = Some(Arc::clone(&exe));
+                exe
+            }
+        };
         let types = TypeNames::new(
-            std::fs::File::open(process.exe_handle()).map_err(|source| TargetError::Read {
-                path: process.exe.display().to_string(),
-                source,
-            })?,
+            exe,
             binary.inspection.segments.clone(),
             binary.inspection.types_base,
             binary

@@ -6,6 +6,7 @@
 //! latency at one connection, spans written, the tracer's drop summary) is printed and
 //! written to `results/bench-<UTC timestamp>.md`.
 
+mod fleet;
 mod report;
 mod wrk;
 
@@ -52,6 +53,16 @@ pub struct Options {
     /// (repeatable).
     #[arg(long = "tracer-arg", value_name = "ARG", allow_hyphen_values = true)]
     tracer_args: Vec<String>,
+    #[command(subcommand)]
+    other: Option<Other>,
+}
+
+/// The other benches.
+#[derive(clap::Subcommand)]
+enum Other {
+    /// The tracer's memory, descriptors and CPU with hundreds of processes under `--all`;
+    /// writes `results/bench-fleet-<UTC timestamp>.md`.
+    Fleet(fleet::Options),
 }
 
 /// What every run of the bench shares.
@@ -70,6 +81,9 @@ struct Bench {
 }
 
 pub fn run(options: &Options) -> Result<()> {
+    if let Some(Other::Fleet(fleet)) = &options.other {
+        return fleet::run(fleet);
+    }
     cmd::ensure_root("cargo xtask bench", "the tracer attaches uprobes")?;
     ensure_two_cpus()?;
     setup::run()?;

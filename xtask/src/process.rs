@@ -80,6 +80,31 @@ impl Lines {
     }
 }
 
+/// CPU time (user and system) process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which ends at the last ')'): utime and stime are
+    // the 12th and 13th, in clock ticks.
+    let rest = stat
+        .rfind(')')
+        .map(|at| &stat[at + 1..])
+        .context("no command name in /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("field {i} of /proc/{pid}/stat"))
+    };
+    // SAFETY: sysconf has no memory preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100);
+    Ok(Duration::from_nanos(
+        (ticks(11)? + ticks(12)?) * 1_000_000_000 / hz,
+    ))
+}
+
 /// A spawned child that is killed if still running when dropped.
 pub struct Running {
     name: String,

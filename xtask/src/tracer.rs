@@ -5,9 +5,9 @@
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use crate::process::Running;
+use crate::process::{self, Running};
 use crate::tracer_bin;
 
 /// A running tracer whose probes are attached.
@@ -41,14 +41,7 @@ pub struct Launch<'a> {
 impl Tracer {
     /// Starts the release `tracer` and waits (until `deadline`) for it to attach.
     pub fn attach(launch: Launch<'_>, deadline: Instant) -> Result<Self> {
-        let mut cmd = match launch.cpu {
-            Some(cpu) => {
-                let mut taskset = Command::new("taskset");
-                taskset.arg("-c").arg(cpu.to_string()).arg(tracer_bin());
-                taskset
-            }
-            None => Command::new(tracer_bin()),
-        };
+        let mut cmd = command(launch.cpu);
         cmd.arg("--pid")
             .arg(launch.pid.to_string())
             .args(launch.args)
@@ -66,28 +59,7 @@ impl Tracer {
 
     /// CPU time (user and system) the tracer has used so far.
     pub fn cpu_time(&self) -> Result<Duration> {
-        let pid = self.process.pid();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .with_context(|| format!("reading /proc/{pid}/stat"))?;
-        // Fields after the command name (which ends at the last ')'): utime and stime are
-        // the 12th and 13th, in clock ticks.
-        let rest = stat
-            .rfind(')')
-            .map(|at| &stat[at + 1..])
-            .context("no command name in /proc/PID/stat")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| -> Result<u64> {
-            fields
-                .get(i)
-                .and_then(|f| f.parse().ok())
-                .with_context(|| format!("field {i} of /proc/{pid}/stat"))
-        };
-        // SAFETY: sysconf has no memory preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let hz = u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100);
-        Ok(Duration::from_nanos(
-            (ticks(11)? + ticks(12)?) * 1_000_000_000 / hz,
-        ))
+        process::cpu_time(self.process.pid())
     }
 
     /// Sends SIGINT and waits for the tracer to flush and exit.
@@ -107,13 +79,30 @@ impl Tracer {
     }
 }
 
+/// The release `tracer`, pinned to `cpu` with `taskset` if given.
+pub fn command(cpu: Option<u32>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(cpu.to_string()).arg(tracer_bin());
+            taskset
+        }
+        None => Command::new(tracer_bin()),
+    }
+}
+
+/// The process an "attached" log line of the tracer names.
+pub fn attached_pid(line: &str) -> Option<u32> {
+    if !line.contains("attached") {
+        return None;
+    }
+    line.split(|c: char| c.is_whitespace() || c == ',')
+        .find_map(|word| word.strip_prefix("pid=")?.parse().ok())
+}
+
 /// Whether `line` is the tracer's "attached" log line for `pid`.
 fn says_attached(line: &str, pid: u32) -> bool {
-    let pid_field = format!("pid={pid}");
-    line.contains("attached")
-        && line
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .any(|word| word == pid_field)
+    attached_pid(line) == Some(pid)
 }
 
 #[cfg(test)]

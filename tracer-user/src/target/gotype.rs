@@ -6,7 +6,7 @@
 //! from the executable file, never from the process. See
 //! <https://go.dev/src/internal/abi/type.go> (`Type`, `Name`) and
 //! <https://go.dev/src/runtime/iface.go>.
-use std::{collections::HashMap, fs::File, os::unix::fs::FileExt as _};
+use std::{collections::HashMap, fs::File, os::unix::fs::FileExt as _, sync::Arc};
 
 use compact_str::CompactString;
 
@@ -25,7 +25,8 @@ const MAX_NAME: usize = 256;
 
 /// Resolves itab addresses of one executable to type names, with a cache.
 pub struct TypeNames {
-    file: File,
+    /// Shared by every process of the executable.
+    file: Arc<File>,
     segments: Vec<Segment>,
     types_base: Option<u64>,
     /// The data word of `context.Canceled` in the process, once read.
@@ -38,7 +39,7 @@ pub struct TypeNames {
 
 impl TypeNames {
     pub fn new(
-        file: File,
+        file: Arc<File>,
         segments: Vec<Segment>,
         types_base: Option<u64>,
         canceled_at: Option<(u32, u64)>,
