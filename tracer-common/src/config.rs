@@ -6,6 +6,12 @@
 pub const NO_FIELD: u32 = u32::MAX;
 
 /// Maximum number of binaries (configuration slots) traced at once.
+/// [`ProbeConfig::sampling`]: every trace is sampled (ratio 1).
+pub const SAMPLE_ALL: u32 = 1;
+/// [`ProbeConfig::sampling`]: a caller's decision does not count (a sampler that is not
+/// parent-based).
+pub const SAMPLE_IGNORE_CALLER: u32 = 2;
+
 pub const MAX_CONFIGS: u32 = 256;
 
 /// Field offsets (bytes) inside Go runtime and `net/http` structs of one binary.
@@ -72,8 +78,8 @@ pub struct ProbeConfig {
     pub bufio_buf: u32,
     pub bufio_n: u32,
     pub bufio_window: u32,
-    /// Non-zero when every trace is sampled (`--sample-ratio 1`).
-    pub sample_all: u32,
+    /// How a trace's sampling is decided: `SAMPLE_*` bits.
+    pub sampling: u32,
     /// HTTP/2 (the server bundled in net/http): the response writer's `rws` (a pointer to
     /// its state), else [`NO_FIELD`].
     pub h2_rws: u32,
@@ -241,7 +247,7 @@ impl ProbeConfig {
             bufio_buf: NO_FIELD,
             bufio_n: NO_FIELD,
             bufio_window: 0,
-            sample_all: 1,
+            sampling: SAMPLE_ALL,
             h2_rws: NO_FIELD,
             sample_below: u64::MAX,
             bufio_write: 0,

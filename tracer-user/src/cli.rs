@@ -2,6 +2,8 @@
 //! [`Config`]. Flags win over the environment variables named in `--help`.
 use clap::{Parser, ValueEnum};
 
+use crate::export::settings::{Flags, Settings, parse_pairs};
+
 /// Default `--nice`: below the default priority (0) of the programs around the tracer.
 pub const DEFAULT_NICE: i32 = 10;
 
@@ -49,21 +51,58 @@ pub struct Cli {
     #[arg(long, env = "TRACER_KUBE_CA_FILE", value_name = "PATH")]
     pub kube_ca_file: Option<std::path::PathBuf>,
 
-    /// Where spans go.
-    #[arg(long, value_enum, default_value_t = ExporterKind::Stdout)]
-    pub exporter: ExporterKind,
+    /// Where spans go: stdout, otlp, zipkin; several at once with commas or repeats
+    /// [default: stdout; env OTEL_TRACES_EXPORTER (otlp, zipkin, console)].
+    #[arg(
+        long = "exporter",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "EXPORTER"
+    )]
+    pub exporters: Vec<ExporterKind>,
 
     /// Output format on stdout [default: text on a terminal, json otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 
-    /// OTLP endpoint URL.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    /// OTLP endpoint URL: for http/protobuf, `/v1/traces` is added [env
+    /// OTEL_EXPORTER_OTLP_ENDPOINT; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is taken whole;
+    /// default http://localhost:4317, or :4318 for http/protobuf].
+    #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
 
-    /// OTLP protocol.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value_t = OtlpProtocol::Grpc)]
-    pub otlp_protocol: OtlpProtocol,
+    /// OTLP protocol [env OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL; default grpc].
+    #[arg(long, value_enum)]
+    pub otlp_protocol: Option<OtlpProtocol>,
+
+    /// A header sent with every OTLP export, e.g. `authorization=Bearer T` (repeatable;
+    /// added to env OTEL_EXPORTER_OTLP_(TRACES_)HEADERS).
+    #[arg(long = "otlp-header", value_name = "NAME=VALUE")]
+    pub otlp_headers: Vec<String>,
+
+    /// Compression of OTLP exports [env OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION; default
+    /// none].
+    #[arg(long, value_enum)]
+    pub otlp_compression: Option<OtlpCompression>,
+
+    /// Deadline of each OTLP export in milliseconds [env
+    /// OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT; default 10000].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub otlp_timeout: Option<u64>,
+
+    /// Certificate authorities (PEM) to trust for an https OTLP endpoint, instead of the
+    /// public ones [env OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE].
+    #[arg(long, value_name = "PATH")]
+    pub otlp_certificate: Option<std::path::PathBuf>,
+
+    /// Zipkin v2 spans endpoint.
+    #[arg(long, env = "OTEL_EXPORTER_ZIPKIN_ENDPOINT", value_name = "URL",
+          default_value = crate::export::zipkin::DEFAULT_ENDPOINT)]
+    pub zipkin_endpoint: String,
+
+    /// Serve the tracer's own counters for Prometheus at http://ADDR/metrics.
+    #[arg(long, env = "TRACER_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 
     /// Service name [default: the target's OTEL_SERVICE_NAME, else its executable's name].
     #[arg(long, env = "OTEL_SERVICE_NAME", value_name = "NAME")]
@@ -106,6 +145,23 @@ pub struct Cli {
 pub enum ExporterKind {
     Stdout,
     Otlp,
+    Zipkin,
+}
+
+impl ExporterKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Otlp => "otlp",
+            Self::Zipkin => "zipkin",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OtlpCompression {
+    Gzip,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -128,8 +184,12 @@ pub enum UsageError {
     NoTarget,
     #[error("give only one of --pid, --binary, --all and -- COMMAND")]
     SeveralModes,
-    #[error("{0} is not supported yet")]
-    NotYet(&'static str),
+    #[error("{name} must be {expected}, got {value:?}")]
+    BadValue {
+        name: String,
+        value: String,
+        expected: &'static str,
+    },
     #[error("--sample-ratio must be between 0 and 1, got {0}")]
     SampleRatio(f64),
     #[error("OTEL_TRACES_SAMPLER_ARG must be a number between 0 and 1, got {0:?}")]
@@ -280,11 +340,17 @@ pub struct Config {
     pub format: Format,
     pub service_name: Option<String>,
     pub read_only: bool,
+    /// Fraction of traces kept, by trace id.
     pub sample_ratio: f64,
+    /// Whether a caller's sampling decision wins over the ratio.
+    pub parent_based: bool,
     pub capture_query: bool,
     pub nice: i32,
     pub track_goroutines: bool,
     pub kubernetes: Kubernetes,
+    pub export: Settings,
+    /// `OTEL_RESOURCE_ATTRIBUTES`: on every resource.
+    pub resource_attributes: Vec<(String, String)>,
 }
 
 /// Where Kubernetes metadata comes from (see [`crate::kube`]).
@@ -305,10 +371,13 @@ impl Default for Config {
             service_name: None,
             read_only: false,
             sample_ratio: 1.0,
+            parent_based: true,
             capture_query: false,
             nice: DEFAULT_NICE,
             track_goroutines: false,
             kubernetes: Kubernetes::default(),
+            export: Settings::default(),
+            resource_attributes: Vec::new(),
         }
     }
 }
@@ -332,23 +401,29 @@ impl Cli {
             1 => {}
             _ => return Err(UsageError::SeveralModes),
         }
-        if self.exporter == ExporterKind::Otlp {
-            return Err(UsageError::NotYet("--exporter otlp"));
-        }
-        let sample_ratio = match self.sample_ratio {
-            Some(r) if (0.0..=1.0).contains(&r) => r,
-            Some(r) => return Err(UsageError::SampleRatio(r)),
-            None if env("OTEL_TRACES_SAMPLER").as_deref() == Some("parentbased_traceidratio") => {
-                match env("OTEL_TRACES_SAMPLER_ARG") {
-                    None => 1.0,
-                    Some(arg) => match arg.trim().parse::<f64>() {
-                        Ok(r) if (0.0..=1.0).contains(&r) => r,
-                        _ => return Err(UsageError::SamplerArg(arg)),
-                    },
-                }
-            }
-            None => 1.0,
+        let export = Settings::resolve(
+            Flags {
+                exporters: self.exporters,
+                otlp_endpoint: self.otlp_endpoint.filter(|e| !e.trim().is_empty()),
+                otlp_protocol: self.otlp_protocol,
+                otlp_headers: self.otlp_headers,
+                otlp_compression: self.otlp_compression,
+                otlp_timeout_ms: self.otlp_timeout,
+                otlp_certificate: self.otlp_certificate,
+                zipkin_endpoint: Some(self.zipkin_endpoint),
+                metrics_addr: self.metrics_addr,
+            },
+            &env,
+        )?;
+        let resource_attributes = match env("OTEL_RESOURCE_ATTRIBUTES") {
+            Some(text) => parse_pairs(&text).ok_or_else(|| UsageError::BadValue {
+                name: "OTEL_RESOURCE_ATTRIBUTES".into(),
+                value: text.clone(),
+                expected: "key=value,...",
+            })?,
+            None => Vec::new(),
         };
+        let (sample_ratio, parent_based) = sampler(self.sample_ratio, &env)?;
         let mode = if self.all {
             Mode::All(Filter {
                 include: self.include,
@@ -374,6 +449,7 @@ impl Cli {
             service_name: self.service_name.filter(|s| !s.is_empty()),
             read_only: self.read_only,
             sample_ratio,
+            parent_based,
             capture_query: self.capture_query,
             nice: self.nice,
             track_goroutines: self.track_goroutines,
@@ -383,8 +459,48 @@ impl Cli {
                 token_file: self.kube_token_file,
                 ca_file: self.kube_ca_file,
             },
+            export,
+            resource_attributes,
         })
     }
+}
+
+/// The sampler: `--sample-ratio` (parent-based), else `OTEL_TRACES_SAMPLER` and
+/// `OTEL_TRACES_SAMPLER_ARG`, else every trace (parent-based); `(ratio, parent_based)`.
+fn sampler(
+    flag: Option<f64>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(f64, bool), UsageError> {
+    if let Some(r) = flag {
+        return if (0.0..=1.0).contains(&r) {
+            Ok((r, true))
+        } else {
+            Err(UsageError::SampleRatio(r))
+        };
+    }
+    let ratio = || match env("OTEL_TRACES_SAMPLER_ARG") {
+        None => Ok(1.0),
+        Some(arg) => match arg.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+            _ => Err(UsageError::SamplerArg(arg)),
+        },
+    };
+    let name = env("OTEL_TRACES_SAMPLER").unwrap_or_default();
+    Ok(match name.trim() {
+        "" | "parentbased_always_on" => (1.0, true),
+        "parentbased_always_off" => (0.0, true),
+        "parentbased_traceidratio" => (ratio()?, true),
+        "always_on" => (1.0, false),
+        "always_off" => (0.0, false),
+        "traceidratio" => (ratio()?, false),
+        _ => {
+            return Err(UsageError::BadValue {
+                name: "OTEL_TRACES_SAMPLER".into(),
+                value: name,
+                expected: "always_on, always_off, traceidratio or parentbased_*",
+            });
+        }
+    })
 }
 
 #[cfg(test)]
@@ -543,9 +659,19 @@ mod tests {
             "OTEL_TRACES_SAMPLER_ARG" => Some("0.25".to_owned()),
             _ => None,
         };
-        assert_eq!(
-            cli.into_config(true, env).expect("valid").sample_ratio,
-            0.25
-        );
+        let config = cli.into_config(true, env).expect("valid");
+        assert_eq!((config.sample_ratio, config.parent_based), (0.25, true));
+        let sampler = |name: &str| {
+            let cli = Cli::try_parse_from(["tracer", "--pid", "1"]).expect("parses");
+            let name = name.to_owned();
+            cli.into_config(true, move |k: &str| {
+                (k == "OTEL_TRACES_SAMPLER").then(|| name.clone())
+            })
+            .map(|c| (c.sample_ratio, c.parent_based))
+        };
+        assert_eq!(sampler("always_off"), Ok((0.0, false)));
+        assert_eq!(sampler("traceidratio"), Ok((1.0, false)));
+        assert_eq!(sampler("parentbased_always_off"), Ok((0.0, true)));
+        assert!(sampler("jaeger_remote").is_err());
     }
 }

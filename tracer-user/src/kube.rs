@@ -184,7 +184,7 @@ fn follow(
     index: &Mutex<Arc<Index>>,
     generation: &AtomicU64,
 ) {
-    let agent = match agent(source) {
+    let agent = match crate::http::agent(source.ca_file.as_deref(), TIMEOUT) {
         Ok(agent) => agent,
         Err(error) => {
             log::warn!("Kubernetes metadata off: {error:#}");
@@ -225,31 +225,6 @@ fn follow(
     }
 }
 
-/// An HTTP client that trusts `source`'s certificate authorities (if any are named, else
-/// the public ones).
-fn agent(source: &Source) -> anyhow::Result<ureq::Agent> {
-    use anyhow::Context as _;
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(ca_file) = &source.ca_file {
-        let pem = std::fs::read(ca_file).with_context(|| format!("read {}", ca_file.display()))?;
-        let mut certs = Vec::new();
-        for item in ureq::tls::parse_pem(&pem) {
-            if let ureq::tls::PemItem::Certificate(cert) =
-                item.with_context(|| format!("parse {}", ca_file.display()))?
-            {
-                certs.push(cert);
-            }
-        }
-        anyhow::ensure!(!certs.is_empty(), "no certificate in {}", ca_file.display());
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-    }
-    Ok(ureq::Agent::config_builder()
-        .timeout_global(Some(TIMEOUT))
-        .tls_config(tls.build())
-        .build()
-        .new_agent())
-}
-
 /// One fetch of the pod list.
 fn fetch(agent: &ureq::Agent, source: &Source) -> anyhow::Result<Index> {
     let mut request = agent.get(&source.url).header("Accept", "application/json");
@@ -258,8 +233,9 @@ fn fetch(agent: &ureq::Agent, source: &Source) -> anyhow::Result<Index> {
             .map_err(|e| anyhow::anyhow!("read the token {}: {e}", token_file.display()))?;
         request = request.header("Authorization", format!("Bearer {}", token.trim()));
     }
-    let body = request
-        .call()?
+    let mut response = request.call()?;
+    anyhow::ensure!(response.status().is_success(), "HTTP {}", response.status());
+    let body = response
         .body_mut()
         .with_config()
         .limit(MAX_BODY)

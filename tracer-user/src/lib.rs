@@ -6,14 +6,16 @@
 //! processes and binaries ([`launch`] starts a command, [`container`] says where a
 //! process runs); [`run`] drains the ring buffer
 //! through the [`pipeline`] (decode, span mapping in [`probes`], clock, resource) to the
-//! [`export`]ers.
+//! [`export`]ers (over [`http`] or gRPC).
 pub mod cli;
 pub mod container;
 pub mod doctor;
 pub mod export;
+pub mod http;
 pub mod kube;
 pub mod launch;
 pub mod loader;
+pub mod metrics;
 pub mod pipeline;
 pub mod privileges;
 pub mod probes;

@@ -2,12 +2,11 @@
 //! short timer through the pipeline to the exporter, and on SIGINT/SIGTERM or when every
 //! target has exited, detach, flush and summarize.
 use std::{
-    io::Write,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use aya::maps::{MapData, RingBuf};
@@ -18,11 +17,15 @@ use tracer_common::{
 };
 
 use crate::{
-    cli::{Config, Format, Mode},
-    export::{Encoder, Exporter, Item, json::JsonLines, text::Text},
+    cli::{Config, ExporterKind, Format, Mode},
+    export::{
+        Encoder, Exporter, Exporters, Item, Policy, Sink, json::JsonLines, otlp, stream::Stream,
+        text::Text, zipkin::Zipkin,
+    },
     kube::{self, Kube},
     launch::{self, LaunchError},
     loader::{AttachedProbe, LoadError, Loader},
+    metrics::{ExporterState, Metrics},
     pipeline::{
         clock::Clock,
         decode::{self, Event, decode},
@@ -41,6 +44,9 @@ use crate::{
 
 /// How often the ring buffer is drained (events are submitted without wake-ups).
 const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How often `--metrics-addr` gets a new snapshot.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Errors that stop the tracer (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +76,10 @@ pub enum RunError {
     Load(#[from] LoadError),
     #[error("cannot start the exporter")]
     Exporter(#[source] std::io::Error),
+    #[error("cannot set up the {0} exporter: {1:#}")]
+    ExporterSetup(&'static str, anyhow::Error),
+    #[error("cannot serve metrics on {0}")]
+    Metrics(std::net::SocketAddr, #[source] std::io::Error),
     #[error(transparent)]
     Launch(#[from] LaunchError),
 }
@@ -255,21 +265,25 @@ fn trace(
         None => None,
     };
 
-    let encoder: Box<dyn Encoder> = match config.format {
-        Format::Json => Box::new(JsonLines),
-        Format::Text => Box::new(Text),
+    let exporters = start_exporters(config)?;
+    let metrics = match config.export.metrics_addr {
+        Some(addr) => {
+            let metrics = Metrics::serve(addr).map_err(|e| RunError::Metrics(addr, e))?;
+            log::info!("metrics at http://{}/metrics", metrics.addr);
+            Some(metrics)
+        }
+        None => None,
     };
-    let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
-    let exporter = Exporter::spawn(encoder, out).map_err(RunError::Exporter)?;
+    let mut published = Instant::now();
     let mut pipeline = Pipeline {
         events,
         process_events,
         clock: Clock::measure(),
-        sampler: Sampler::new(config.sample_ratio),
+        sampler: Sampler::new(config.sample_ratio, config.parent_based),
         mapping: server::Mapping {
             capture_query: config.capture_query,
         },
-        exporter,
+        exporters,
         counters: UserCounters::default(),
         lost_process_events: 0,
     };
@@ -286,6 +300,13 @@ fn trace(
         pipeline.drain(&mut targets, &mut loader);
         pipeline.follow_processes(&mut targets, &mut loader);
         targets.refresh_metadata(&mut loader);
+        if let Some(metrics) = &metrics
+            && published.elapsed() >= METRICS_INTERVAL
+        {
+            published = Instant::now();
+            let summary = pipeline.summary(&loader.counters()?, 0, 0);
+            metrics.publish(&summary, &pipeline.exporter_states(), targets.count());
+        }
         if stopping {
             if finished {
                 log::info!("every traced process has exited");
@@ -298,44 +319,58 @@ fn trace(
     // Detach, then export whatever the kernel finished before that.
     loader.detach();
     pipeline.drain(&mut targets, &mut loader);
-    let Pipeline {
-        mut exporter,
-        counters,
-        ..
-    } = pipeline;
     drop(targets);
     let (in_flight_at_exit, expired) = loader.inflight(Clock::monotonic_now())?;
     let kernel = loader.counters()?;
     drop(loader);
-    exporter.finish();
+    pipeline.exporters.finish();
+    let summary = pipeline.summary(&kernel, in_flight_at_exit, expired);
+    if let Some(metrics) = &metrics {
+        metrics.publish(&summary, &pipeline.exporter_states(), 0);
+    }
+    Ok(Outcome { summary, exit_code })
+}
 
-    let stats = &exporter.stats;
-    let named = COUNTER_NAMES.iter().copied().zip(kernel);
-    let mut drops: Vec<(&'static str, u64)> = named.clone().take(NUM_DROPS as usize).collect();
-    let mut incomplete: Vec<(&'static str, u64)> = named.skip(NUM_DROPS as usize).collect();
-    incomplete.push(("excluded_by_filter", counters.excluded));
-    drops.push((
-        "export_queue_full",
-        stats.queue_full.load(Ordering::Relaxed),
-    ));
-    drops.push((
-        "export_write_failed",
-        stats.write_errors.load(Ordering::Relaxed),
-    ));
-    drops.push(("decode_failed", counters.decode_errors));
-    drops.push(("unknown_process", counters.unknown_process));
-    drops.push(("filter_undecided", counters.undecided));
-    drops.push(("inflight_expired", expired));
-    Ok(Outcome {
-        summary: Summary {
-            exported: stats.exported.load(Ordering::Relaxed),
-            drops,
-            sampled_out: counters.sampled_out,
-            in_flight_at_exit,
-            incomplete,
-        },
-        exit_code,
-    })
+/// Starts every exporter `config` names.
+fn start_exporters(config: &Config) -> Result<Exporters, RunError> {
+    let settings = &config.export;
+    let mut exporters = Vec::new();
+    for &kind in &settings.exporters {
+        let setup = |error| RunError::ExporterSetup(kind.name(), error);
+        let (sink, policy): (Box<dyn Sink>, Policy) = match kind {
+            ExporterKind::Stdout => {
+                let encoder: Box<dyn Encoder> = match config.format {
+                    Format::Json => Box::new(JsonLines),
+                    Format::Text => Box::new(Text),
+                };
+                let stream = Stream::new(encoder, Box::new(std::io::stdout()));
+                (Box::new(stream), Policy::STREAM)
+            }
+            ExporterKind::Otlp => {
+                let otlp = &settings.otlp;
+                log::info!(
+                    "otlp: exporting to {} ({:?}{}{})",
+                    otlp.endpoint,
+                    otlp.protocol,
+                    if otlp.gzip { ", gzip" } else { "" },
+                    if otlp.headers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} header(s)", otlp.headers.len())
+                    }
+                );
+                (otlp::sink(otlp).map_err(setup)?, settings.policy)
+            }
+            ExporterKind::Zipkin => {
+                log::info!("zipkin: exporting to {}", settings.zipkin_endpoint);
+                let zipkin =
+                    Zipkin::new(&settings.zipkin_endpoint, settings.otlp.timeout).map_err(setup)?;
+                (Box::new(zipkin), settings.policy)
+            }
+        };
+        exporters.push(Exporter::spawn(kind.name(), sink, policy).map_err(RunError::Exporter)?);
+    }
+    Ok(Exporters(exporters))
 }
 
 /// The executable of `process`, named by its real path for messages, and its bytes: read
@@ -444,8 +479,8 @@ pub fn plan(
         );
     }
     probe_config.track_goroutines = u32::from(clients && tracks);
-    let (sample_all, sample_below) = Sampler::new(config.sample_ratio).rule();
-    probe_config.sample_all = u32::from(sample_all);
+    let (sampling, sample_below) = Sampler::new(config.sample_ratio, config.parent_based).rule();
+    probe_config.sampling = sampling;
     probe_config.sample_below = sample_below;
     let inject = match blocker {
         Some(why) => Err(why.to_owned()),
@@ -657,11 +692,72 @@ struct Pipeline {
     clock: Clock,
     sampler: Sampler,
     mapping: server::Mapping,
-    exporter: Exporter,
+    exporters: Exporters,
     counters: UserCounters,
 }
 
 impl Pipeline {
+    /// The counts so far, with the kernel's (`kernel`, in [`COUNTER_NAMES`] order) and
+    /// the requests still in flight and expired (known at exit only). Export drops add up
+    /// over the exporters; with several, `spans_exported` is the fewest any delivered
+    /// and each one's count is listed too.
+    fn summary(&self, kernel: &[u64], in_flight: u64, expired: u64) -> Summary {
+        let exporters = &self.exporters.0;
+        let total = |count: fn(&crate::export::Stats) -> &std::sync::atomic::AtomicU64| {
+            exporters
+                .iter()
+                .map(|e| count(&e.stats).load(Ordering::Relaxed))
+                .sum::<u64>()
+        };
+        let named = COUNTER_NAMES.iter().copied().zip(kernel.iter().copied());
+        let mut drops: Vec<(&'static str, u64)> = named.clone().take(NUM_DROPS as usize).collect();
+        let mut incomplete: Vec<(&'static str, u64)> = named.skip(NUM_DROPS as usize).collect();
+        incomplete.push(("excluded_by_filter", self.counters.excluded));
+        incomplete.push(("export_errors", total(|s| &s.send_errors)));
+        if exporters.len() > 1 {
+            for exporter in exporters {
+                let name = match exporter.name {
+                    "stdout" => "exported_stdout",
+                    "otlp" => "exported_otlp",
+                    _ => "exported_zipkin",
+                };
+                incomplete.push((name, exporter.stats.exported.load(Ordering::Relaxed)));
+            }
+        }
+        drops.push(("export_queue_full", total(|s| &s.queue_full)));
+        drops.push(("export_failed", total(|s| &s.failed)));
+        drops.push(("export_rejected", total(|s| &s.rejected)));
+        drops.push(("decode_failed", self.counters.decode_errors));
+        drops.push(("unknown_process", self.counters.unknown_process));
+        drops.push(("filter_undecided", self.counters.undecided));
+        drops.push(("inflight_expired", expired));
+        Summary {
+            exported: exporters
+                .iter()
+                .map(|e| e.stats.exported.load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(0),
+            drops,
+            sampled_out: self.counters.sampled_out,
+            in_flight_at_exit: in_flight,
+            incomplete,
+        }
+    }
+
+    /// Each exporter's counts now, for the metrics endpoint.
+    fn exporter_states(&self) -> Vec<ExporterState> {
+        self.exporters
+            .0
+            .iter()
+            .map(|e| ExporterState {
+                name: e.name,
+                exported: e.stats.exported.load(Ordering::Relaxed),
+                send_errors: e.stats.send_errors.load(Ordering::Relaxed),
+                queued: e.stats.queued.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
     /// Takes in the processes that ran a program, forgets those that ended; rescans
     /// `/proc` when the kernel lost some of these events.
     fn follow_processes(&mut self, targets: &mut Targets, loader: &mut Loader) {
@@ -739,7 +835,7 @@ impl Pipeline {
                 resource: Arc::clone(&target.resource),
             });
         }
-        self.exporter.offer(batch);
+        self.exporters.offer(batch);
     }
 }
 

@@ -18,7 +18,7 @@ use crate::{
     container::Placement,
     kube::{self, Kube},
     loader::{AttachedProbe, Link, Loader},
-    pipeline::resource::Resource,
+    pipeline::resource::{Naming, Resource},
     probes::Hook,
     process::{FileId, Process},
     run::{self, Plan, RunError},
@@ -151,6 +151,11 @@ impl Targets {
             self.discover(loader, pid);
         }
         self.processes.get_mut(&pid)
+    }
+
+    /// How many processes are traced now.
+    pub fn count(&self) -> usize {
+        self.processes.values().filter(|t| !t.exited).count()
     }
 
     /// Whether every traced process has exited (with at least one traced).
@@ -489,7 +494,7 @@ impl Targets {
                 target.resource = Arc::new(Resource::of(
                     &target.process,
                     go_version,
-                    self.config.service_name.as_deref(),
+                    naming(&self.config),
                     Some(id),
                     Some(&pod),
                 ));
@@ -543,7 +548,7 @@ impl Targets {
         let resource = Arc::new(Resource::of(
             &process,
             &binary.inspection.build.go_version,
-            self.config.service_name.as_deref(),
+            naming(&self.config),
             container_id.as_deref(),
             pod.as_ref(),
         ));
@@ -592,6 +597,14 @@ impl Targets {
             },
         );
         Ok(())
+    }
+}
+
+/// What the configuration says about resources.
+fn naming(config: &Config) -> Naming<'_> {
+    Naming {
+        service_name: config.service_name.as_deref(),
+        attributes: &config.resource_attributes,
     }
 }
 

@@ -152,7 +152,7 @@ mod tests {
                 executable_path: "/srv/shop".into(),
                 runtime_version: "go1.24.11".into(),
                 host_name: "node-1".into(),
-                attributes: vec![("container.id", "c0ffee".into())],
+                attributes: vec![("container.id".into(), "c0ffee".into())],
             }),
         };
         let mut out = Vec::new();

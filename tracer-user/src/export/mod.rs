@@ -1,24 +1,43 @@
-//! Exporters. Each runs on its own thread behind a bounded queue: the reader hands over
-//! one batch of spans per drain of the ring buffer with a non-blocking send (one wake-up
-//! per batch, not per span), and a full queue drops the batch and counts its spans, so a
-//! slow exporter never slows the reader (and never the traced program).
+//! Exporters. Each runs on its own thread: the reader hands over one batch of spans per
+//! drain of the ring buffer with a non-blocking send (one wake-up per batch, not per
+//! span), so a slow or unreachable back end never slows the reader, nor the traced
+//! program. The thread keeps a bounded queue of spans (past it the oldest are dropped and
+//! counted), sends them in batches by size and time, and retries a batch the back end
+//! could not take for now with exponential backoff; every span is either exported or
+//! counted under a drop reason.
 pub mod json;
+pub mod otlp;
+pub mod settings;
+pub mod stream;
 pub mod text;
+pub mod zipkin;
 
 use std::{
-    io::Write,
+    collections::VecDeque,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
-        mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+        mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel},
     },
     thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use crate::pipeline::{resource::Resource, span::Span};
 
-/// Batches waiting for an exporter, at most (a batch is one drain of the ring buffer).
-pub const QUEUE_BATCHES: usize = 256;
+/// Batches waiting to enter an exporter's queue, at most (a batch is one drain of the ring
+/// buffer): they wait here only while the exporter is busy sending.
+pub const CHANNEL_BATCHES: usize = 256;
+
+/// First wait before a retry; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait a back end may ask for (`Retry-After`, gRPC `RetryInfo`).
+const MAX_ASKED_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Longest the exporters may take to flush at exit; what is left then is dropped and
+/// counted.
+const SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// A span with its (wall-clock) times and its process's resource.
 #[derive(Clone, Debug)]
@@ -41,43 +60,107 @@ pub trait Encoder: Send {
     }
 }
 
-/// Counts shared between the reader and an exporter thread.
+/// Where an exporter delivers batches.
+pub trait Sink: Send {
+    /// Delivers `batch`; on success, says how many spans the back end refused anyway
+    /// (OTLP partial success).
+    fn send(&mut self, batch: &[Item]) -> Result<u64, SendError>;
+
+    /// Why the back end cannot be reached now, if that can be told before sending.
+    fn unreachable(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// Why a batch was not delivered.
+#[derive(Debug, PartialEq)]
+pub enum SendError {
+    /// The back end may take it later (unreachable, overloaded, a retryable status):
+    /// after `after` if it said when.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// It never will (rejected as invalid, a write to a closed stdout).
+    Fail(String),
+}
+
+/// How an exporter batches and queues.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    /// Spans waiting, at most: past it the oldest are dropped (`export_queue_full`).
+    pub max_queue: usize,
+    /// Spans per send, at most.
+    pub max_batch: usize,
+    /// Longest a span waits for its batch to fill.
+    pub delay: Duration,
+    /// How long a batch is retried before it is given up (`export_failed`).
+    pub give_up_after: Duration,
+}
+
+impl Policy {
+    /// Writing to a stream: every batch at once, as it comes.
+    pub const STREAM: Self = Self {
+        max_queue: 1 << 16,
+        max_batch: usize::MAX,
+        delay: Duration::ZERO,
+        give_up_after: Duration::ZERO,
+    };
+}
+
+/// Counts shared between the reader, an exporter thread and the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Spans the back end took.
     pub exported: AtomicU64,
+    /// Spans dropped because the queue was full (the oldest first).
     pub queue_full: AtomicU64,
-    pub write_errors: AtomicU64,
+    /// Spans given up after failed sends.
+    pub failed: AtomicU64,
+    /// Spans the back end said it refused (partial success).
+    pub rejected: AtomicU64,
+    /// Sends that failed (each retry counts).
+    pub send_errors: AtomicU64,
+    /// Spans waiting now.
+    pub queued: AtomicU64,
 }
 
 /// The reader's end of an exporter.
 pub struct Exporter {
+    pub name: &'static str,
     sender: Option<SyncSender<Vec<Item>>>,
     thread: Option<JoinHandle<()>>,
     pub stats: Arc<Stats>,
 }
 
 impl Exporter {
-    /// Starts an exporter thread writing `encoder`'s output to `out`.
-    pub fn spawn(
-        mut encoder: Box<dyn Encoder>,
-        mut out: Box<dyn Write + Send>,
-    ) -> std::io::Result<Self> {
-        let (sender, receiver) = sync_channel::<Vec<Item>>(QUEUE_BATCHES);
+    /// Starts the exporter thread `name` sending to `sink` as `policy` says.
+    pub fn spawn(name: &'static str, sink: Box<dyn Sink>, policy: Policy) -> std::io::Result<Self> {
+        let (sender, receiver) = sync_channel::<Vec<Item>>(CHANNEL_BATCHES);
         let stats = Arc::new(Stats::default());
-        let thread_stats = Arc::clone(&stats);
+        let worker = Worker {
+            name,
+            receiver,
+            sink,
+            policy,
+            stats: Arc::clone(&stats),
+            queue: VecDeque::new(),
+            retrying: None,
+            first_queued: None,
+            failing: false,
+        };
         let thread = std::thread::Builder::new()
-            .name("exporter".into())
-            .spawn(move || {
-                drain(&receiver, encoder.as_mut(), out.as_mut(), &thread_stats);
-            })?;
+            .name(format!("export-{name}"))
+            .spawn(move || worker.run())?;
         Ok(Self {
+            name,
             sender: Some(sender),
             thread: Some(thread),
             stats,
         })
     }
 
-    /// Queues a batch of spans; drops and counts them when the queue is full.
+    /// Queues a batch of spans; drops and counts them when even the channel is full.
     pub fn offer(&self, batch: Vec<Item>) {
         let Some(sender) = &self.sender else { return };
         if batch.is_empty() {
@@ -93,7 +176,7 @@ impl Exporter {
         }
     }
 
-    /// Flushes everything queued and stops the thread.
+    /// Flushes everything queued (within [`SHUTDOWN`]) and stops the thread.
     pub fn finish(&mut self) {
         self.sender = None;
         if let Some(thread) = self.thread.take() {
@@ -108,21 +191,377 @@ impl Drop for Exporter {
     }
 }
 
-fn drain(
-    receiver: &Receiver<Vec<Item>>,
-    encoder: &mut dyn Encoder,
-    out: &mut dyn Write,
-    stats: &Stats,
-) {
-    let mut buffer = Vec::with_capacity(1 << 20);
-    while let Ok(batch) = receiver.recv() {
-        buffer.clear();
-        encoder.encode_batch(&batch, &mut buffer);
-        // One write and flush per batch: spans show up promptly without a write per span.
-        let n = batch.len() as u64;
-        match out.write_all(&buffer).and_then(|()| out.flush()) {
-            Ok(()) => stats.exported.fetch_add(n, Ordering::Relaxed),
-            Err(_) => stats.write_errors.fetch_add(n, Ordering::Relaxed),
+/// Every exporter of the run; each gets every span.
+pub struct Exporters(pub Vec<Exporter>);
+
+impl Exporters {
+    pub fn offer(&self, batch: Vec<Item>) {
+        let Some((last, others)) = self.0.split_last() else {
+            return;
         };
+        for exporter in others {
+            exporter.offer(batch.clone());
+        }
+        last.offer(batch);
+    }
+
+    pub fn finish(&mut self) {
+        for exporter in &mut self.0 {
+            exporter.finish();
+        }
+    }
+}
+
+/// A batch that failed for now and waits for its next try.
+struct Retrying {
+    items: Vec<Item>,
+    first_failure: Instant,
+    backoff: Duration,
+    next_try: Instant,
+}
+
+/// The exporter thread.
+struct Worker {
+    name: &'static str,
+    receiver: Receiver<Vec<Item>>,
+    sink: Box<dyn Sink>,
+    policy: Policy,
+    stats: Arc<Stats>,
+    queue: VecDeque<Item>,
+    retrying: Option<Retrying>,
+    /// When the oldest span now queued arrived.
+    first_queued: Option<Instant>,
+    /// Whether the last send failed (to log changes, not every failure).
+    failing: bool,
+}
+
+impl Worker {
+    fn run(mut self) {
+        if let Some(why) = self.sink.unreachable() {
+            log::warn!(
+                "{}: back end unreachable ({why}): spans wait (up to {}) and are retried",
+                self.name,
+                self.policy.max_queue
+            );
+            self.failing = true;
+        }
+        let mut closing: Option<Instant> = None;
+        loop {
+            if closing.is_none() {
+                let wait = self
+                    .next_due()
+                    .map(|due| due.saturating_duration_since(Instant::now()));
+                let received = match wait {
+                    Some(wait) => self.receiver.recv_timeout(wait),
+                    None => self
+                        .receiver
+                        .recv()
+                        .map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match received {
+                    Ok(batch) => {
+                        self.enqueue(batch);
+                        while let Ok(batch) = self.receiver.try_recv() {
+                            self.enqueue(batch);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => closing = Some(Instant::now()),
+                }
+            }
+            if let Some(since) = closing
+                && since.elapsed() >= SHUTDOWN
+            {
+                self.give_up_everything();
+                return;
+            }
+            self.send_due(closing);
+            if closing.is_some() && self.queue.is_empty() && self.retrying.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// When something is to be sent next: a retry, or a batch whose time has come.
+    fn next_due(&self) -> Option<Instant> {
+        if let Some(retrying) = &self.retrying {
+            return Some(retrying.next_try);
+        }
+        if self.queue.len() >= self.policy.max_batch {
+            return Some(Instant::now());
+        }
+        self.first_queued.map(|first| first + self.policy.delay)
+    }
+
+    fn enqueue(&mut self, batch: Vec<Item>) {
+        if self.queue.is_empty() {
+            self.first_queued = Some(Instant::now());
+        }
+        self.queue.extend(batch);
+        let over = self.queue.len().saturating_sub(self.policy.max_queue);
+        if over > 0 {
+            self.queue.drain(..over);
+            self.stats
+                .queue_full
+                .fetch_add(over as u64, Ordering::Relaxed);
+        }
+        self.publish_depth();
+    }
+
+    fn publish_depth(&self) {
+        let retrying = self.retrying.as_ref().map_or(0, |r| r.items.len());
+        self.stats
+            .queued
+            .store((self.queue.len() + retrying) as u64, Ordering::Relaxed);
+    }
+
+    /// Sends what is due: the batch being retried when its time has come, then full
+    /// batches, then the rest once it has waited long enough (everything, with no more
+    /// retries, when `closing` since then, until [`SHUTDOWN`] has passed).
+    fn send_due(&mut self, closing_since: Option<Instant>) {
+        let closing = closing_since.is_some();
+        if let Some(retrying) = self.retrying.take() {
+            if !closing && Instant::now() < retrying.next_try {
+                self.retrying = Some(retrying);
+                return;
+            }
+            let earlier = (retrying.first_failure, retrying.backoff);
+            self.attempt(retrying.items, Some(earlier), closing);
+            if self.retrying.is_some() {
+                return;
+            }
+        }
+        loop {
+            let due = closing
+                || self.queue.len() >= self.policy.max_batch
+                || self
+                    .first_queued
+                    .is_some_and(|first| first.elapsed() >= self.policy.delay);
+            let late = closing_since.is_some_and(|since| since.elapsed() >= SHUTDOWN);
+            if !due || late || self.queue.is_empty() {
+                break;
+            }
+            let n = self.queue.len().min(self.policy.max_batch);
+            let items: Vec<Item> = self.queue.drain(..n).collect();
+            self.first_queued = (!self.queue.is_empty()).then(Instant::now);
+            self.attempt(items, None, closing);
+            if self.retrying.is_some() {
+                break;
+            }
+        }
+        self.publish_depth();
+    }
+
+    /// One send of `items` (`earlier`: when it first failed and the last wait, if it
+    /// was tried before).
+    fn attempt(&mut self, items: Vec<Item>, earlier: Option<(Instant, Duration)>, closing: bool) {
+        let n = items.len() as u64;
+        match self.sink.send(&items) {
+            Ok(rejected) => {
+                if self.failing {
+                    log::info!("{}: exporting again", self.name);
+                    self.failing = false;
+                }
+                let rejected = rejected.min(n);
+                self.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+                self.stats
+                    .exported
+                    .fetch_add(n - rejected, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                let (reason, after) = match error {
+                    SendError::Retry { reason, after } => (reason, Some(after)),
+                    SendError::Fail(reason) => (reason, None),
+                };
+                let first_failure = earlier.map_or_else(Instant::now, |(first, _)| first);
+                let retry = after
+                    .filter(|_| !closing && first_failure.elapsed() < self.policy.give_up_after);
+                if !self.failing {
+                    let what = if retry.is_some() {
+                        "retrying"
+                    } else {
+                        "dropped"
+                    };
+                    log::warn!("{}: export failed: {reason} ({what})", self.name);
+                    self.failing = true;
+                }
+                match retry {
+                    Some(asked) => {
+                        let backoff =
+                            earlier.map_or(FIRST_BACKOFF, |(_, last)| (last * 2).min(MAX_BACKOFF));
+                        let wait = asked.map_or(backoff, |a| a.min(MAX_ASKED_BACKOFF));
+                        self.retrying = Some(Retrying {
+                            items,
+                            first_failure,
+                            backoff,
+                            next_try: Instant::now() + jitter(wait),
+                        });
+                    }
+                    None => {
+                        self.stats.failed.fetch_add(n, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// At the shutdown deadline: counts whatever was not sent.
+    fn give_up_everything(&mut self) {
+        let mut left = self.queue.len() as u64;
+        left += self.retrying.take().map_or(0, |r| r.items.len() as u64);
+        while let Ok(batch) = self.receiver.try_recv() {
+            left += batch.len() as u64;
+        }
+        self.queue.clear();
+        self.stats.failed.fetch_add(left, Ordering::Relaxed);
+        if left > 0 {
+            log::warn!(
+                "{}: {left} spans not exported within {} s of stopping: dropped",
+                self.name,
+                SHUTDOWN.as_secs()
+            );
+        }
+        self.publish_depth();
+    }
+}
+
+/// `wait` give or take a fifth, so that many tracers do not retry in step.
+fn jitter(wait: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let fraction = f64::from(nanos % 1000) / 1000.0; // [0, 1)
+    wait.mul_f64(0.8 + 0.4 * fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::pipeline::span::{SpanKind, Status};
+
+    fn item(n: u8) -> Item {
+        Item {
+            span: Span {
+                trace_id: [n; 16],
+                span_id: [n; 8],
+                parent_span_id: None,
+                trace_state: None,
+                sampled: None,
+                name: "GET".into(),
+                kind: SpanKind::Server,
+                start_ns: 1,
+                end_ns: 2,
+                status: Status::Unset,
+                attributes: Vec::new(),
+                pid: 1,
+                goroutine: 0,
+            },
+            resource: Arc::new(Resource {
+                service_name: "s".into(),
+                pid: 1,
+                executable_path: "/s".into(),
+                runtime_version: "go1.24.11".into(),
+                host_name: "h".into(),
+                attributes: Vec::new(),
+            }),
+        }
+    }
+
+    /// A back end that is down for its first `down` sends, then takes everything.
+    struct Flaky {
+        down: usize,
+        received: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Sink for Flaky {
+        fn send(&mut self, batch: &[Item]) -> Result<u64, SendError> {
+            if self.down > 0 {
+                self.down -= 1;
+                return Err(SendError::Retry {
+                    reason: "down".into(),
+                    after: Some(Duration::from_millis(10)),
+                });
+            }
+            let mut received = self.received.lock().expect("lock");
+            received.extend(batch.iter().map(|i| i.span.span_id[0]));
+            Ok(0)
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            max_queue: 8,
+            max_batch: 3,
+            delay: Duration::from_millis(20),
+            give_up_after: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn retries_then_delivers_in_batches() {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Flaky {
+            down: 2,
+            received: Arc::clone(&received),
+        };
+        let mut exporter = Exporter::spawn("test", Box::new(sink), policy()).expect("spawn");
+        exporter.offer((0..5).map(item).collect());
+        std::thread::sleep(Duration::from_millis(300));
+        exporter.offer(vec![item(5)]);
+        exporter.finish();
+        assert_eq!(*received.lock().expect("lock"), vec![0, 1, 2, 3, 4, 5]);
+        let stats = &exporter.stats;
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 6);
+        assert_eq!(stats.send_errors.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest() {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        // Down long enough for the queue to overflow while the first batch waits.
+        let sink = Flaky {
+            down: 1000,
+            received: Arc::clone(&received),
+        };
+        let mut exporter = Exporter::spawn("test", Box::new(sink), policy()).expect("spawn");
+        for n in 0..20 {
+            exporter.offer(vec![item(n)]);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        exporter.finish();
+        let stats = &exporter.stats;
+        let (full, failed) = (
+            stats.queue_full.load(Ordering::Relaxed),
+            stats.failed.load(Ordering::Relaxed),
+        );
+        assert!(full > 0, "the queue overflowed");
+        // Every span is accounted for: none delivered, each dropped once.
+        assert_eq!(full + failed, 20);
+        assert!(received.lock().expect("lock").is_empty());
+    }
+
+    /// A back end that refuses everything for good.
+    struct Refusing;
+
+    impl Sink for Refusing {
+        fn send(&mut self, _: &[Item]) -> Result<u64, SendError> {
+            Err(SendError::Fail("bad request".into()))
+        }
+    }
+
+    #[test]
+    fn permanent_failures_are_not_retried() {
+        let mut exporter = Exporter::spawn("test", Box::new(Refusing), policy()).expect("spawn");
+        exporter.offer((0..7).map(item).collect());
+        exporter.finish();
+        let stats = &exporter.stats;
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 7);
+        // Three batches, one send each.
+        assert_eq!(stats.send_errors.load(Ordering::Relaxed), 3);
     }
 }

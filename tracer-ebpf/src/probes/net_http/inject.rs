@@ -40,7 +40,7 @@ use aya_ebpf::{
     programs::{ProbeContext, SkMsgContext, SockOpsContext},
 };
 use tracer_common::{
-    config::ProbeConfig,
+    config::{ProbeConfig, SAMPLE_ALL, SAMPLE_IGNORE_CALLER},
     counters::{INJECT_NO_ROOM, INJECT_PRESENT, INJECT_UNSURE, INJECTED},
     inflight::SLOTS,
     probes::net_http::{
@@ -292,14 +292,15 @@ fn tracestate_line(bytes: &mut [u8; PENDING_BYTES], ids: &Ids) -> u32 {
     (TRACESTATE_KEY.len() + len as usize + 2) as u32
 }
 
-/// The trace's sampling decision: the caller's, else the user-space sampler's rule
-/// (the last 8 bytes of the trace id against the ratio).
+/// The trace's sampling decision: the caller's (unless the sampler is not parent-based),
+/// else the user-space sampler's rule (the last 8 bytes of the trace id against the
+/// ratio).
 #[inline(always)]
 fn sampled(cfg: &ProbeConfig, ids: &Ids) -> bool {
-    if ids.trace_flags & CTX_DECIDED != 0 {
+    if cfg.sampling & SAMPLE_IGNORE_CALLER == 0 && ids.trace_flags & CTX_DECIDED != 0 {
         return ids.trace_flags & CTX_SAMPLED != 0;
     }
-    if cfg.sample_all != 0 {
+    if cfg.sampling & SAMPLE_ALL != 0 {
         return true;
     }
     let mut low = [0u8; 8];

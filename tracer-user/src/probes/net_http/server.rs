@@ -289,7 +289,7 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         bufio_buf,
         bufio_n,
         bufio_window: bufio.window,
-        sample_all: 1,
+        sampling: tracer_common::config::SAMPLE_ALL,
         h2_rws: h2.0,
         sample_below: u64::MAX,
         bufio_write: 0,
