@@ -43,6 +43,7 @@ pub mod go;
 pub mod http;
 pub mod kubelet;
 pub mod process;
+pub mod receiver;
 pub mod span;
 pub mod tracer;
 
