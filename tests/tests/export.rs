@@ -8,7 +8,6 @@
 //! sampling. These tests need root.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -31,13 +30,12 @@ const ARRIVAL: Duration = Duration::from_secs(20);
 struct Chain {
     services: Vec<HttpServer>,
     tracer: Option<Tracer>,
-    _serial: MutexGuard<'static, ()>,
 }
 
 impl Chain {
     /// Starts the services, then `tracer --pid A --pid B --format json ARGS` with `env`.
+    /// The caller holds [`tracer_tests::serial`].
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let serial = tracer_tests::serial();
         tracer_tests::require_root();
         let toolchain = Toolchain::find(go::DEFAULT).expect("Go toolchain");
         let exe = toolchain
@@ -52,7 +50,6 @@ impl Chain {
         Self {
             services,
             tracer: Some(tracer),
-            _serial: serial,
         }
     }
 
@@ -218,6 +215,16 @@ fn compare(printed: &[Span], arrived: &[ReceivedSpan]) {
     }
 }
 
+/// A directory of this test alone (for its certificate authority).
+fn scratch_dir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracer_tests::workspace_root()
+        .join("target")
+        .join("export-tests")
+        .join(format!("{}-{n}", std::process::id()))
+}
+
 /// Waits until `count` OTLP spans arrived at `receiver`.
 fn wait_spans(receiver: &Receiver, count: usize) -> Vec<ReceivedSpan> {
     tracer_tests::poll_until(ARRIVAL, || {
@@ -242,10 +249,8 @@ fn otlp_run(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Vec<tracer_tests::receiver::Arrival> {
-    let dir = tracer_tests::workspace_root()
-        .join("target")
-        .join("export-tests")
-        .join(format!("{kind:?}-{}", std::process::id()));
+    let _serial = tracer_tests::serial();
+    let dir = scratch_dir();
     let ca = tls.then(|| TestCa::new(&dir).expect("a test CA"));
     let receiver = Receiver::start(kind, ca.as_ref()).expect("start the receiver");
     let (url, base) = (receiver.url(), receiver.base_url());
@@ -441,10 +446,8 @@ fn otlp_http_over_tls_with_a_test_ca() {
 fn otlp_over_tls_refuses_an_unknown_ca() {
     // Without the test CA, the receiver's certificate is not trusted: nothing arrives and
     // every span is counted as failed, none silently lost.
-    let dir = tracer_tests::workspace_root()
-        .join("target")
-        .join("export-tests")
-        .join(format!("untrusted-{}", std::process::id()));
+    let _serial = tracer_tests::serial();
+    let dir = scratch_dir();
     let ca = TestCa::new(&dir).expect("a test CA");
     let receiver = Receiver::start(Kind::Http, Some(&ca)).expect("start the receiver");
     let mut chain = Chain::start(
@@ -478,6 +481,7 @@ fn otlp_over_tls_refuses_an_unknown_ca() {
 
 #[test]
 fn zipkin_spans_follow_the_v2_model() {
+    let _serial = tracer_tests::serial();
     let receiver = Receiver::start(Kind::Zipkin, None).expect("start the receiver");
     let mut chain = Chain::start(
         &[
@@ -810,6 +814,12 @@ fn sampling_keeps_a_quarter_and_follows_the_caller() {
         summary.get("sampled_out"),
         Some(REQUESTS + 2 * DECIDED - spans.len() as u64),
         "{}",
+        summary.line
+    );
+    assert_eq!(
+        summary.get("sampled_out_in_kernel"),
+        summary.get("sampled_out"),
+        "every unsampled span is left out in the kernel: {}",
         summary.line
     );
 }

@@ -32,8 +32,10 @@ pub const INJECT_UNSURE: u32 = 10;
 /// A process event (exec, exit) found the process ring buffer full: user space then
 /// rescans `/proc`.
 pub const PROCESS_EVENTS_LOST: u32 = 11;
+/// A span of a trace the sampler leaves out: not sent to user space (not lost: unwanted).
+pub const SAMPLED_OUT: u32 = 12;
 /// Number of counters.
-pub const NUM_COUNTERS: u32 = 12;
+pub const NUM_COUNTERS: u32 = 13;
 
 /// Stable names of the counters, indexed by their constant, for summaries and logs.
 pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
@@ -49,4 +51,5 @@ pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
     "inject_skipped_no_room",
     "inject_skipped_unsure",
     "process_events_lost",
+    "sampled_out_in_kernel",
 ];

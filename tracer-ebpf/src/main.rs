@@ -11,6 +11,7 @@ mod go;
 mod gomap;
 mod maps;
 mod probes;
+mod sampling;
 mod slots;
 mod tracecontext;
 

@@ -12,7 +12,7 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use tracer_common::{
     config::NO_FIELD,
-    counters::{COUNTER_NAMES, NUM_DROPS, PROCESS_EVENTS_LOST},
+    counters::{COUNTER_NAMES, NUM_DROPS, PROCESS_EVENTS_LOST, SAMPLED_OUT},
     process::{PROCESS_EXEC, PROCESS_EXIT, ProcessEvent},
 };
 
@@ -222,6 +222,16 @@ fn trace(
     if let Some(child) = child.as_ref() {
         processes.push(Process::launched(child.pid, launch::shown(&child.program))?);
     }
+    // Exporters and the metrics endpoint before any probe: a bad setting fails first.
+    let exporters = start_exporters(config)?;
+    let metrics = match config.export.metrics_addr {
+        Some(addr) => {
+            let metrics = Metrics::serve(addr).map_err(|e| RunError::Metrics(addr, e))?;
+            log::info!("metrics at http://{}/metrics", metrics.addr);
+            Some(metrics)
+        }
+        None => None,
+    };
     let mut loader = Loader::load(&programs)?;
     let events = loader.take_events()?;
     let scope = match &config.mode {
@@ -265,15 +275,6 @@ fn trace(
         None => None,
     };
 
-    let exporters = start_exporters(config)?;
-    let metrics = match config.export.metrics_addr {
-        Some(addr) => {
-            let metrics = Metrics::serve(addr).map_err(|e| RunError::Metrics(addr, e))?;
-            log::info!("metrics at http://{}/metrics", metrics.addr);
-            Some(metrics)
-        }
-        None => None,
-    };
     let mut published = Instant::now();
     let mut pipeline = Pipeline {
         events,
@@ -711,6 +712,9 @@ impl Pipeline {
         };
         let named = COUNTER_NAMES.iter().copied().zip(kernel.iter().copied());
         let mut drops: Vec<(&'static str, u64)> = named.clone().take(NUM_DROPS as usize).collect();
+        // Spans the kernel sampled out count in `sampled_out` too (and, listed, how many
+        // of them it decided).
+        let kernel_sampled_out = kernel.get(SAMPLED_OUT as usize).copied().unwrap_or(0);
         let mut incomplete: Vec<(&'static str, u64)> = named.skip(NUM_DROPS as usize).collect();
         incomplete.push(("excluded_by_filter", self.counters.excluded));
         incomplete.push(("export_errors", total(|s| &s.send_errors)));
@@ -738,7 +742,7 @@ impl Pipeline {
                 .min()
                 .unwrap_or(0),
             drops,
-            sampled_out: self.counters.sampled_out,
+            sampled_out: self.counters.sampled_out + kernel_sampled_out,
             in_flight_at_exit: in_flight,
             incomplete,
         }

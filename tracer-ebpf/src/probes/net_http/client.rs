@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     config::ProbeConfig,
-    counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END},
+    counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END, SAMPLED_OUT},
     event::{GoroutineKey, KIND_NET_HTTP_CLIENT},
     probes::net_http::client::{
         CONTEXT_DEPTH, ClientInflight, HttpClientEvent, LINK_CONTEXT, LINK_GOROUTINE,
@@ -229,6 +229,10 @@ fn try_finish(ctx: &ProbeContext) -> Option<()> {
     slot.release();
     unlink(&CLIENT_BY_HEADER, key.pid, start.header, &start.span_id);
     let cfg = CONFIGS.get(start.config)?;
+    if !crate::sampling::sampled(cfg, &start.trace_id, u32::from(start.trace_flags)) {
+        count(SAMPLED_OUT);
+        return Some(());
+    }
     // `send`'s results: the response, then the error's itab and data.
     emit(&key, &start, cfg, regs.rax, regs.rcx, regs.rdi);
     Some(())

@@ -40,7 +40,7 @@ use aya_ebpf::{
     programs::{ProbeContext, SkMsgContext, SockOpsContext},
 };
 use tracer_common::{
-    config::{ProbeConfig, SAMPLE_ALL, SAMPLE_IGNORE_CALLER},
+    config::ProbeConfig,
     counters::{INJECT_NO_ROOM, INJECT_PRESENT, INJECT_UNSURE, INJECTED},
     inflight::SLOTS,
     probes::net_http::{
@@ -50,7 +50,7 @@ use tracer_common::{
         },
         server::TRACESTATE_LEN,
     },
-    propagation::{CTX_DECIDED, CTX_SAMPLED, KEY_TRACEPARENT},
+    propagation::KEY_TRACEPARENT,
 };
 
 use crate::{
@@ -292,20 +292,10 @@ fn tracestate_line(bytes: &mut [u8; PENDING_BYTES], ids: &Ids) -> u32 {
     (TRACESTATE_KEY.len() + len as usize + 2) as u32
 }
 
-/// The trace's sampling decision: the caller's (unless the sampler is not parent-based),
-/// else the user-space sampler's rule (the last 8 bytes of the trace id against the
-/// ratio).
+/// The trace's sampling decision (see [`crate::sampling`]).
 #[inline(always)]
 fn sampled(cfg: &ProbeConfig, ids: &Ids) -> bool {
-    if cfg.sampling & SAMPLE_IGNORE_CALLER == 0 && ids.trace_flags & CTX_DECIDED != 0 {
-        return ids.trace_flags & CTX_SAMPLED != 0;
-    }
-    if cfg.sampling & SAMPLE_ALL != 0 {
-        return true;
-    }
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&ids.trace_id[8..]);
-    u64::from_be_bytes(low) < cfg.sample_below
+    crate::sampling::sampled(cfg, &ids.trace_id, ids.trace_flags)
 }
 
 /// `Traceparent: 00-{trace id}-{span id}-{01|00}\r\n`.

@@ -12,7 +12,7 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, maps::Array, programs::ProbeContext};
 use tracer_common::{
     config::ProbeConfig,
-    counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END},
+    counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END, SAMPLED_OUT},
     event::{GoroutineKey, KIND_NET_HTTP_SERVER, STR_READ_FAILED},
     probes::net_http::server::{
         END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING, LINE_BYTES,
@@ -308,6 +308,10 @@ fn try_end(ctx: &ProbeContext, end: End) -> Option<()> {
     };
     // The start probe's configuration describes the request and response objects.
     let cfg = CONFIGS.get(start.config)?;
+    if !crate::sampling::sampled(cfg, &start.trace_id, start.trace_flags) {
+        count(SAMPLED_OUT);
+        return Some(());
+    }
     let h2 = matches!(end, End::H2Finished | End::H2Unwinding);
     emit(&key, &start, cfg, end_reason, h2);
     Some(())
