@@ -34,14 +34,20 @@ pub fn start(toolchain: &Toolchain, exe: &Path, len: usize) -> Vec<HttpServer> {
 
 /// `tracer --pid P... --format json ARGS`, attached to every pid.
 pub fn trace(pids: &[u32], args: &[&str]) -> Tracer {
-    let pid_args: Vec<String> = pids.iter().map(u32::to_string).collect();
-    let mut all: Vec<&str> = Vec::new();
-    for pid in &pid_args {
-        all.extend_from_slice(&["--pid", pid.as_str()]);
+    trace_with_env(pids, args, &[])
+}
+
+/// [`trace`] with `env` added to the tracer's environment.
+pub fn trace_with_env(pids: &[u32], args: &[&str], env: &[(&str, &str)]) -> Tracer {
+    let mut command = crate::tracer::command().expect("the tracer binary");
+    for pid in pids {
+        command.args(["--pid", &pid.to_string()]);
     }
-    all.extend_from_slice(&["--format", "json"]);
-    all.extend_from_slice(args);
-    let tracer = Tracer::spawn(all).expect("start the tracer");
+    command.args(["--format", "json"]).args(args);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let tracer = Tracer::spawn_command(command).expect("start the tracer");
     for &pid in pids {
         tracer
             .wait_attached(pid, ATTACH_TIMEOUT)

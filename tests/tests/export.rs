@@ -18,7 +18,7 @@ use tracer_tests::http;
 use tracer_tests::process::{HTTP_SERVER_FIXTURE, HttpServer};
 use tracer_tests::receiver::{Kind, ReceivedSpan, Receiver, TestCa};
 use tracer_tests::span::Span;
-use tracer_tests::tracer::{self, ATTACH_TIMEOUT, STOP_TIMEOUT, Summary, Tracer, TracerOutput};
+use tracer_tests::tracer::{self, STOP_TIMEOUT, Summary, Tracer, TracerOutput};
 
 /// Requests through the chain per run: each makes 3 spans.
 const CHAINS: usize = 4;
@@ -42,7 +42,7 @@ impl Chain {
             .build_fixture(HTTP_SERVER_FIXTURE)
             .expect("build the fixture");
         let services = chain::start(&toolchain, &exe, 2);
-        let tracer = trace(
+        let tracer = chain::trace_with_env(
             &services.iter().map(HttpServer::pid).collect::<Vec<_>>(),
             args,
             env,
@@ -94,23 +94,15 @@ impl Chain {
     }
 }
 
-/// The tracer on `pids` with JSON on stdout, `args` and `env`, attached.
-fn trace(pids: &[u32], args: &[&str], env: &[(&str, &str)]) -> Tracer {
-    let mut command = tracer::command().expect("the tracer binary");
-    for pid in pids {
-        command.args(["--pid", &pid.to_string()]);
+/// Every export came with header `name: value`.
+fn assert_header(arrivals: &[tracer_tests::receiver::Arrival], name: &str, value: &str) {
+    for arrival in arrivals {
+        assert_eq!(
+            arrival.headers.get(name).map(String::as_str),
+            Some(value),
+            "{name} with every export"
+        );
     }
-    command.args(["--format", "json"]).args(args);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let tracer = Tracer::spawn_command(command).expect("start the tracer");
-    for &pid in pids {
-        tracer
-            .wait_attached(pid, ATTACH_TIMEOUT)
-            .expect("the tracer attaches");
-    }
-    tracer
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -317,12 +309,7 @@ fn otlp_grpc_with_a_header_matches_stdout() {
         )],
     );
     assert!(arrivals.iter().all(|a| !a.gzip));
-    assert!(
-        arrivals
-            .iter()
-            .all(|a| a.headers.get("x-tenant").map(String::as_str) == Some("shop")),
-        "the header came with every export"
-    );
+    assert_header(&arrivals, "x-tenant", "shop");
     let request = arrivals[0].otlp.as_ref().expect("an OTLP request");
     let resource = &request.resource_spans[0]
         .resource
@@ -356,11 +343,7 @@ fn otlp_grpc_gzip_from_the_environment() {
         arrivals.iter().all(|a| a.gzip),
         "every export gzip-compressed"
     );
-    assert!(
-        arrivals
-            .iter()
-            .all(|a| a.headers.get("authorization").map(String::as_str) == Some("Bearer t0ken"))
-    );
+    assert_header(&arrivals, "authorization", "Bearer t0ken");
 }
 
 #[test]
@@ -375,9 +358,7 @@ fn otlp_http_protobuf_matches_stdout() {
         ],
     );
     assert!(arrivals.iter().all(|a| !a.gzip && a.path == "/v1/traces"));
-    assert!(arrivals.iter().all(
-        |a| a.headers.get("content-type").map(String::as_str) == Some("application/x-protobuf")
-    ));
+    assert_header(&arrivals, "content-type", "application/x-protobuf");
 }
 
 #[test]
@@ -400,11 +381,7 @@ fn otlp_http_gzip_with_a_header_matches_stdout() {
         &[],
     );
     assert!(arrivals.iter().all(|a| a.gzip));
-    assert!(
-        arrivals
-            .iter()
-            .all(|a| a.headers.get("x-tenant").map(String::as_str) == Some("shop"))
-    );
+    assert_header(&arrivals, "x-tenant", "shop");
 }
 
 #[test]
@@ -616,7 +593,7 @@ fn a_back_end_down_at_start_and_for_30s_loses_nothing_silently() {
     let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
     let metrics_port = free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let mut tracer = Some(trace(
+    let mut tracer = Some(chain::trace_with_env(
         &[server.pid()],
         &[
             "--exporter",
@@ -760,7 +737,7 @@ fn sampling_keeps_a_quarter_and_follows_the_caller() {
     let _serial = tracer_tests::serial();
     tracer_tests::require_root();
     let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
-    let tracer = trace(&[server.pid()], &["--sample-ratio", "0.25"], &[]);
+    let tracer = chain::trace_with_env(&[server.pid()], &["--sample-ratio", "0.25"], &[]);
     const REQUESTS: u64 = 4000;
     for _ in 0..REQUESTS {
         let response = http::get(server.addr(), "/hello").expect("GET /hello");
@@ -829,7 +806,7 @@ fn a_sampler_that_is_not_parent_based_ignores_the_caller() {
     let _serial = tracer_tests::serial();
     tracer_tests::require_root();
     let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
-    let tracer = trace(
+    let tracer = chain::trace_with_env(
         &[server.pid()],
         &[],
         &[

@@ -117,44 +117,11 @@ impl Encoder for JsonLines {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::pipeline::{
-        resource::Resource,
-        span::{Span, SpanKind, Status},
-    };
 
     #[test]
     fn encodes_contract_shape() {
-        let item = Item {
-            span: Span {
-                trace_id: [0xab; 16],
-                span_id: [0x01; 8],
-                parent_span_id: None,
-                trace_state: None,
-                sampled: None,
-                name: "GET".into(),
-                kind: SpanKind::Server,
-                start_ns: 10,
-                end_ns: 20,
-                status: Status::Unset,
-                attributes: vec![
-                    ("http.request.method", "GET".into()),
-                    ("server.port", 8080.into()),
-                ],
-                pid: 7,
-                goroutine: 1,
-            },
-            resource: Arc::new(Resource {
-                service_name: "shop".into(),
-                pid: 7,
-                executable_path: "/srv/shop".into(),
-                runtime_version: "go1.24.11".into(),
-                host_name: "node-1".into(),
-                attributes: vec![("container.id".into(), "c0ffee".into())],
-            }),
-        };
+        let item = Item::sample();
         let mut out = Vec::new();
         JsonLines.encode(&item, &mut out);
         let text = String::from_utf8(out).expect("utf8");

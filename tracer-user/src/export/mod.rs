@@ -46,6 +46,43 @@ pub struct Item {
     pub resource: Arc<Resource>,
 }
 
+#[cfg(test)]
+impl Item {
+    /// A server span `GET` of process 7 (`shop`, in container `c0ffee`), ids `0xab…` and
+    /// `0x01…`, times 10 and 20, for tests to adjust.
+    pub fn sample() -> Self {
+        use crate::pipeline::span::{SpanKind, Status};
+        Self {
+            span: Span {
+                trace_id: [0xab; 16],
+                span_id: [0x01; 8],
+                parent_span_id: None,
+                trace_state: None,
+                sampled: None,
+                name: "GET".into(),
+                kind: SpanKind::Server,
+                start_ns: 10,
+                end_ns: 20,
+                status: Status::Unset,
+                attributes: vec![
+                    ("http.request.method", "GET".into()),
+                    ("server.port", 8080.into()),
+                ],
+                pid: 7,
+                goroutine: 1,
+            },
+            resource: Arc::new(Resource {
+                service_name: "shop".into(),
+                pid: 7,
+                executable_path: "/srv/shop".into(),
+                runtime_version: "go1.24.11".into(),
+                host_name: "node-1".into(),
+                attributes: vec![("container.id".into(), "c0ffee".into())],
+            }),
+        }
+    }
+}
+
 /// Encodes items in one format.
 pub trait Encoder: Send {
     /// Appends the encoding of `item` to `out`.
@@ -440,34 +477,11 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::pipeline::span::{SpanKind, Status};
 
     fn item(n: u8) -> Item {
-        Item {
-            span: Span {
-                trace_id: [n; 16],
-                span_id: [n; 8],
-                parent_span_id: None,
-                trace_state: None,
-                sampled: None,
-                name: "GET".into(),
-                kind: SpanKind::Server,
-                start_ns: 1,
-                end_ns: 2,
-                status: Status::Unset,
-                attributes: Vec::new(),
-                pid: 1,
-                goroutine: 0,
-            },
-            resource: Arc::new(Resource {
-                service_name: "s".into(),
-                pid: 1,
-                executable_path: "/s".into(),
-                runtime_version: "go1.24.11".into(),
-                host_name: "h".into(),
-                attributes: Vec::new(),
-            }),
-        }
+        let mut item = Item::sample();
+        item.span.span_id = [n; 8];
+        item
     }
 
     /// A back end that is down for its first `down` sends, then takes everything.

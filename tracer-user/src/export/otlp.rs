@@ -337,40 +337,28 @@ impl Sink for Grpc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::span::Span;
 
     fn item(resource: &Arc<Resource>, span_id: u8, parent: Option<u8>, kind: SpanKind) -> Item {
-        Item {
-            span: Span {
-                trace_id: [7; 16],
-                span_id: [span_id; 8],
-                parent_span_id: parent.map(|p| [p; 8]),
-                trace_state: Some("vendor=1".into()),
-                sampled: None,
-                name: "GET /x".into(),
-                kind,
-                start_ns: 100,
-                end_ns: 250,
-                status: Status::Error,
-                attributes: vec![
-                    ("http.request.method", "GET".into()),
-                    ("http.response.status_code", 500.into()),
-                ],
-                pid: resource.pid,
-                goroutine: 0,
-            },
-            resource: Arc::clone(resource),
-        }
+        let mut item = Item::sample();
+        let span = &mut item.span;
+        (span.trace_id, span.span_id, span.parent_span_id) =
+            ([7; 16], [span_id; 8], parent.map(|p| [p; 8]));
+        span.trace_state = Some("vendor=1".into());
+        span.kind = kind;
+        (span.start_ns, span.end_ns, span.status) = (100, 250, Status::Error);
+        span.attributes = vec![
+            ("http.request.method", "GET".into()),
+            ("http.response.status_code", 500.into()),
+        ];
+        span.pid = resource.pid;
+        item.resource = Arc::clone(resource);
+        item
     }
 
     fn resource(pid: u32) -> Arc<Resource> {
         Arc::new(Resource {
-            service_name: "shop".into(),
             pid,
-            executable_path: "/srv/shop".into(),
-            runtime_version: "go1.24.11".into(),
-            host_name: "node-1".into(),
-            attributes: vec![("container.id".into(), "c0ffee".into())],
+            ..(*Item::sample().resource).clone()
         })
     }
 

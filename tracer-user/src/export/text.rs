@@ -116,39 +116,15 @@ fn as_trees(batch: &[Item]) -> Vec<(usize, &Item)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::span::SpanKind;
 
     fn item(span: u8, parent: Option<u8>) -> Item {
-        use std::sync::Arc;
-
-        use crate::pipeline::{
-            resource::Resource,
-            span::{Span, SpanKind},
-        };
-        Item {
-            span: Span {
-                trace_id: [1; 16],
-                span_id: [span; 8],
-                parent_span_id: parent.map(|p| [p; 8]),
-                trace_state: None,
-                sampled: None,
-                name: "GET".into(),
-                kind: SpanKind::Client,
-                start_ns: 0,
-                end_ns: 0,
-                status: Status::Unset,
-                attributes: Vec::new(),
-                pid: 1,
-                goroutine: 0,
-            },
-            resource: Arc::new(Resource {
-                service_name: "svc".into(),
-                pid: 1,
-                executable_path: "/bin/svc".into(),
-                runtime_version: "go1.24.11".into(),
-                host_name: "host".into(),
-                attributes: Vec::new(),
-            }),
-        }
+        let mut item = Item::sample();
+        item.span.span_id = [span; 8];
+        item.span.parent_span_id = parent.map(|p| [p; 8]);
+        item.span.kind = SpanKind::Client;
+        (item.span.start_ns, item.span.end_ns) = (0, 0);
+        item
     }
 
     #[test]

@@ -141,43 +141,22 @@ impl Sink for Zipkin {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::pipeline::{resource::Resource, span::Span};
 
     #[test]
     fn maps_to_the_v2_model() {
-        let item = Item {
-            span: Span {
-                trace_id: [0xab; 16],
-                span_id: [0x01; 8],
-                parent_span_id: Some([0x02; 8]),
-                trace_state: None,
-                sampled: None,
-                name: "GET".into(),
-                kind: SpanKind::Client,
-                start_ns: 1_700_000_000_123_456_789,
-                end_ns: 1_700_000_000_124_456_789,
-                status: Status::Error,
-                attributes: vec![
-                    ("http.request.method", "GET".into()),
-                    ("server.address", "127.0.0.1".into()),
-                    ("server.port", 8080.into()),
-                    ("http.response.status_code", 503.into()),
-                ],
-                pid: 7,
-                goroutine: 0,
-            },
-            resource: Arc::new(Resource {
-                service_name: "shop".into(),
-                pid: 7,
-                executable_path: "/srv/shop".into(),
-                runtime_version: "go1.24.11".into(),
-                host_name: "node-1".into(),
-                attributes: Vec::new(),
-            }),
-        };
+        let mut item = Item::sample();
+        let span = &mut item.span;
+        span.parent_span_id = Some([0x02; 8]);
+        span.kind = SpanKind::Client;
+        (span.start_ns, span.end_ns) = (1_700_000_000_123_456_789, 1_700_000_000_124_456_789);
+        span.status = Status::Error;
+        span.attributes = vec![
+            ("http.request.method", "GET".into()),
+            ("server.address", "127.0.0.1".into()),
+            ("server.port", 8080.into()),
+            ("http.response.status_code", 503.into()),
+        ];
         let spans: Json = serde_json::from_slice(&encode(&[item])).expect("json");
         let span = &spans[0];
         assert_eq!(span["traceId"], "abababababababababababababababab");
