@@ -7,6 +7,7 @@
 //! written to `results/bench-<UTC timestamp>.md`.
 
 mod fleet;
+mod kernel;
 mod report;
 mod wrk;
 
@@ -90,7 +91,10 @@ pub fn run(options: &Options) -> Result<()> {
     test::build_release()?;
     let (stamp, started_utc) = report::utc_stamps(unix_now()?);
     let bench = prepare(options, &stamp)?;
+    // Per-program run times; the traced runs alone have programs to count.
+    let stats = kernel::StatsOn::enable()?;
     let samples = run_rounds(&bench, options.rounds)?;
+    drop(stats);
     // Every spans file is removed once counted; the directory goes too when empty.
     let _ = fs::remove_dir(&bench.scratch);
     let setup = describe_setup(&bench, options.rounds, started_utc)?;
@@ -111,7 +115,7 @@ fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     let hello = dir.join("hello");
     go::build(&go, &source, &hello)?;
     let server = match options.scenario {
-        Scenario::Hello => hello.clone(),
+        Scenario::Hello | Scenario::Work => hello.clone(),
         Scenario::Call => {
             let caller = dir.join("hello-call");
             go::build_tagged(&go, &source, &caller, &["call"])?;
@@ -155,13 +159,14 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
         };
         // The called server, for client spans: on the load's CPU, untraced.
         let mut backend = match bench.scenario {
-            Scenario::Hello => None,
+            Scenario::Hello | Scenario::Work => None,
             Scenario::Call => Some(start_hello(&bench.hello, 1, &[])?),
         };
         let backend_url = backend.as_ref().map(|b| format!("http://{}/", b.addr));
-        let args: Vec<&str> = match &backend_url {
-            Some(url) => vec!["-backend", url.as_str()],
-            None => Vec::new(),
+        let args: Vec<&str> = match (&backend_url, bench.scenario) {
+            (Some(url), _) => vec!["-backend", url.as_str()],
+            (None, Scenario::Work) => vec!["-work", "100us"],
+            (None, _) => Vec::new(),
         };
         let mut server = start_hello(&bench.server, 0, &args)?;
         // The server's first seconds (heap growth, first connections) are not measured.
@@ -207,17 +212,26 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
     let cpu_before = tracer.as_ref().map(Tracer::cpu_time).transpose()?;
     let throughput = wrk::run(server.addr, bench.throughput)?;
     let latency = wrk::run(server.addr, bench.latency)?;
-    let (spans, summary, tracer_cpu, probes) = match tracer {
+    let (spans, summary, tracer_cpu, probes, peak_rss, programs) = match tracer {
         Some(tracer) => {
             // Only the loads: loading and verifying the programs is not per span.
             let cpu = tracer
                 .cpu_time()?
                 .saturating_sub(cpu_before.unwrap_or_default());
             let probes = probes_of(&tracer.attached);
+            let peak_rss = kernel::status_kib(tracer.pid(), "VmHWM:");
+            let programs = kernel::programs(tracer.pid())?;
             let (spans, summary) = detach(tracer, &spans_file)?;
-            (Some(spans), Some(summary), Some(cpu), probes)
+            (
+                Some(spans),
+                Some(summary),
+                Some(cpu),
+                probes,
+                peak_rss,
+                programs,
+            )
         }
-        None => (None, None, None, None),
+        None => (None, None, None, None, None, Vec::new()),
     };
     Ok(Sample {
         round,
@@ -228,6 +242,8 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
         summary,
         tracer_cpu,
         probes,
+        tracer_peak_rss_kib: peak_rss,
+        programs,
     })
 }
 

@@ -57,6 +57,10 @@ impl Tracer {
         Ok(Self { process, attached })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// CPU time (user and system) the tracer has used so far.
     pub fn cpu_time(&self) -> Result<Duration> {
         process::cpu_time(self.process.pid())

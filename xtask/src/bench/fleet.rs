@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{GO_VERSION, STEP, count_lines, cpu_model, unix_now, write_results};
+use super::{GO_VERSION, STEP, count_lines, cpu_model, kernel, unix_now, write_results};
 use crate::go::Server;
 use crate::process::{self, Running};
 use crate::tracer;
@@ -323,49 +323,19 @@ fn traced_pids(path: &Path) -> Result<usize> {
 
 /// Reads the footprint of process `pid`.
 fn footprint(pid: u32) -> Result<Footprint> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let kib = |field: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(field)?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
-    };
     let mut footprint = Footprint {
-        rss_kib: kib("VmRSS:"),
-        peak_rss_kib: kib("VmHWM:"),
+        rss_kib: kernel::status_kib(pid, "VmRSS:").unwrap_or(0),
+        peak_rss_kib: kernel::status_kib(pid, "VmHWM:").unwrap_or(0),
         cpu: process::cpu_time(pid)?,
         ..Footprint::default()
     };
-    let fd_dir = format!("/proc/{pid}/fd");
-    for entry in fs::read_dir(&fd_dir).with_context(|| format!("reading {fd_dir}"))? {
-        let entry = entry?;
+    for fd in kernel::fds(pid)? {
         footprint.fds += 1;
-        let Ok(target) = fs::read_link(entry.path()) else {
-            continue;
-        };
-        let target = target.to_string_lossy();
-        let memlock = || -> u64 {
-            let info = format!("/proc/{pid}/fdinfo/{}", entry.file_name().to_string_lossy());
-            fs::read_to_string(info)
-                .ok()
-                .and_then(|text| {
-                    text.lines()
-                        .find_map(|l| l.strip_prefix("memlock:")?.trim().parse::<u64>().ok())
-                })
-                .unwrap_or(0)
-                / 1024
-        };
-        match target.as_ref() {
+        let kib = || fd.field("memlock").unwrap_or(0) / 1024;
+        match fd.target.as_str() {
             "anon_inode:bpf_link" | "anon_inode:[perf_event]" => footprint.links += 1,
-            "anon_inode:bpf-map" => footprint.bpf_maps_kib += memlock(),
-            "anon_inode:bpf-prog" => footprint.bpf_progs_kib += memlock(),
+            "anon_inode:bpf-map" => footprint.bpf_maps_kib += kib(),
+            "anon_inode:bpf-prog" => footprint.bpf_progs_kib += kib(),
             _ => {}
         }
     }

@@ -28,6 +28,8 @@ pub enum Scenario {
     Hello,
     /// Makes one HTTP call to a second hello server, then writes `hello`.
     Call,
+    /// Spends 100 µs of CPU, then writes `hello`.
+    Work,
 }
 
 impl Scenario {
@@ -41,6 +43,10 @@ impl Scenario {
                 "built with `-tags call`: one handler that first GETs a second, plain hello \
                  server (`-backend`; pinned to CPU 1, `GOMAXPROCS=1`, untraced), then writes \
                  `hello`: a server span and a client span per request"
+            }
+            Scenario::Work => {
+                "one handler spending 100 µs of CPU (`-work 100us`, a busy loop), then \
+                 writing `hello`: a service that does some work per request"
             }
         }
     }
@@ -62,6 +68,11 @@ pub struct Sample {
     pub tracer_cpu: Option<Duration>,
     /// The probes and where they sit, from the tracer's `attached` line (traced only).
     pub probes: Option<String>,
+    /// The tracer's peak resident memory in KiB (traced only).
+    pub tracer_peak_rss_kib: Option<u64>,
+    /// Each of the tracer's BPF programs that ran during the loads: name, runs and
+    /// nanoseconds in total (`kernel.bpf_stats_enabled`; traced only).
+    pub programs: Vec<(String, u64, u64)>,
 }
 
 impl Sample {
@@ -101,6 +112,9 @@ pub fn markdown(setup: &Setup, samples: &[Sample]) -> String {
         Scenario::Call => {
             "# Tracer overhead on a Go server that makes one HTTP call per request\n\n"
         }
+        Scenario::Work => {
+            "# Tracer overhead on a Go server that spends 100 µs of CPU per request\n\n"
+        }
     });
     summary_table(&mut out, samples);
     if let Some(probes) = samples.iter().rev().find_map(|s| s.probes.as_deref()) {
@@ -118,8 +132,8 @@ pub fn markdown(setup: &Setup, samples: &[Sample]) -> String {
 fn summary_table(out: &mut String, samples: &[Sample]) {
     out.push_str(
         "| configuration | median req/s | added µs/request | p50 @1 conn (µs) | p99 @1 conn (µs) \
-         | requests | spans written | tracer summary (last round) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---|\n",
+         | requests | spans written | tracer peak RSS (MiB) | tracer summary (last round) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     let base_rps = median_of(samples, Config::Untraced, |s| s.throughput.rps);
     for config in [Config::Untraced, Config::Traced] {
@@ -131,15 +145,21 @@ fn summary_table(out: &mut String, samples: &[Sample]) {
         };
         let spans: Option<u64> = of.iter().map(|s| s.spans).sum();
         let summary = of.last().and_then(|s| s.summary.as_deref());
+        let peak = of
+            .iter()
+            .filter_map(|s| s.tracer_peak_rss_kib)
+            .max()
+            .map(|kib| kib as f64 / 1024.0);
         let _ = writeln!(
             out,
-            "| {} | {} | {added} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {added} | {} | {} | {} | {} | {} | {} |",
             config.name(),
             fixed(rps, 0),
             fixed(median_of(samples, config, |s| s.latency.p50_us), 1),
             fixed(median_of(samples, config, |s| s.latency.p99_us), 1),
             of.iter().map(|s| s.requests()).sum::<u64>(),
             spans.map_or("—".to_owned(), |n| n.to_string()),
+            fixed(peak, 1),
             summary.map_or("—".to_owned(), |s| format!("`{s}`")),
         );
     }
@@ -172,6 +192,46 @@ fn summary_table(out: &mut String, samples: &[Sample]) {
             out,
             "Tracer CPU (user + system, during the loads): {cpu:.0} ms per 10,000 spans \
              (median over rounds).\n",
+        );
+    }
+    programs_line(out, samples);
+}
+
+/// Each BPF program's mean run time, the median over the traced rounds.
+fn programs_line(out: &mut String, samples: &[Sample]) {
+    let mut names: Vec<&str> = samples
+        .iter()
+        .flat_map(|s| s.programs.iter().map(|(name, _, _)| name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let parts: Vec<String> = names
+        .into_iter()
+        .filter_map(|name| {
+            let per_run: Vec<f64> = samples
+                .iter()
+                .flat_map(|s| &s.programs)
+                .filter(|(n, runs, _)| n == name && *runs > 0)
+                .map(|(_, runs, ns)| *ns as f64 / *runs as f64)
+                .collect();
+            let runs: u64 = samples
+                .iter()
+                .flat_map(|s| &s.programs)
+                .filter(|(n, _, _)| n == name)
+                .map(|(_, runs, _)| runs)
+                .sum();
+            Some(format!(
+                "`{name}` {:.2} µs × {runs}",
+                median(per_run)? / 1e3
+            ))
+        })
+        .collect();
+    if !parts.is_empty() {
+        let _ = writeln!(
+            out,
+            "BPF programs (mean run time per hit, median over rounds, × hits in all rounds; \
+             `kernel.bpf_stats_enabled` on during the bench): {}.\n",
+            parts.join(", ")
         );
     }
 }
@@ -354,6 +414,12 @@ mod tests {
             summary: traced.then(|| format!("exported 20 spans, dropped 0 (round {round})")),
             tracer_cpu: traced.then_some(Duration::from_millis(4)),
             probes: traced.then(|| "net/http.send+0x12(push rbp)".to_owned()),
+            tracer_peak_rss_kib: traced.then_some(40 * 1024),
+            programs: if traced {
+                vec![("net_http_server".to_owned(), 10, 5000)]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -414,13 +480,15 @@ mod tests {
         let md = markdown(&setup, &samples);
         // 1e6/40000 - 1e6/50000 = 25 - 20 = 5 µs.
         assert!(md.contains(
-            "| traced | 40000 | 5.00 | 50.0 | 100.0 | 40 | 40 | `exported 20 spans, dropped 0 (round 2)` |"
+            "| traced | 40000 | 5.00 | 50.0 | 100.0 | 40 | 40 | 40.0 | `exported 20 spans, dropped 0 (round 2)` |"
         ), "{md}");
         assert!(
-            md.contains("| untraced | 50000 | — | 50.0 | 100.0 | 40 | — | — |"),
+            md.contains("| untraced | 50000 | — | 50.0 | 100.0 | 40 | — | — | — |"),
             "{md}"
         );
         assert!(md.contains("one HTTP call per request"), "{md}");
+        // 5000 ns over 10 runs, in both traced rounds.
+        assert!(md.contains("`net_http_server` 0.50 µs × 20"), "{md}");
         assert!(md.contains("--format json --track-goroutines`"), "{md}");
         assert!(
             md.contains("Probes (where each sits; \"single-stepped\" would mark a slow one): net/http.send+0x12(push rbp)"),
