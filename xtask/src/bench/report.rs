@@ -230,7 +230,9 @@ fn programs_line(out: &mut String, samples: &[Sample]) {
         let _ = writeln!(
             out,
             "BPF programs (mean run time per hit, median over rounds, × hits in all rounds; \
-             `kernel.bpf_stats_enabled` on during the bench): {}.\n",
+             `kernel.bpf_stats_enabled` on during the bench; the kernel keeps 15 characters \
+             of a name, so programs that share them, e.g. a span's start and end, are \
+             counted together): {}.\n",
             parts.join(", ")
         );
     }
