@@ -156,6 +156,15 @@ impl ExporterKind {
             Self::Zipkin => "zipkin",
         }
     }
+
+    /// Its count in the summary when several exporters run.
+    pub fn exported_counter(self) -> &'static str {
+        match self {
+            Self::Stdout => "exported_stdout",
+            Self::Otlp => "exported_otlp",
+            Self::Zipkin => "exported_zipkin",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

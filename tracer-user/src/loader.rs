@@ -123,11 +123,10 @@ impl Detacher {
         })
     }
 
-    /// Hands `links` to the thread; gives them back if it is gone.
-    fn send(&self, links: Vec<UProbeLink>) -> Result<(), Vec<UProbeLink>> {
-        match &self.sender {
-            Some(sender) => sender.send(links).map_err(|e| e.0),
-            None => Err(links),
+    /// Hands `links` to the thread (if it is gone, they are closed here, on return).
+    fn send(&self, links: Vec<UProbeLink>) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(links);
         }
     }
 }
@@ -296,10 +295,10 @@ impl Loader {
                 .map_err(|error| log::debug!("no detacher thread ({error}): detaching here"))
                 .ok();
         }
-        if let Some(detacher) = &self.detacher
-            && let Err(links) = detacher.send(taken)
-        {
-            drop(links);
+        match &self.detacher {
+            Some(detacher) => detacher.send(taken),
+            // Closed here.
+            None => drop(taken),
         }
     }
 

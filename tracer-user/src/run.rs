@@ -170,7 +170,6 @@ struct UserCounters {
     undecided: u64,
     decode_errors: u64,
     unknown_process: u64,
-    sampled_out: u64,
 }
 
 /// How a run ended.
@@ -280,7 +279,6 @@ fn trace(
         events,
         process_events,
         clock: Clock::measure(),
-        sampler: Sampler::new(config.sample_ratio, config.parent_based),
         mapping: server::Mapping {
             capture_query: config.capture_query,
         },
@@ -305,8 +303,11 @@ fn trace(
             && published.elapsed() >= METRICS_INTERVAL
         {
             published = Instant::now();
-            let summary = pipeline.summary(&loader.counters()?, 0, 0);
-            metrics.publish(&summary, &pipeline.exporter_states(), targets.count());
+            // A failed read of the kernel's counters skips a snapshot, never the run.
+            if let Ok(kernel) = loader.counters() {
+                let summary = pipeline.summary(&kernel, 0, 0);
+                metrics.publish(&summary, &pipeline.exporter_states(), targets.count());
+            }
         }
         if stopping {
             if finished {
@@ -369,7 +370,8 @@ fn start_exporters(config: &Config) -> Result<Exporters, RunError> {
                 (Box::new(zipkin), settings.policy)
             }
         };
-        exporters.push(Exporter::spawn(kind.name(), sink, policy).map_err(RunError::Exporter)?);
+        let exporter = Exporter::spawn(kind.name(), sink, policy).map_err(RunError::Exporter)?;
+        exporters.push((kind, exporter));
     }
     Ok(Exporters(exporters))
 }
@@ -683,7 +685,7 @@ impl std::fmt::Display for Propagation {
 }
 
 /// The user-space pipeline: ring buffer -> decode -> span -> wall clock and resource ->
-/// sampler -> exporter.
+/// exporters (the kernel sampled already).
 struct Pipeline {
     events: RingBuf<MapData>,
     /// Exec and exit events (`--binary`, `--all`).
@@ -691,7 +693,6 @@ struct Pipeline {
     /// The kernel's count of lost process events when last looked at.
     lost_process_events: u64,
     clock: Clock,
-    sampler: Sampler,
     mapping: server::Mapping,
     exporters: Exporters,
     counters: UserCounters,
@@ -707,25 +708,20 @@ impl Pipeline {
         let total = |count: fn(&crate::export::Stats) -> &std::sync::atomic::AtomicU64| {
             exporters
                 .iter()
-                .map(|e| count(&e.stats).load(Ordering::Relaxed))
+                .map(|(_, e)| count(&e.stats).load(Ordering::Relaxed))
                 .sum::<u64>()
         };
         let named = COUNTER_NAMES.iter().copied().zip(kernel.iter().copied());
         let mut drops: Vec<(&'static str, u64)> = named.clone().take(NUM_DROPS as usize).collect();
-        // Spans the kernel sampled out count in `sampled_out` too (and, listed, how many
-        // of them it decided).
-        let kernel_sampled_out = kernel.get(SAMPLED_OUT as usize).copied().unwrap_or(0);
+        // The kernel samples (also listed as `sampled_out_in_kernel`).
+        let sampled_out = kernel.get(SAMPLED_OUT as usize).copied().unwrap_or(0);
         let mut incomplete: Vec<(&'static str, u64)> = named.skip(NUM_DROPS as usize).collect();
         incomplete.push(("excluded_by_filter", self.counters.excluded));
         incomplete.push(("export_errors", total(|s| &s.send_errors)));
         if exporters.len() > 1 {
-            for exporter in exporters {
-                let name = match exporter.name {
-                    "stdout" => "exported_stdout",
-                    "otlp" => "exported_otlp",
-                    _ => "exported_zipkin",
-                };
-                incomplete.push((name, exporter.stats.exported.load(Ordering::Relaxed)));
+            for (kind, exporter) in exporters {
+                let exported = exporter.stats.exported.load(Ordering::Relaxed);
+                incomplete.push((kind.exported_counter(), exported));
             }
         }
         drops.push(("export_queue_full", total(|s| &s.queue_full)));
@@ -738,11 +734,11 @@ impl Pipeline {
         Summary {
             exported: exporters
                 .iter()
-                .map(|e| e.stats.exported.load(Ordering::Relaxed))
+                .map(|(_, e)| e.stats.exported.load(Ordering::Relaxed))
                 .min()
                 .unwrap_or(0),
             drops,
-            sampled_out: self.counters.sampled_out + kernel_sampled_out,
+            sampled_out,
             in_flight_at_exit: in_flight,
             incomplete,
         }
@@ -753,7 +749,7 @@ impl Pipeline {
         self.exporters
             .0
             .iter()
-            .map(|e| ExporterState {
+            .map(|(_, e)| ExporterState {
                 name: e.name,
                 exported: e.stats.exported.load(Ordering::Relaxed),
                 send_errors: e.stats.send_errors.load(Ordering::Relaxed),
@@ -827,11 +823,6 @@ impl Pipeline {
                     client::span(&ev, self.mapping, error_type)
                 }
             };
-            // Every span of a trace gets the same decision: it depends on the trace id only.
-            if !self.sampler.keep_span(&span.trace_id, span.sampled) {
-                self.counters.sampled_out += 1;
-                continue;
-            }
             span.start_ns = self.clock.to_unix(span.start_ns);
             span.end_ns = self.clock.to_unix(span.end_ns);
             batch.push(Item {

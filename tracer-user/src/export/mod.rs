@@ -23,7 +23,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::pipeline::{resource::Resource, span::Span};
+use crate::{
+    cli::ExporterKind,
+    pipeline::{resource::Resource, span::Span},
+};
 
 /// Batches waiting to enter an exporter's queue, at most (a batch is one drain of the ring
 /// buffer): they wait here only while the exporter is busy sending.
@@ -58,7 +61,6 @@ impl Item {
                 span_id: [0x01; 8],
                 parent_span_id: None,
                 trace_state: None,
-                sampled: None,
                 name: "GET".into(),
                 kind: SpanKind::Server,
                 start_ns: 10,
@@ -228,22 +230,22 @@ impl Drop for Exporter {
     }
 }
 
-/// Every exporter of the run; each gets every span.
-pub struct Exporters(pub Vec<Exporter>);
+/// Every exporter of the run, by kind; each gets every span.
+pub struct Exporters(pub Vec<(ExporterKind, Exporter)>);
 
 impl Exporters {
     pub fn offer(&self, batch: Vec<Item>) {
-        let Some((last, others)) = self.0.split_last() else {
+        let Some(((_, last), others)) = self.0.split_last() else {
             return;
         };
-        for exporter in others {
+        for (_, exporter) in others {
             exporter.offer(batch.clone());
         }
         last.offer(batch);
     }
 
     pub fn finish(&mut self) {
-        for exporter in &mut self.0 {
+        for (_, exporter) in &mut self.0 {
             exporter.finish();
         }
     }

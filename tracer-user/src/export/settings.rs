@@ -20,6 +20,9 @@ pub const DEFAULT_BATCH: usize = 1024;
 pub const DEFAULT_DELAY: Duration = Duration::from_secs(1);
 /// How long a batch a back end cannot take is retried.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
+/// Where OTLP goes unless told, by protocol.
+const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
+const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/traces";
 /// Each export's deadline unless told (`OTEL_EXPORTER_OTLP_TIMEOUT`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,7 +45,7 @@ impl Default for Settings {
             exporters: vec![ExporterKind::Stdout],
             otlp: otlp::Config {
                 protocol: Protocol::Grpc,
-                endpoint: "http://localhost:4317".into(),
+                endpoint: DEFAULT_GRPC_ENDPOINT.into(),
                 headers: Vec::new(),
                 gzip: false,
                 timeout: DEFAULT_TIMEOUT,
@@ -148,8 +151,8 @@ impl Settings {
             _ => match env("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.trim().is_empty()) {
                 Some(base) => general(base.trim()),
                 None => match protocol {
-                    Protocol::Grpc => "http://localhost:4317".to_owned(),
-                    Protocol::HttpProtobuf => "http://localhost:4318/v1/traces".to_owned(),
+                    Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_owned(),
+                    Protocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT.to_owned(),
                 },
             },
         };

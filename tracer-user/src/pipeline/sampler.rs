@@ -1,7 +1,9 @@
 //! Head sampling: trace-id ratio, parent-based by default. A trace whose caller sent a
 //! sampling decision (the `traceparent` flags, B3 sampling) follows it when the sampler
 //! is parent-based; any other decision depends only on the trace id, so every process
-//! (and every tracer) decides the same for one trace.
+//! (and every tracer) decides the same for one trace. The kernel applies the rule
+//! (`tracer-ebpf/src/sampling.rs`, configured by [`Sampler::rule`]): unsampled spans
+//! never reach user space. [`Sampler::keep_span`] states the same rule here, for tests.
 use tracer_common::config::{SAMPLE_ALL, SAMPLE_IGNORE_CALLER};
 
 /// Keeps a root span's trace when its id falls below `ratio` of the id space.
@@ -37,6 +39,7 @@ impl Sampler {
     }
 
     /// Whether to keep a span of `trace_id` whose caller decided `sampled` (if it did).
+    #[cfg(test)]
     pub fn keep_span(&self, trace_id: &[u8; 16], sampled: Option<bool>) -> bool {
         match sampled {
             Some(sampled) if self.parent_based => sampled,
@@ -46,6 +49,7 @@ impl Sampler {
 
     /// Whether to keep a span of `trace_id` (its last 8 bytes, as W3C recommends for
     /// randomness).
+    #[cfg(test)]
     pub fn keep(&self, trace_id: &[u8; 16]) -> bool {
         if self.all {
             return true;

@@ -75,9 +75,6 @@ pub struct Span {
     pub parent_span_id: Option<[u8; 8]>,
     /// The W3C `tracestate` that came with the trace (from a caller), if any.
     pub trace_state: Option<CompactString>,
-    /// The caller's sampling decision for the trace, when it sent one: the sampler
-    /// honours it.
-    pub sampled: Option<bool>,
     pub name: CompactString,
     pub kind: SpanKind,
     pub start_ns: u64,
@@ -89,13 +86,6 @@ pub struct Span {
     pub pid: u32,
     /// `runtime.g` address of the goroutine that ran it (for debugging).
     pub goroutine: u64,
-}
-
-/// The caller's sampling decision in `CTX_*` bits (`tracer_common::propagation`).
-pub fn sampling_decision(trace_flags: u8) -> Option<bool> {
-    use tracer_common::propagation::{CTX_DECIDED, CTX_SAMPLED};
-    let flags = u32::from(trace_flags);
-    (flags & CTX_DECIDED != 0).then_some(flags & CTX_SAMPLED != 0)
 }
 
 impl Span {

@@ -8,7 +8,7 @@ use tracer_common::probes::net_http::client::{
 };
 
 use crate::{
-    pipeline::span::{Span, SpanKind, Status, Value, sampling_decision, split_host_port},
+    pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
     probes::{Fields, Hook, Site},
 };
 
@@ -176,7 +176,6 @@ pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactSt
         span_id: ev.span_id,
         parent_span_id: parent,
         trace_state: None,
-        sampled: sampling_decision(ev.trace_flags),
         name,
         kind: SpanKind::Client,
         start_ns: ev.start_ns,

@@ -12,7 +12,7 @@ use tracer_common::{
 };
 
 use crate::{
-    pipeline::span::{Span, SpanKind, Status, Value, sampling_decision, split_host_port},
+    pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
     probes::{Fields, Hook, Site},
     target::{dwarf::Offsets, gomap},
 };
@@ -524,7 +524,6 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
         parent_span_id: (ev.parent_span_id != [0; 8]).then_some(ev.parent_span_id),
         trace_state: (ev.tracestate.copied() > 0 && !ev.tracestate.truncated())
             .then(|| lossy(ev.tracestate.bytes())),
-        sampled: sampling_decision(ev.trace_flags),
         name,
         kind: SpanKind::Server,
         start_ns: ev.start_ns,
