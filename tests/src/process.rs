@@ -104,6 +104,11 @@ impl Captured {
         String::from_utf8_lossy(&self.lock().bytes).into_owned()
     }
 
+    /// How many bytes were written so far (cheap: copies nothing).
+    pub fn byte_count(&self) -> usize {
+        self.lock().bytes.len()
+    }
+
     /// Whether the pipe was closed (usually: the process exited).
     pub fn is_closed(&self) -> bool {
         self.lock().closed

@@ -153,6 +153,11 @@ impl Tracer {
         self.stdout.text()
     }
 
+    /// How many bytes it wrote to stdout so far (cheap, unlike [`Tracer::stdout`]).
+    pub fn stdout_bytes(&self) -> usize {
+        self.stdout.byte_count()
+    }
+
     /// Its stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.text()

@@ -718,6 +718,39 @@ fn calls_stay_in_the_trace_an_incoming_traceparent_names() {
     }
 }
 
+/// `--placement entry-and-returns`, the bench's stand-in for other tracers: starts on
+/// first instructions, ends on each `ret` of the handler dispatch and of `net/http.send`,
+/// the reader woken per event. The same spans, links and statuses come out.
+#[test]
+fn other_tracers_placement_gives_the_same_spans() {
+    let placement = ["--placement", "entry-and-returns"];
+    for case in [&SAME, &NOT_FOUND] {
+        let traced = trace_call(case, &placement);
+        traced.check_call(case);
+        let stderr = &traced.output.stderr;
+        for probe in [
+            "net/http.serverHandler.ServeHTTP+0x0(first instruction (single-stepped))",
+            "net/http.send+0x0(first instruction (single-stepped))",
+        ] {
+            assert!(stderr.contains(probe), "no {probe} in:\n{stderr}");
+        }
+        let probes: Vec<&str> = stderr.split(['[', ']', ',']).map(str::trim).collect();
+        for function in ["net/http.serverHandler.ServeHTTP", "net/http.send"] {
+            assert!(
+                probes
+                    .iter()
+                    .any(|p| p.starts_with(&format!("{function}+0x"))
+                        && p.ends_with("(ret (single-stepped))")),
+                "no ret probe of {function} in:\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains("finishRequest"),
+            "the span end moved to the rets:\n{stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_404_answer_is_an_error_with_its_status() {
     let traced = trace_call(&NOT_FOUND, &[]);

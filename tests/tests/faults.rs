@@ -1,10 +1,19 @@
-//! End-to-end: the traced program is never harmed by what happens to the tracer (issue 9).
+//! End-to-end: the traced program is never harmed by what happens to the tracer or to
+//! itself (issue 9), and what the tracer cannot export it counts.
+//!
 //! The tracer is killed with SIGKILL at varied moments (while attaching, under load,
 //! while exporting) and attached and stopped over and over against a loaded target:
 //! every request succeeds, the kernel keeps none of the tracer's programs, maps or links
-//! afterwards, and a new tracer attaches cleanly. These tests need root.
+//! afterwards, and a new tracer attaches cleanly. The target is killed with requests in
+//! flight, restarted, and replaced by another program (`exec`): the tracer follows, and
+//! counts the spans lost with the process (`process_exited`). Handlers that panic or
+//! never return, 10,000 concurrent slow requests and a burst of 100,000 requests leave
+//! the target unharmed and the tracer's memory bounded, and every request is either a
+//! span or a counted drop. These tests need root.
 
 use std::collections::HashSet;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -12,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use tracer_tests::go;
 use tracer_tests::http;
-use tracer_tests::process::HttpServer;
-use tracer_tests::tracer::Tracer;
+use tracer_tests::process::{self, Fixture, HttpServer};
+use tracer_tests::span::Span;
+use tracer_tests::tracer::{ATTACH_TIMEOUT, STOP_TIMEOUT, Summary, Tracer, TracerOutput};
 
 /// How long the kernel may take to free what a killed tracer held.
 const RELEASE: Duration = Duration::from_secs(10);
@@ -197,4 +207,748 @@ fn attach_and_detach_100_times_under_load_fails_no_request() {
         "requests during the attached windows were traced"
     );
     assert_released(&baseline, "after 100 attach/detach cycles");
+}
+
+// The target's own faults: killed, restarted, replaced, panicking, stuck, overloaded.
+
+/// How long the tracer may take to notice a process exit or exec and publish its counts
+/// (`--metrics-addr` gets a new snapshot every second).
+const NOTICE: Duration = Duration::from_secs(10);
+
+/// A slow request: in flight until the target is killed or replaced.
+const SLOW: &str = "/sleep?ms=30000";
+
+/// Requests sent each on a connection of its own (`Connection: close`), their responses
+/// read later: requests in flight.
+struct Pending(Vec<TcpStream>);
+
+impl Pending {
+    /// Sends `GET target` `count` times, each on a new connection, and waits (up to
+    /// `timeout`) until the target has read every one of them (see [`wait_read`]).
+    fn send(server: &HttpServer, target: &str, count: usize, timeout: Duration) -> Self {
+        let pending = Self::send_only(server, target, count);
+        let ports: HashSet<u16> = pending
+            .0
+            .iter()
+            .map(|s| s.local_addr().expect("local address").port())
+            .collect();
+        wait_read(server.addr().port(), &ports, timeout);
+        pending
+    }
+
+    /// Sends `GET target` `count` times, each on a new connection.
+    fn send_only(server: &HttpServer, target: &str, count: usize) -> Self {
+        let addr = server.addr();
+        let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let streams: Vec<TcpStream> = (0..count)
+            .map(|i| {
+                let mut stream = TcpStream::connect_timeout(&addr, http::CONNECT_TIMEOUT)
+                    .unwrap_or_else(|e| panic!("connection {i} of {count} to {addr}: {e}"));
+                stream
+                    .write_all(request.as_bytes())
+                    .unwrap_or_else(|e| panic!("request {i} of {count}: {e}"));
+                stream
+            })
+            .collect();
+        Self(streams)
+    }
+
+    /// Reads every response to its end, waiting up to `timeout` for each: the responses,
+    /// or why each could not be read.
+    fn responses(self, timeout: Duration) -> Vec<Result<String, String>> {
+        self.0
+            .into_iter()
+            .map(|mut stream| {
+                stream
+                    .set_read_timeout(Some(timeout))
+                    .map_err(|e| e.to_string())?;
+                let mut text = String::new();
+                match stream.read_to_string(&mut text) {
+                    Ok(_) if text.is_empty() => Err("closed with no response".to_owned()),
+                    Ok(_) => Ok(text),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether no response came yet on any connection (their handlers are still running).
+    fn all_waiting(&self) -> bool {
+        self.0.iter().all(|stream| {
+            let mut byte = [0_u8; 1];
+            stream.set_nonblocking(true).expect("nonblocking");
+            let waiting = matches!(
+                (&*stream).read(&mut byte),
+                Err(e) if e.kind() == ErrorKind::WouldBlock
+            );
+            stream.set_nonblocking(false).expect("blocking");
+            waiting
+        })
+    }
+}
+
+/// Waits until the server listening on loopback port `server_port` has read everything
+/// the connections from `client_ports` sent (its ends of them are established with
+/// nothing left to read, per `/proc/net/tcp`): their handlers are then running, since
+/// net/http calls the handler as soon as it has read a request.
+fn wait_read(server_port: u16, client_ports: &HashSet<u16>, timeout: Duration) {
+    let port = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    let mut read = 0;
+    let done = tracer_tests::poll_until(timeout, || {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+        read = table
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // local, remote, state (01: established), tx_queue:rx_queue
+                fields.len() > 4
+                    && port(fields[1]) == Some(server_port)
+                    && port(fields[2]).is_some_and(|p| client_ports.contains(&p))
+                    && fields[3] == "01"
+                    && fields[4].ends_with(":00000000")
+            })
+            .count();
+        (read == client_ports.len()).then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "the target read {read} of {} requests within {timeout:?}",
+        client_ports.len()
+    );
+}
+
+/// The address `--metrics-addr 127.0.0.1:0` bound, from the tracer's log.
+fn metrics_addr(tracer: &Tracer) -> SocketAddr {
+    let line = tracer_tests::poll_until(ATTACH_TIMEOUT, || {
+        let stderr = tracer.stderr();
+        let line = stderr.lines().find(|l| l.contains("metrics at http://"))?;
+        Some(line.to_owned())
+    })
+    .unwrap_or_else(|| panic!("no `metrics at` line\n{}", tracer.stderr()));
+    let rest = &line[line.find("http://").expect("http://") + "http://".len()..];
+    rest[..rest.find('/').expect("a path")]
+        .parse()
+        .unwrap_or_else(|e| panic!("the address in {line:?}: {e}"))
+}
+
+/// The value of the metric series `series` (e.g. `tracer_traced_processes`) in a scrape.
+fn metric(scrape: &str, series: &str) -> Option<u64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Scrapes `addr` until every series of `wanted` has its value; fails with the last
+/// scrape after [`NOTICE`].
+fn wait_metrics(addr: SocketAddr, wanted: &[(&str, u64)], what: &str) {
+    let mut last = String::new();
+    let done = tracer_tests::poll_until(NOTICE, || {
+        last = http::get(addr, "/metrics").ok()?.text();
+        wanted
+            .iter()
+            .all(|&(series, value)| metric(&last, series) == Some(value))
+            .then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "{what}: the metrics did not reach {wanted:?} within {NOTICE:?}:\n{last}"
+    );
+}
+
+const TRACED: &str = "tracer_traced_processes";
+const PROCESS_EXITED: &str = "tracer_spans_dropped_total{reason=\"process_exited\"}";
+
+/// Sends `count` requests to `GET target` (new connections), each of which must succeed.
+fn send_ok(server: &HttpServer, target: &str, count: usize) {
+    for i in 0..count {
+        let response = http::get(server.addr(), target)
+            .unwrap_or_else(|e| panic!("GET {target} ({i} of {count}): {e}"));
+        assert_eq!(response.status, 200, "GET {target}: {}", response.text());
+    }
+}
+
+/// The spans of `output`, each checked to be a server span of `GET path` answered 200 by
+/// a process of `pids`.
+fn ok_spans(output: &TracerOutput, path: &str, pids: &[u32]) -> Vec<Span> {
+    let spans = output.spans().expect("spans");
+    for span in &spans {
+        let pid = span
+            .resource("process.pid")
+            .and_then(serde_json::Value::as_u64);
+        assert!(
+            span.kind() == Some("server")
+                && span.attr_str("url.path") == Some(path)
+                && span.attr_u64("http.response.status_code") == Some(200)
+                && pid.is_some_and(|pid| pids.iter().any(|&p| u64::from(p) == pid)),
+            "a server span of GET {path} answered 200 by one of {pids:?}: {span}"
+        );
+    }
+    spans
+}
+
+/// The summary, which must exist.
+fn summary(output: &TracerOutput) -> Summary {
+    output
+        .summary()
+        .unwrap_or_else(|| panic!("no summary line\n{output}"))
+}
+
+/// With `--binary` or `--all` (`mode`): the target killed with requests in flight, a new
+/// process of the same binary, and that one replacing itself with `/bin/sleep`.
+fn killed_restarted_and_replaced(mode: &[&str]) {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let (toolchain, exe) = process::build_http_server(go::DEFAULT).expect("build the fixture");
+    let exe_arg = exe.to_str().expect("a UTF-8 path");
+    let mut args: Vec<&str> = mode.to_vec();
+    args.push(exe_arg);
+    args.extend(["--format", "json", "--metrics-addr", "127.0.0.1:0"]);
+    let tracer = Tracer::spawn(&args).expect("start the tracer");
+    let metrics = metrics_addr(&tracer);
+
+    // First process: traced, then killed with 20 requests in flight.
+    let mut first = HttpServer::start(go::DEFAULT).expect("start the first process");
+    tracer
+        .wait_attached(first.pid(), ATTACH_TIMEOUT)
+        .expect("the first process is traced");
+    send_ok(&first, "/hello", 1);
+    let in_flight = Pending::send(&first, SLOW, 20, Duration::from_secs(10));
+    first
+        .fixture_mut()
+        .kill()
+        .expect("SIGKILL the first process");
+    let answered = in_flight.responses(Duration::from_secs(5));
+    assert!(
+        answered.iter().all(Result::is_err),
+        "the target died before answering: {answered:?}"
+    );
+    wait_metrics(
+        metrics,
+        &[(TRACED, 0), (PROCESS_EXITED, 20)],
+        "the first process killed",
+    );
+    assert!(
+        tracer
+            .stderr()
+            .contains(&format!("pid={} exited", first.pid())),
+        "the tracer says it forgot the process\n{}",
+        tracer.stderr()
+    );
+
+    // A new process of the same binary: traced from its start.
+    let fixture = Fixture::spawn(&exe, &["-exec", "/bin/sleep 60"]).expect("start again");
+    let second = HttpServer::from_fixture(fixture, toolchain).expect("the second process");
+    tracer
+        .wait_attached(second.pid(), ATTACH_TIMEOUT)
+        .expect("the second process is traced");
+    send_ok(&second, "/hello", 10);
+    wait_metrics(metrics, &[(TRACED, 1)], "the second process started");
+
+    // It replaces itself with another program while 5 requests and GET /exec are in flight.
+    let in_flight = Pending::send(&second, SLOW, 5, Duration::from_secs(10));
+    // Not waited for: once read, the sockets close with the exec.
+    let exec = Pending::send_only(&second, "/exec", 1);
+    let sleeping = tracer_tests::poll_until(Duration::from_secs(10), || {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", second.pid())).ok()?;
+        cmdline.starts_with(b"/bin/sleep\0").then_some(())
+    });
+    assert!(sleeping.is_some(), "the second process ran /bin/sleep");
+    drop((in_flight, exec));
+    wait_metrics(
+        metrics,
+        &[(TRACED, 0), (PROCESS_EXITED, 26)],
+        "the second process replaced",
+    );
+
+    // The tracer kept running through all this.
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{output}");
+    let spans = ok_spans(&output, "/hello", &[first.pid(), second.pid()]);
+    assert_eq!(spans.len(), 11, "one span per answered request\n{output}");
+    let summary = summary(&output);
+    assert_eq!(summary.get("process_exited"), Some(26), "{}", summary.line);
+    assert_eq!(summary.get("dropped"), Some(26), "{}", summary.line);
+    assert_eq!(
+        summary.get("in_flight_at_exit"),
+        Some(0),
+        "{}",
+        summary.line
+    );
+}
+
+#[test]
+fn binary_mode_follows_a_target_killed_restarted_and_replaced_counting_lost_spans() {
+    killed_restarted_and_replaced(&["--binary"]);
+}
+
+#[test]
+fn all_mode_follows_a_target_killed_restarted_and_replaced_counting_lost_spans() {
+    killed_restarted_and_replaced(&["--all", "--include"]);
+}
+
+#[test]
+fn pid_mode_exits_when_its_target_is_killed_mid_request_counting_lost_spans() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let mut server = HttpServer::start(go::DEFAULT).expect("start the fixture");
+    let tracer = Tracer::attach(server.pid(), &[]).expect("attach");
+    send_ok(&server, "/hello", 3);
+    let in_flight = Pending::send(&server, SLOW, 20, Duration::from_secs(10));
+    server.fixture_mut().kill().expect("SIGKILL the target");
+    drop(in_flight);
+    // CONTRACT: with --pid, the tracer exits 0 once every target has exited.
+    let output = tracer
+        .wait_exit(STOP_TIMEOUT)
+        .expect("the tracer exits on its own");
+    assert_eq!(output.code(), Some(0), "{output}");
+    let spans = ok_spans(&output, "/hello", &[server.pid()]);
+    assert_eq!(spans.len(), 3, "{output}");
+    let summary = summary(&output);
+    assert_eq!(summary.get("process_exited"), Some(20), "{}", summary.line);
+    assert_eq!(summary.get("dropped"), Some(20), "{}", summary.line);
+    assert_eq!(
+        summary.get("in_flight_at_exit"),
+        Some(0),
+        "{}",
+        summary.line
+    );
+}
+
+#[test]
+fn panicking_handlers_end_their_spans_as_panicked_and_harm_nothing() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
+    let tracer = Tracer::attach(server.pid(), &[]).expect("attach");
+    for round in 0..100 {
+        let result = http::get(server.addr(), "/panic");
+        assert!(
+            result.is_err(),
+            "round {round}: net/http recovers the panic and closes the connection without \
+             a response: {result:?}"
+        );
+        send_ok(&server, "/hello", 1);
+    }
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{output}");
+    send_ok(&server, "/hello", 1);
+    let spans = output.spans().expect("spans");
+    let (panicked, others): (Vec<&Span>, Vec<&Span>) = spans
+        .iter()
+        .partition(|span| span.attr_str("url.path") == Some("/panic"));
+    assert_eq!(panicked.len(), 100, "{output}");
+    for span in &panicked {
+        assert_eq!(span.status_code(), Some("error"), "{span}");
+        assert_eq!(span.attr_str("error.type"), Some("panic"), "{span}");
+        assert_eq!(span.attr_str("http.request.method"), Some("GET"), "{span}");
+    }
+    assert_eq!(others.len(), 100, "{output}");
+    for span in &others {
+        assert_eq!(span.attr_str("url.path"), Some("/hello"), "{span}");
+        assert_eq!(
+            span.attr_u64("http.response.status_code"),
+            Some(200),
+            "{span}"
+        );
+        assert_eq!(span.status_code(), Some("unset"), "{span}");
+    }
+    let summary = summary(&output);
+    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    assert_eq!(
+        summary.get("in_flight_at_exit"),
+        Some(0),
+        "{}",
+        summary.line
+    );
+}
+
+#[test]
+fn handlers_that_never_return_stay_in_flight_and_harm_nothing() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
+    let tracer = Tracer::attach(server.pid(), &[]).expect("attach");
+    let blocked = Pending::send(&server, "/block", 5, Duration::from_secs(10));
+    send_ok(&server, "/hello", 50);
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{output}");
+    let spans = ok_spans(&output, "/hello", &[server.pid()]);
+    assert_eq!(
+        spans.len(),
+        50,
+        "no span for the handlers that never end\n{output}"
+    );
+    let summary = summary(&output);
+    assert_eq!(
+        summary.get("in_flight_at_exit"),
+        Some(5),
+        "{}",
+        summary.line
+    );
+    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    // The program goes on as before: its handlers still waiting, its server answering.
+    assert!(blocked.all_waiting(), "the blocked handlers still wait");
+    send_ok(&server, "/hello", 10);
+}
+
+// Overload: many requests at once, or in a burst.
+
+/// Raises this process's limit of open files to at least `wanted` (children inherit
+/// it; Go programs raise their own soft limit to the hard one anyway).
+fn raise_open_files(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    if limit.rlim_cur >= wanted {
+        return;
+    }
+    limit.rlim_cur = wanted;
+    limit.rlim_max = limit.rlim_max.max(wanted);
+    // SAFETY: setrlimit only reads the struct it is given.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    assert_eq!(
+        rc,
+        0,
+        "raise the open files limit to {wanted}: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A process's resident memory now and at its peak (`VmRSS`, `VmHWM`), in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The tracer's memory may not grow past this under any load: its queues and buffers
+/// are bounded.
+const TRACER_PEAK_KIB: u64 = 256 << 10;
+
+/// The most spans of `spans` in progress at one moment.
+fn max_overlap(spans: &[Span]) -> usize {
+    let mut edges: Vec<(u64, i64)> = spans
+        .iter()
+        .flat_map(|span| {
+            let start = span.start_ns().expect("start time");
+            let end = span.end_ns().expect("end time");
+            [(start, 1), (end, -1)]
+        })
+        .collect();
+    // Ends before starts at the same instant.
+    edges.sort_unstable();
+    let mut now = 0_i64;
+    let mut most = 0_i64;
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    usize::try_from(most).expect("positive")
+}
+
+/// The spans lost, from a summary, each counted once: with the tracer attached before
+/// any request, no end lacks its start but one whose start was evicted from a full slot
+/// set, which was counted then (`start_replaced`), not again at its end
+/// (`unmatched_end`).
+fn lost(summary: &Summary) -> u64 {
+    assert_eq!(
+        summary.get("unmatched_end"),
+        Some(0),
+        "no request is counted twice: {}",
+        summary.line
+    );
+    summary
+        .get("dropped")
+        .unwrap_or_else(|| panic!("no dropped in {}", summary.line))
+}
+
+const CONCURRENT: usize = 10_000;
+
+#[test]
+fn ten_thousand_concurrent_slow_requests_all_succeed_and_each_is_a_span_or_a_counted_drop() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    raise_open_files(CONCURRENT as u64 + 1024);
+    let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
+    let tracer = Tracer::attach(server.pid(), &[]).expect("attach");
+    let before = memory_kib(tracer.pid()).0;
+    let started = Instant::now();
+    // Each handler sleeps 2 s: longer than sending them all takes.
+    let pending = Pending::send_only(&server, "/sleep?ms=2000", CONCURRENT);
+    let sent_in = started.elapsed();
+    let responses = pending.responses(Duration::from_secs(30));
+    let answered_in = started.elapsed();
+    let failures: Vec<&Result<String, String>> = responses
+        .iter()
+        .filter(|r| {
+            !r.as_ref().is_ok_and(|text| {
+                text.starts_with("HTTP/1.1 200 ") && text.ends_with("slept 2000 ms")
+            })
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "every request succeeds: {} of {CONCURRENT} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let (during, peak) = memory_kib(tracer.pid());
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{}", output.stderr);
+    let spans = ok_spans(&output, "/sleep", &[server.pid()]);
+    let summary = summary(&output);
+    let lost = lost(&summary);
+    let overlap = max_overlap(&spans);
+    eprintln!(
+        "{CONCURRENT} requests sent in {sent_in:?}, answered in {answered_in:?}; {} spans, \
+         {overlap} at once; {}; tracer RSS {before} KiB before, {during} KiB after, peak \
+         {peak} KiB",
+        spans.len(),
+        summary.line
+    );
+    assert_eq!(
+        spans.len() as u64 + lost,
+        CONCURRENT as u64,
+        "every request is a span or a counted drop: {}",
+        summary.line
+    );
+    assert_eq!(
+        summary.get("in_flight_at_exit"),
+        Some(0),
+        "{}",
+        summary.line
+    );
+    assert!(
+        overlap * 10 >= spans.len() * 9,
+        "the requests ran at once: at most {overlap} of {} spans overlap",
+        spans.len()
+    );
+    assert!(
+        peak < TRACER_PEAK_KIB,
+        "the tracer's memory stays bounded: peak {peak} KiB"
+    );
+}
+
+const BURST: usize = 100_000;
+/// Client threads and keep-alive connections of the burst, and the requests written at
+/// once on a connection (HTTP/1.1 pipelining: few system calls per request, so that two
+/// cores shared by the client, the target and the tracer send 100,000 in about a
+/// second).
+const BURST_THREADS: usize = 4;
+const BURST_CONNECTIONS: usize = 16;
+const PIPELINED: usize = 32;
+
+/// Sends `GET target` `total` times over [`BURST_THREADS`] × [`BURST_CONNECTIONS`]
+/// keep-alive connections, giving up at `deadline`; returns how many were answered 200,
+/// and what went wrong otherwise.
+fn burst(addr: SocketAddr, target: &str, total: usize, deadline: Instant) -> (usize, Vec<String>) {
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let threads: Vec<_> = (0..BURST_THREADS)
+        .map(|t| {
+            let share = total / BURST_THREADS + usize::from(t < total % BURST_THREADS);
+            let request = request.clone();
+            thread::spawn(move || burst_thread(addr, &request, share, deadline))
+        })
+        .collect();
+    let mut ok = 0;
+    let mut failures = Vec::new();
+    for thread in threads {
+        let (n, mut failed) = thread.join().expect("a burst thread");
+        ok += n;
+        failures.append(&mut failed);
+    }
+    (ok, failures)
+}
+
+/// One thread of [`burst`]: `count` requests over its connections, in rounds of
+/// [`PIPELINED`] per connection.
+fn burst_thread(
+    addr: SocketAddr,
+    request: &str,
+    count: usize,
+    deadline: Instant,
+) -> (usize, Vec<String>) {
+    let mut connections: Vec<(TcpStream, Vec<u8>)> = Vec::new();
+    for _ in 0..BURST_CONNECTIONS {
+        match TcpStream::connect_timeout(&addr, http::CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                let _ = stream.set_read_timeout(Some(http::IO_TIMEOUT));
+                connections.push((stream, Vec::new()));
+            }
+            Err(e) => return (0, vec![format!("connect: {e}")]),
+        }
+    }
+    let batch = request.repeat(PIPELINED);
+    let (mut remaining, mut ok) = (count, 0);
+    while remaining > 0 {
+        if Instant::now() >= deadline {
+            return (
+                ok,
+                vec![format!("{remaining} requests not sent by the deadline")],
+            );
+        }
+        let mut sent = Vec::with_capacity(connections.len());
+        for (stream, _) in &mut connections {
+            let n = remaining.min(PIPELINED);
+            remaining -= n;
+            if let Err(e) = stream.write_all(&batch.as_bytes()[..n * request.len()]) {
+                return (ok, vec![format!("write: {e}")]);
+            }
+            sent.push(n);
+        }
+        for ((stream, buffer), n) in connections.iter_mut().zip(sent) {
+            match read_responses(stream, buffer, n) {
+                Ok(answered) => ok += answered,
+                Err(e) => return (ok, vec![format!("read: {e}")]),
+            }
+        }
+    }
+    (ok, Vec::new())
+}
+
+/// Reads `count` responses (each with a `Content-Length`) from `stream`; `buffer` keeps
+/// what was read past them. Returns how many were 200.
+fn read_responses(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    count: usize,
+) -> std::io::Result<usize> {
+    let mut ok = 0;
+    let mut chunk = vec![0_u8; 64 << 10];
+    for _ in 0..count {
+        loop {
+            if let Some((length, status)) = parse_response(buffer)? {
+                buffer.drain(..length);
+                ok += usize::from(status == 200);
+                break;
+            }
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Ok(ok)
+}
+
+/// The length and status of the complete response at the start of `bytes`, if it is all
+/// there.
+fn parse_response(bytes: &[u8]) -> std::io::Result<Option<(usize, u16)>> {
+    let invalid = |what: &str| std::io::Error::new(ErrorKind::InvalidData, what.to_owned());
+    let Some(head_end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&bytes[..head_end]).map_err(|_| invalid("head"))?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.strip_prefix("HTTP/1.1 "))
+        .and_then(|rest| rest.get(..3)?.parse().ok())
+        .ok_or_else(|| invalid(head))?;
+    let length: usize = lines
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .ok_or_else(|| invalid(head))?;
+    let total = head_end + 4 + length;
+    Ok((bytes.len() >= total).then_some((total, status)))
+}
+
+#[test]
+fn a_burst_of_100k_requests_fails_none_and_each_is_a_span_or_a_counted_drop() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
+    let tracer = Tracer::attach(server.pid(), &[]).expect("attach");
+    let before = memory_kib(tracer.pid()).0;
+    let started = Instant::now();
+    let (ok, failures) = burst(
+        server.addr(),
+        "/hello",
+        BURST,
+        started + Duration::from_secs(30),
+    );
+    let sent_in = started.elapsed();
+    assert!(
+        failures.is_empty() && ok == BURST,
+        "every request of the burst succeeds: {ok} of {BURST} did, {failures:?}"
+    );
+    let during = memory_kib(tracer.pid()).0;
+
+    // The tracer catches up: its output stops growing (within 60 s)...
+    let mut last = tracer.stdout_bytes();
+    let caught_up = Instant::now();
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let now = tracer.stdout_bytes();
+        if now == last || caught_up.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        last = now;
+    }
+    let caught_up_in = caught_up.elapsed();
+    // ...and traces again.
+    send_ok(&server, "/users/7", 10);
+    let peak = memory_kib(tracer.pid()).1;
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{}", output.stderr);
+    let spans = output.spans().expect("spans");
+    let after: Vec<&Span> = spans
+        .iter()
+        .filter(|span| span.attr_str("url.path") == Some("/users/7"))
+        .collect();
+    let summary = summary(&output);
+    eprintln!(
+        "{BURST} requests in {sent_in:?}; the tracer caught up {caught_up_in:?} later; {} \
+         spans; {}; tracer RSS {before} KiB before, {during} KiB after the burst, peak \
+         {peak} KiB",
+        spans.len(),
+        summary.line
+    );
+    assert_eq!(after.len(), 10, "the requests after the burst are traced");
+    for span in &spans {
+        let path = span.attr_str("url.path");
+        assert!(
+            span.attr_u64("http.response.status_code") == Some(200)
+                && (path == Some("/hello") || path == Some("/users/7")),
+            "a span of the requests sent: {span}"
+        );
+    }
+    assert_eq!(
+        spans.len() as u64 + lost(&summary),
+        BURST as u64 + 10,
+        "every request is a span or a counted drop: {}",
+        summary.line
+    );
+    assert_eq!(
+        summary.get("in_flight_at_exit"),
+        Some(0),
+        "{}",
+        summary.line
+    );
+    assert!(
+        peak < TRACER_PEAK_KIB,
+        "the tracer's memory stays bounded: peak {peak} KiB"
+    );
 }

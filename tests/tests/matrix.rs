@@ -41,6 +41,13 @@ fn chain_of(toolchain: &Toolchain, exe: &Path, go: &str) -> Result<(), String> {
     if !attached.contains("inject=on") {
         return Err(format!("injection is not on: {attached}"));
     }
+    // The cost model (README "Performance"): every probe on an instruction the kernel
+    // emulates, in every release and build.
+    if attached.contains("single-stepped") {
+        return Err(format!(
+            "a probe sits on a single-stepped instruction: {attached}"
+        ));
+    }
     for _ in 0..REQUESTS {
         chain_request(services[0].addr());
     }

@@ -96,7 +96,9 @@ pub struct ProbeConfig {
     pub inject_site: u64,
     /// HTTP/2: the response writer state's `status` (int), else [`NO_FIELD`].
     pub h2_status: u32,
-    pub _pad: u32,
+    /// Non-zero when every event wakes the reader up (as other tracers do, for the bench's
+    /// comparison); else events are submitted without wake-ups and drained on a timer.
+    pub wake_up: u32,
     /// Injection: the TCP connection a request is written to.
     pub conn: ConnLayout,
 }
@@ -253,7 +255,7 @@ impl ProbeConfig {
             bufio_write: 0,
             inject_site: 0,
             h2_status: NO_FIELD,
-            _pad: 0,
+            wake_up: 0,
             conn: ConnLayout::empty(),
         }
     }

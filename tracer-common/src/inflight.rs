@@ -13,6 +13,22 @@ pub const SLOTS: u32 = WAYS * SETS;
 /// A slot whose span started longer ago than this is free again.
 pub const TTL_NS: u64 = 600 * 1_000_000_000;
 
+/// A start evicted from a full set, remembered (in a slot array of its own, for
+/// [`TTL_NS`]) so that its end, which finds no start, is not counted lost a second time:
+/// the eviction counted it already.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// The evicted start's goroutine (0: a free slot).
+    pub g: u64,
+    /// Its process.
+    pub pid: u32,
+    pub _pad: u32,
+    /// When it was evicted (monotonic).
+    pub start_ns: u64,
+}
+crate::assert_size!(Evicted, 24);
+
 /// First slot of the set of key `g` of process `pid`: a goroutine's `runtime.g` address,
 /// or, in the link indexes, a goroutine id (small consecutive numbers) or a context's
 /// address. The multiplication carries every bit of the key into the high half, which

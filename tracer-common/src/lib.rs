@@ -39,6 +39,7 @@ macro_rules! impl_pod {
 impl_pod!(
     config::ProbeConfig,
     event::IdState,
+    inflight::Evicted,
     probes::net_http::client::ClientInflight,
     probes::net_http::server::ServerInflight,
     probes::net_http::server::SpanLink,

@@ -15,8 +15,11 @@ pub struct ProcessEvent {
     pub kind: u32,
     /// The process (kernel tgid).
     pub pid: u32,
+    /// When it happened (monotonic clock, as span starts): spans of the process that
+    /// started before it and are still in flight are lost with the program that ran them.
+    pub time_ns: u64,
 }
-crate::assert_size!(ProcessEvent, 8);
+crate::assert_size!(ProcessEvent, 16);
 
 /// Size of the process ring buffer: 8192 events between two drains.
 pub const PROCESS_EVENTS_BYTES: u32 = 128 << 10;

@@ -75,6 +75,17 @@ pub fn goroutine(regs: &Regs) -> Option<GoroutineKey> {
     })
 }
 
+/// The flags a finished event is submitted with: no wake-up (user space drains the buffer
+/// on a timer), or a wake-up per event when the configuration asks for other tracers' way.
+#[inline(always)]
+pub fn submit_flags(cfg: &ProbeConfig) -> u64 {
+    if cfg.wake_up != 0 {
+        aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64
+    }
+}
+
 /// The header of a ring-buffer event of type `T` (`kind`) finished on goroutine `key`.
 #[inline(always)]
 pub fn event_header<T>(kind: u16, key: &GoroutineKey) -> EventHeader {

@@ -7,7 +7,7 @@ use tracer_common::{
     config::{MAX_CONFIGS, ProbeConfig, WINDOW_BYTES},
     counters::NUM_COUNTERS,
     event::IdState,
-    inflight::SLOTS,
+    inflight::{Evicted, SLOTS},
     probes::net_http::{
         client::ClientInflight,
         server::{ServerInflight, SpanLink},
@@ -46,6 +46,14 @@ pub static SERVER_BY_CONTEXT: Array<SpanLink> = Array::with_max_entries(SLOTS, 0
 /// span is in flight.
 #[map]
 pub static GOROUTINE_TREE: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);
+
+/// Server starts evicted from a full set of `SERVER_INFLIGHT` (see `crate::slots::begin`).
+#[map]
+pub static SERVER_EVICTED: Array<Evicted> = Array::with_max_entries(SLOTS, 0);
+
+/// Client starts evicted from a full set of `CLIENT_INFLIGHT` (see `crate::slots::begin`).
+#[map]
+pub static CLIENT_EVICTED: Array<Evicted> = Array::with_max_entries(SLOTS, 0);
 
 /// Client calls in flight, per goroutine (see `crate::slots`).
 #[map]

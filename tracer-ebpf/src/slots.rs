@@ -4,7 +4,7 @@ use aya_ebpf::maps::Array;
 use tracer_common::{
     counters::{DROP_INFLIGHT_FULL, DROP_START_REPLACED},
     event::GoroutineKey,
-    inflight::{TTL_NS, WAYS, set_of},
+    inflight::{Evicted, TTL_NS, WAYS, set_of},
 };
 
 use crate::maps::count;
@@ -38,13 +38,20 @@ macro_rules! keyed_slot {
 }
 pub(crate) use keyed_slot;
 
+keyed_slot!(Evicted, g);
+
 /// A slot for a span that starts now on goroutine `key`, with the loss counted when there
 /// is none or when it replaces a start that never ended. `None` as well when
 /// `is_repeat` says the slot already holds this very call (a probe on the stack check
 /// fires again after the stack grew): the first start is kept.
+///
+/// A start evicted from a full set is counted here (`start_replaced`) and remembered in
+/// `evicted`, so that its end, when it comes, is not counted again (see [`was_evicted`]):
+/// every lost span counts once.
 #[inline(always)]
 pub fn begin<T: Slot>(
     slots: &Array<T>,
+    evicted: &Array<Evicted>,
     key: &GoroutineKey,
     now: u64,
     is_repeat: impl Fn(&T) -> bool,
@@ -55,10 +62,33 @@ pub fn begin<T: Slot>(
     };
     match claim {
         Claim::Own if is_repeat(slot) => return None,
-        Claim::Own | Claim::Evicted => count(DROP_START_REPLACED),
+        Claim::Own => count(DROP_START_REPLACED),
+        Claim::Evicted => {
+            count(DROP_START_REPLACED);
+            let (pid, g) = slot.owner();
+            let owner = GoroutineKey { pid, _pad: 0, g };
+            if let Some((tomb, _)) = self::claim(evicted, &owner, now) {
+                tomb.pid = pid;
+                tomb.g = g;
+                tomb.start_ns = now;
+            }
+        }
         Claim::Free => {}
     }
     Some(slot)
+}
+
+/// For an end that found no start: whether its start was evicted (and counted then);
+/// forgets it. `false`: the start was never seen (the tracer attached mid-request).
+#[inline(always)]
+pub fn was_evicted(evicted: &Array<Evicted>, key: &GoroutineKey) -> bool {
+    match find(evicted, key) {
+        Some(tomb) => {
+            tomb.release();
+            true
+        }
+        None => false,
+    }
 }
 
 /// The slot holding `key`'s state.

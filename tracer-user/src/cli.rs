@@ -3,6 +3,7 @@
 use clap::{Parser, ValueEnum};
 
 use crate::export::settings::{Flags, Settings, parse_pairs};
+use crate::probes::Placement;
 
 /// Default `--nice`: below the default priority (0) of the programs around the tracer.
 pub const DEFAULT_NICE: i32 = 10;
@@ -135,6 +136,11 @@ pub struct Cli {
     /// goroutine tree are children of its span (costs one probe hit per `go` statement).
     #[arg(long)]
     pub track_goroutines: bool,
+
+    /// Where probes go: `cheapest` (the default), or `entry-and-returns`, as other eBPF
+    /// tracers place them (slow; for comparison by `cargo xtask bench`).
+    #[arg(long, value_enum, default_value_t = Placement::Cheapest, hide = true)]
+    pub placement: Placement,
 
     /// Start this command and trace it.
     #[arg(last = true, value_name = "COMMAND")]
@@ -356,6 +362,7 @@ pub struct Config {
     pub capture_query: bool,
     pub nice: i32,
     pub track_goroutines: bool,
+    pub placement: Placement,
     pub kubernetes: Kubernetes,
     pub export: Settings,
     /// `OTEL_RESOURCE_ATTRIBUTES`: on every resource.
@@ -384,6 +391,7 @@ impl Default for Config {
             capture_query: false,
             nice: DEFAULT_NICE,
             track_goroutines: false,
+            placement: Placement::Cheapest,
             kubernetes: Kubernetes::default(),
             export: Settings::default(),
             resource_attributes: Vec::new(),
@@ -462,6 +470,7 @@ impl Cli {
             capture_query: self.capture_query,
             nice: self.nice,
             track_goroutines: self.track_goroutines,
+            placement: self.placement,
             kubernetes: Kubernetes {
                 pods_url: self.kube_pods_url.filter(|s| !s.is_empty()),
                 node_name: self.node_name.filter(|s| !s.is_empty()),

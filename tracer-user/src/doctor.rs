@@ -9,6 +9,7 @@ use clap::Parser;
 use crate::{
     cli::Config,
     privileges,
+    probes::Placement,
     process::{self, Process},
     run::{self, RunError},
     target::{
@@ -100,7 +101,7 @@ pub fn examine(cli: &DoctorCli) -> Report {
         Some(pid) => format!("target: pid {pid}, {shown}"),
         None => format!("target: {shown}"),
     });
-    let hooks = run::hooks(cli.track_goroutines, true);
+    let hooks = run::hooks(cli.track_goroutines, true, Placement::Cheapest);
     let (inspection, probe_config) = match run::resolve_binary(&shown, &data, pid, &hooks) {
         Ok(resolved) => resolved,
         Err(error) => {
@@ -132,7 +133,7 @@ pub fn examine(cli: &DoctorCli) -> Report {
     );
     report.lines.push("probes:".into());
     for hook in &hooks {
-        if inspection.point(hook).is_none() && !run::is_missing(&inspection, &hooks, hook) {
+        if !inspection.has(hook) && !run::is_missing(&inspection, &hooks, hook) {
             // This Go release has the same function under another name.
             continue;
         }

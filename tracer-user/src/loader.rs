@@ -19,7 +19,10 @@ use tracer_common::{
     counters::NUM_COUNTERS,
     event::IdState,
     inflight::TTL_NS,
-    probes::net_http::{client::ClientInflight, server::ServerInflight},
+    probes::net_http::{
+        client::ClientInflight,
+        server::{ServerInflight, SpanLink},
+    },
 };
 
 use crate::{
@@ -231,47 +234,43 @@ impl Loader {
         let mut attached = Vec::new();
         let mut links = Vec::new();
         for hook in hooks {
-            let Some(point) = inspection.point(hook) else {
-                continue;
-            };
-            let program: &mut UProbe = program(&mut self.ebpf, hook.program)?;
-            let attach_point = UProbeAttachPoint {
-                location: UProbeAttachLocation::AbsoluteOffset(point.file_offset),
-                cookie: Some(u64::from(slot)),
-            };
-            match program.attach(attach_point, exe, scope) {
-                Ok(id) => {
-                    attached.push(AttachedProbe {
-                        hook: *hook,
-                        point: *point,
-                    });
-                    links.push(Link {
-                        program: hook.program,
-                        id,
-                    });
-                }
-                Err(source) if hook.required => {
-                    self.detach_links(links);
-                    if permission_denied(&source) && !crate::privileges::has_sys_admin() {
-                        return Err(LoadError::UprobesNeedSysAdmin {
+            for point in inspection.points(hook) {
+                let program: &mut UProbe = program(&mut self.ebpf, hook.program)?;
+                let attach_point = UProbeAttachPoint {
+                    location: UProbeAttachLocation::AbsoluteOffset(point.file_offset),
+                    cookie: Some(u64::from(slot)),
+                };
+                match program.attach(attach_point, exe, scope) {
+                    Ok(id) => {
+                        attached.push(AttachedProbe { hook: *hook, point });
+                        links.push(Link {
+                            program: hook.program,
+                            id,
+                        });
+                    }
+                    Err(source) if hook.required => {
+                        self.detach_links(links);
+                        if permission_denied(&source) && !crate::privileges::has_sys_admin() {
+                            return Err(LoadError::UprobesNeedSysAdmin {
+                                program: hook.program,
+                                symbol: hook.symbol,
+                                who: who.into(),
+                            });
+                        }
+                        return Err(LoadError::Attach {
                             program: hook.program,
                             symbol: hook.symbol,
                             who: who.into(),
+                            source: Box::new(source),
                         });
                     }
-                    return Err(LoadError::Attach {
-                        program: hook.program,
-                        symbol: hook.symbol,
-                        who: who.into(),
-                        source: Box::new(source),
-                    });
+                    Err(source) => log::warn!(
+                        "{who}: could not attach to {} ({}): {} unavailable",
+                        hook.symbol,
+                        source,
+                        hook.purpose
+                    ),
                 }
-                Err(source) => log::warn!(
-                    "{who}: could not attach to {} ({}): {} unavailable",
-                    hook.symbol,
-                    source,
-                    hook.purpose
-                ),
             }
         }
         Ok((attached, links))
@@ -409,26 +408,75 @@ impl Loader {
         }
     }
 
-    /// Server requests still in flight, and starts older than the TTL (their end was never
-    /// seen: lost), at monotonic time `now_ns`.
-    pub fn inflight(&self, now_ns: u64) -> Result<(u64, u64), LoadError> {
-        let (mut in_flight, mut expired) = (0, 0);
-        let mut tally = |started: u64| {
-            if now_ns.saturating_sub(started) > TTL_NS {
-                expired += 1;
+    /// The spans in flight at monotonic time `now_ns`, by what became of them: still
+    /// running, started longer ago than the TTL (their end was never seen), or lost with a
+    /// process in `gone` (see [`is_gone`]).
+    pub fn inflight(&self, now_ns: u64, gone: &[(u32, u64)]) -> Result<InFlight, LoadError> {
+        let mut counts = InFlight::default();
+        let mut tally = |pid: u32, started: u64| {
+            if is_gone(gone, pid, started) {
+                counts.process_exited += 1;
+            } else if now_ns.saturating_sub(started) > TTL_NS {
+                counts.expired += 1;
             } else {
-                in_flight += 1;
+                counts.in_flight += 1;
             }
         };
         let servers: Array<&MapData, ServerInflight> = self.map("SERVER_INFLIGHT")?;
         for slot in servers.iter().filter_map(Result::ok).filter(|s| s.g != 0) {
-            tally(slot.start_ns);
+            tally(slot.pid, slot.start_ns);
         }
         let clients: Array<&MapData, ClientInflight> = self.map("CLIENT_INFLIGHT")?;
         for slot in clients.iter().filter_map(Result::ok).filter(|s| s.g != 0) {
-            tally(slot.start_ns);
+            tally(slot.pid, slot.start_ns);
         }
-        Ok((in_flight, expired))
+        Ok(counts)
+    }
+
+    /// Frees the in-flight slots of the spans lost with the processes in `gone` (see
+    /// [`is_gone`]), and their server spans' link entries; returns how many spans were
+    /// lost. Their slots would otherwise stay taken until the TTL, and be counted in
+    /// flight at exit.
+    ///
+    /// A slot is read, then written back freed: a probe of another process that claims
+    /// the very slot in between (its set full, this one the oldest) loses its start. The
+    /// window is one system call wide, and the loss is counted (`unmatched_end`).
+    pub fn release_gone(&mut self, gone: &[(u32, u64)]) -> Result<u64, LoadError> {
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let servers =
+            self.release::<ServerInflight>("SERVER_INFLIGHT", gone, |s| (s.pid, s.g, s.start_ns))?;
+        let clients =
+            self.release::<ClientInflight>("CLIENT_INFLIGHT", gone, |s| (s.pid, s.g, s.start_ns))?;
+        for links in ["SERVER_BY_GOID", "SERVER_BY_CONTEXT"] {
+            self.release::<SpanLink>(links, gone, |s| (s.pid, s.key, s.start_ns))?;
+        }
+        Ok(servers + clients)
+    }
+
+    /// Zeroes the key (`owner`'s second field) of every slot of map `name` that `gone`
+    /// says is lost; returns how many.
+    fn release<T: aya::Pod + Default>(
+        &mut self,
+        name: &'static str,
+        gone: &[(u32, u64)],
+        owner: impl Fn(&T) -> (u32, u64, u64),
+    ) -> Result<u64, LoadError> {
+        let mut slots: Array<&mut MapData, T> = self.map_mut(name)?;
+        let mut released = 0;
+        for index in 0..slots.len() {
+            // A slot that cannot be read or written is left to the TTL.
+            let Ok(slot) = slots.get(&index, 0) else {
+                continue;
+            };
+            let (pid, key, started) = owner(&slot);
+            if key != 0 && is_gone(gone, pid, started) && slots.set(index, T::default(), 0).is_ok()
+            {
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     fn map<'a, T>(&'a self, name: &'static str) -> Result<T, LoadError>
@@ -492,4 +540,41 @@ fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
         cause = error.source();
     }
     false
+}
+
+/// The spans in flight when the tracer stops, by what became of them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    /// Still running (a handler or call that had not returned yet).
+    pub in_flight: u64,
+    /// Started longer ago than the TTL: their end was never seen.
+    pub expired: u64,
+    /// Lost with their process, which exited or ran another program.
+    pub process_exited: u64,
+}
+
+/// Whether a span of process `pid` that started at `started_ns` (monotonic) was lost with
+/// its process: `gone` lists `(pid, since_ns)` for each process that exited, or replaced
+/// its program, at `since_ns`. A span that started after that belongs to the program
+/// the process runs now (or to a new process that reused the pid).
+pub fn is_gone(gone: &[(u32, u64)], pid: u32, started_ns: u64) -> bool {
+    gone.iter()
+        .any(|&(gone_pid, since_ns)| gone_pid == pid && started_ns <= since_ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_lost_with_their_process_only_when_started_before_it_went() {
+        let gone = [(10, 1_000), (20, u64::MAX)];
+        assert!(is_gone(&gone, 10, 999));
+        assert!(is_gone(&gone, 10, 1_000));
+        // Started after the exec: the new program's span.
+        assert!(!is_gone(&gone, 10, 1_001));
+        assert!(is_gone(&gone, 20, 5));
+        assert!(!is_gone(&gone, 30, 5));
+        assert!(!is_gone(&[], 10, 5));
+    }
 }

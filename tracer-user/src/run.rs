@@ -34,7 +34,7 @@ use crate::{
     },
     privileges::{self, PrivilegeError},
     probes::{
-        Hook,
+        Hook, Placement, Site,
         net_http::{client, server},
     },
     process::{Process, ProcessError},
@@ -47,6 +47,10 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How often `--metrics-addr` gets a new snapshot.
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often at most the in-flight slots of exited processes are released (a pass reads
+/// every slot of four maps, one system call each).
+const RELEASE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Errors that stop the tracer (exit code 1).
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +126,9 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Every hook of every probe (injection's only when it may be on).
-pub fn hooks(track_goroutines: bool, inject: bool) -> Vec<Hook> {
+/// Every hook of every probe (injection's only when it may be on), placed as `placement`
+/// says.
+pub fn hooks(track_goroutines: bool, inject: bool, placement: Placement) -> Vec<Hook> {
     let mut hooks: Vec<Hook> = server::HOOKS.iter().chain(client::HOOKS).copied().collect();
     if track_goroutines {
         hooks.push(client::GOROUTINE_CREATED);
@@ -131,7 +136,7 @@ pub fn hooks(track_goroutines: bool, inject: bool) -> Vec<Hook> {
     if inject {
         hooks.push(client::INJECT);
     }
-    hooks
+    crate::probes::place(&hooks, placement, crate::probes::net_http::AT_RETURNS)
 }
 
 /// Why no process gets `traceparent` injection, if none may: `--read-only`, or the
@@ -149,7 +154,7 @@ fn injection_blocker(read_only: bool) -> Option<String> {
 /// and no other hook of `hooks` runs its program (the same function in another Go
 /// release's layout).
 pub fn is_missing(inspection: &target::Inspection, hooks: &[Hook], hook: &Hook) -> bool {
-    let present = |h: &Hook| inspection.point(h).is_some();
+    let present = |h: &Hook| inspection.has(h);
     !present(hook)
         && !hooks
             .iter()
@@ -170,6 +175,8 @@ struct UserCounters {
     undecided: u64,
     decode_errors: u64,
     unknown_process: u64,
+    /// Spans in flight in processes that exited or ran another program (lost).
+    process_exited: u64,
 }
 
 /// How a run ended.
@@ -206,7 +213,7 @@ fn trace(
     lower_priority(config.nice);
     let blocker = injection_blocker(config.read_only);
     // The injection program is not even loaded when injection is off for all.
-    let hooks = hooks(config.track_goroutines, blocker.is_none());
+    let hooks = hooks(config.track_goroutines, blocker.is_none(), config.placement);
     let mut programs: Vec<&'static str> = hooks.iter().map(|h| h.program).collect();
     // Hooks of the same program in two Go layouts share it.
     programs.sort_unstable();
@@ -285,6 +292,8 @@ fn trace(
         exporters,
         counters: UserCounters::default(),
         lost_process_events: 0,
+        gone: Vec::new(),
+        released: Instant::now(),
     };
     let mut exit_code = None;
     loop {
@@ -315,18 +324,22 @@ fn trace(
             }
             break;
         }
-        std::thread::sleep(DRAIN_INTERVAL);
+        pipeline.wait(config.placement);
     }
 
     // Detach, then export whatever the kernel finished before that.
     loader.detach();
     pipeline.drain(&mut targets, &mut loader);
+    // Spans of exited processes still in the slots are lost with them, not in flight.
+    let mut gone = std::mem::take(&mut pipeline.gone);
+    gone.extend(targets.exited().into_iter().map(|pid| (pid, u64::MAX)));
     drop(targets);
-    let (in_flight_at_exit, expired) = loader.inflight(Clock::monotonic_now())?;
+    let inflight = loader.inflight(Clock::monotonic_now(), &gone)?;
+    pipeline.counters.process_exited += inflight.process_exited;
     let kernel = loader.counters()?;
     drop(loader);
     pipeline.exporters.finish();
-    let summary = pipeline.summary(&kernel, in_flight_at_exit, expired);
+    let summary = pipeline.summary(&kernel, inflight.in_flight, inflight.expired);
     if let Some(metrics) = &metrics {
         metrics.publish(&summary, &pipeline.exporter_states(), 0);
     }
@@ -411,10 +424,7 @@ pub fn resolve_binary(
     let structs = crate::probes::net_http::fields();
     let inspection = target::inspect_bytes(shown, data, &symbols, &call_sites, &structs)?;
     let who = pid.map_or_else(String::new, |pid| format!(" (pid {pid})"));
-    if let Some(missing) = server::HOOKS
-        .iter()
-        .find(|h| h.required && !inspection.functions.contains_key(h.symbol))
-    {
+    if let Some(missing) = hooks.iter().find(|h| h.required && !inspection.has(h)) {
         return Err(RunError::NoHttpServer {
             path: shown.to_owned(),
             who,
@@ -469,12 +479,15 @@ pub fn plan(
         log::warn!("{who}: the client structs are not described: no client spans");
     }
     // Both ends of client spans, or neither.
-    let calls = client::HOOKS.iter().all(|h| inspection.point(h).is_some());
+    let calls = hooks
+        .iter()
+        .filter(|h| is_client_hook(h))
+        .all(|h| inspection.has(h));
     let clients = client_layout && calls;
     // Server spans record their goroutine id only for programs that make calls.
     probe_config.link_goroutines = u32::from(clients);
     let tracks = hooks.contains(&client::GOROUTINE_CREATED)
-        && inspection.point(&client::GOROUTINE_CREATED).is_some()
+        && inspection.has(&client::GOROUTINE_CREATED)
         && probe_config.g_parent_goid != NO_FIELD;
     if config.track_goroutines && !tracks {
         log::warn!(
@@ -485,6 +498,7 @@ pub fn plan(
     let (sampling, sample_below) = Sampler::new(config.sample_ratio, config.parent_based).rule();
     probe_config.sampling = sampling;
     probe_config.sample_below = sample_below;
+    probe_config.wake_up = u32::from(config.placement == Placement::EntryAndReturns);
     let inject = match blocker {
         Some(why) => Err(why.to_owned()),
         None => injection(inspection, &mut probe_config, clients),
@@ -512,7 +526,14 @@ pub fn log_attached(
     inspection: &target::Inspection,
     propagation: &Propagation,
 ) {
-    for probe in attached.iter().filter(|p| !p.point.placement.emulated) {
+    // Probes placed as other tracers place them (`--placement`) are slow on purpose.
+    let chosen =
+        |p: &&AttachedProbe| !matches!(p.hook.site, Site::FirstInstruction | Site::Returns);
+    for probe in attached
+        .iter()
+        .filter(|p| !p.point.placement.emulated)
+        .filter(chosen)
+    {
         log::warn!(
             "pid={} probe on {} is on a single-stepped instruction (slow path, ~15 µs per hit in a VM)",
             process.pid,
@@ -600,7 +621,7 @@ fn injection(
     if !clients {
         return Err("no client spans in this program".into());
     }
-    if inspection.point(&client::INJECT).is_none() {
+    if !inspection.has(&client::INJECT) {
         return Err(format!("{} not found", client::INJECT.symbol));
     }
     if config.header_map.kind == 0 {
@@ -692,6 +713,11 @@ struct Pipeline {
     process_events: Option<RingBuf<MapData>>,
     /// The kernel's count of lost process events when last looked at.
     lost_process_events: u64,
+    /// Traced processes that exited or ran another program, with when (monotonic), whose
+    /// in-flight slots are not released yet.
+    gone: Vec<(u32, u64)>,
+    /// When slots were last released.
+    released: Instant,
     clock: Clock,
     mapping: server::Mapping,
     exporters: Exporters,
@@ -731,6 +757,7 @@ impl Pipeline {
         drops.push(("unknown_process", self.counters.unknown_process));
         drops.push(("filter_undecided", self.counters.undecided));
         drops.push(("inflight_expired", expired));
+        drops.push(("process_exited", self.counters.process_exited));
         Summary {
             exported: exporters
                 .iter()
@@ -772,17 +799,65 @@ impl Pipeline {
                 continue;
             };
             match event.kind {
-                PROCESS_EXEC => targets.exec(loader, event.pid),
-                PROCESS_EXIT => targets.exit(event.pid),
+                PROCESS_EXEC => {
+                    if targets.exec(loader, event.pid) {
+                        self.gone.push((event.pid, event.time_ns));
+                    }
+                }
+                PROCESS_EXIT => {
+                    if targets.exit(event.pid) {
+                        self.gone.push((event.pid, event.time_ns));
+                    }
+                }
                 _ => self.counters.decode_errors += 1,
             }
         }
+        self.release_gone(loader);
         let lost = loader.counter(PROCESS_EVENTS_LOST).unwrap_or(0);
         if lost > self.lost_process_events {
             self.lost_process_events = lost;
             log::warn!("process events were lost: rescanning /proc");
             targets.scan(loader);
         }
+    }
+
+    /// Waits for the next drain: a timer, as events come without wake-ups; with other
+    /// tracers' placement, until the kernel wakes the reader for an event (or the timer).
+    fn wait(&self, placement: Placement) {
+        if placement == Placement::Cheapest {
+            std::thread::sleep(DRAIN_INTERVAL);
+            return;
+        }
+        let mut fds = [libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&self.events),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd for the duration of the call; the result (ready, timed
+        // out or interrupted) only decides when to drain.
+        unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                1,
+                DRAIN_INTERVAL.as_millis() as libc::c_int,
+            )
+        };
+    }
+
+    /// Frees the in-flight slots of the traced processes that exited or ran another
+    /// program, counting their spans lost (`process_exited`); at most once per
+    /// [`RELEASE_INTERVAL`], since it reads every slot.
+    fn release_gone(&mut self, loader: &mut Loader) {
+        if self.gone.is_empty() || self.released.elapsed() < RELEASE_INTERVAL {
+            return;
+        }
+        self.released = Instant::now();
+        match loader.release_gone(&self.gone) {
+            Ok(lost) => self.counters.process_exited += lost,
+            // Left to the TTL; counted at exit if still there.
+            Err(error) => log::warn!("cannot release the spans of exited processes: {error}"),
+        }
+        self.gone.clear();
     }
 
     /// Moves every finished event from the ring buffer to the exporter, as one batch.

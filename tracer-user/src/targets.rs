@@ -308,24 +308,43 @@ impl Targets {
     }
 
     /// A process ran a new program: traced when the program is a traced binary, or one
-    /// the scope wants and that can be traced.
-    pub fn exec(&mut self, loader: &mut Loader, pid: u32) {
+    /// the scope wants and that can be traced. Returns whether it was traced before (the
+    /// spans it had in flight are lost).
+    pub fn exec(&mut self, loader: &mut Loader, pid: u32) -> bool {
         self.excluded.remove(&pid);
         self.undecided.remove(&pid);
-        if let Some(old) = self.processes.remove(&pid) {
+        let old = self.processes.remove(&pid);
+        if let Some(old) = &old {
             // The same pid runs another program now.
+            log::info!("pid={pid} ran another program: its old one detached");
             self.release(loader, old.file);
         }
         self.discover(loader, pid);
+        old.is_some()
     }
 
-    /// A process ended: forgotten after the next drain.
-    pub fn exit(&mut self, pid: u32) {
+    /// A process ended: forgotten after the next drain. Returns whether it was traced
+    /// (the spans it had in flight are lost).
+    pub fn exit(&mut self, pid: u32) -> bool {
         self.excluded.remove(&pid);
         self.undecided.remove(&pid);
-        if let Some(target) = self.processes.get_mut(&pid) {
-            target.exited = true;
+        match self.processes.get_mut(&pid) {
+            Some(target) => {
+                target.exited = true;
+                true
+            }
+            None => false,
         }
+    }
+
+    /// The traced processes that exited and are not forgotten yet (with `--pid` and `--`,
+    /// every one that exited).
+    pub fn exited(&self) -> Vec<u32> {
+        self.processes
+            .iter()
+            .filter(|(_, t)| t.exited || !t.process.is_alive())
+            .map(|(&pid, _)| pid)
+            .collect()
     }
 
     /// Forgets the processes that exited before the last drain, and the binaries of the
@@ -552,14 +571,8 @@ impl Targets {
             container_id.as_deref(),
             pod.as_ref(),
         ));
-        run::log_attached(
-            &process,
-            &resource,
-            &binary.attached,
-            &self.hooks,
-            &binary.inspection,
-            &binary.plan.propagation,
-        );
+        // Opened before the process is said to be attached: a process that exits right
+        // after that line takes `/proc/PID/exe` with it, and the tracer must not fail then.
         let binary = self.binaries.get_mut(&file).expect("a traced binary");
         let exe = match &binary.exe {
             Some(exe) => Arc::clone(exe),
@@ -575,6 +588,14 @@ impl Targets {
                 exe
             }
         };
+        run::log_attached(
+            &process,
+            &resource,
+            &binary.attached,
+            &self.hooks,
+            &binary.inspection,
+            &binary.plan.propagation,
+        );
         let types = TypeNames::new(
             exe,
             binary.inspection.segments.clone(),

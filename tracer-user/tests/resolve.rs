@@ -298,6 +298,7 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
             PlacementKind::OtherEmulated
             | PlacementKind::FirstInstruction
             | PlacementKind::AtCall
+            | PlacementKind::Return
             | PlacementKind::AfterCall => {}
         }
     }

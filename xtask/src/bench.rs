@@ -1,14 +1,18 @@
-//! `cargo xtask bench`: the tracer's overhead on a Go hello-world server
-//! (`xtask/bench/hello`). The server runs with `GOMAXPROCS=1` on CPU 0; wrk and the tracer
-//! share CPU 1; everything stays on loopback. Each of `--rounds` rounds starts a fresh
-//! server, warms it up, then measures it untraced and traced (the tracer attached for its
-//! run only), alternating which goes first; the report (medians, added µs per request,
-//! latency at one connection, spans written, the tracer's drop summary) is printed and
-//! written to `results/bench-<UTC timestamp>.md`.
+//! `cargo xtask bench`: the tracer's overhead on Go servers (`xtask/bench/hello`), its
+//! configurations side by side. The servers run with `GOMAXPROCS=1` on CPU 0; wrk and the
+//! tracer share CPU 1; everything stays on loopback. Each of `--rounds` rounds starts a
+//! fresh server per program, warms it up, then measures each configuration of that
+//! program on it (untraced, the tracer's, other tracers' placement; the tracer attached for
+//! its run only), the order rotated each round; the report (medians, share of untraced,
+//! added µs per request, latency at one connection, tracer CPU and memory, spans and
+//! drops, BPF run times, where the probes sit, a noise check) is printed and written to
+//! `results/bench-<UTC timestamp>.md`, with a chart next to it (`.png`).
 
+mod chart;
 mod fleet;
 mod kernel;
 mod report;
+mod sink;
 mod wrk;
 
 use std::fs::{self, File};
@@ -22,7 +26,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::go::Server;
 use crate::tracer::{Launch, Tracer};
 use crate::{cmd, go, setup, target_dir, test, workspace_root};
-use report::{Config, Sample, Scenario, Setup};
+use report::{Config, Export, Program, Sample, Scenario, Setup};
 use wrk::Load;
 
 /// The Go release the server is built with.
@@ -46,10 +50,14 @@ pub struct Options {
     /// Seconds of the throughput run in each round.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=120))]
     duration: u32,
-    /// What the handler does: write `hello`, or first make one HTTP call to a second hello
-    /// server (pinned to CPU 1, untraced), for client spans.
-    #[arg(long, value_enum, default_value_t = Scenario::Hello)]
+    /// Which programs: the hello world and the one that makes an HTTP call per request
+    /// (`all`), or one of them, or the one spending 100 µs of CPU per request (`work`).
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
     scenario: Scenario,
+    /// Where the traced runs export spans: JSON lines to a file, or OTLP (HTTP/protobuf)
+    /// to a sink in the bench.
+    #[arg(long, value_enum, default_value_t = Export::Json)]
+    export: Export,
     /// An extra argument for the traced runs' tracer, e.g. `--tracer-arg=--track-goroutines`
     /// (repeatable).
     #[arg(long = "tracer-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -69,11 +77,14 @@ enum Other {
 /// What every run of the bench shares.
 struct Bench {
     scenario: Scenario,
+    export: Export,
     tracer_args: Vec<String>,
-    /// The measured server.
-    server: PathBuf,
-    /// The plain hello world (the called server of the call scenario).
+    /// The plain hello world (also the called server of the call program).
     hello: PathBuf,
+    /// The hello world built with `-tags call`, when measured.
+    caller: Option<PathBuf>,
+    /// Where OTLP exports go (`--export otlp`).
+    sink: Option<sink::Sink>,
     /// Where the traced runs write their spans (each file removed once counted).
     scratch: PathBuf,
     warm_up: Load,
@@ -97,38 +108,55 @@ pub fn run(options: &Options) -> Result<()> {
     drop(stats);
     // Every spans file is removed once counted; the directory goes too when empty.
     let _ = fs::remove_dir(&bench.scratch);
-    let setup = describe_setup(&bench, options.rounds, started_utc)?;
+    let chart = format!("bench-{stamp}.png");
+    let setup = describe_setup(&bench, options.rounds, started_utc.clone(), chart.clone())?;
     let markdown = report::markdown(&setup, &samples);
     println!("{markdown}");
+    let png = chart::png(
+        &format!("TRACER BENCH {started_utc}"),
+        &report::rows(&samples),
+    )?;
+    let dir = workspace_root().join("results");
+    fs::create_dir_all(&dir)?;
+    fs::write(dir.join(&chart), png).with_context(|| format!("writing {chart}"))?;
     let path = write_results(&stamp, &markdown)?;
-    cmd::say(format!("bench: wrote {}", path.display()));
+    cmd::say(format!(
+        "bench: wrote {} and {}",
+        path.display(),
+        dir.join(&chart).display()
+    ));
     Ok(())
 }
 
-/// Builds the server and fixes the loads.
+/// Builds the servers and fixes the loads.
 fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     let dir = target_dir().join("xtask").join("bench");
     let source = workspace_root().join("xtask").join("bench").join("hello");
     let go = setup::go_bin(GO_VERSION)?;
     // The hello world has no HTTP client code (a server-only program: no parent links to
-    // record); the measured server of the call scenario is built with it.
+    // record); the called server of the call program is built with it.
     let hello = dir.join("hello");
     go::build(&go, &source, &hello)?;
-    let server = match options.scenario {
-        Scenario::Hello | Scenario::Work => hello.clone(),
-        Scenario::Call => {
-            let caller = dir.join("hello-call");
-            go::build_tagged(&go, &source, &caller, &["call"])?;
-            caller
-        }
+    let caller = if options.scenario.programs().contains(&Program::Call) {
+        let caller = dir.join("hello-call");
+        go::build_tagged(&go, &source, &caller, &["call"])?;
+        Some(caller)
+    } else {
+        None
+    };
+    let sink = match options.export {
+        Export::Json => None,
+        Export::Otlp => Some(sink::Sink::start(1)?),
     };
     let scratch = dir.join(stamp);
     fs::create_dir_all(&scratch)?;
     Ok(Bench {
         scenario: options.scenario,
+        export: options.export,
         tracer_args: options.tracer_args.clone(),
-        server,
         hello,
+        caller,
+        sink,
         scratch,
         warm_up: Load {
             threads: 2,
@@ -148,36 +176,43 @@ fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     })
 }
 
-/// Runs both configurations each round on one server, alternating which goes first.
+/// Runs every configuration each round, on one server per program, the order rotated by
+/// one each round so that each configuration runs in each position as often.
 fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
     let mut samples = Vec::new();
     for round in 1..=rounds {
-        let order = if round % 2 == 1 {
-            [Config::Untraced, Config::Traced]
-        } else {
-            [Config::Traced, Config::Untraced]
-        };
-        // The called server, for client spans: on the load's CPU, untraced.
-        let mut backend = match bench.scenario {
-            Scenario::Hello | Scenario::Work => None,
-            Scenario::Call => Some(start_hello(&bench.hello, 1, &[])?),
-        };
-        let backend_url = backend.as_ref().map(|b| format!("http://{}/", b.addr));
-        let args: Vec<&str> = match (&backend_url, bench.scenario) {
-            (Some(url), _) => vec!["-backend", url.as_str()],
-            (None, Scenario::Work) => vec!["-work", "100us"],
-            (None, _) => Vec::new(),
-        };
-        let mut server = start_hello(&bench.server, 0, &args)?;
-        // The server's first seconds (heap growth, first connections) are not measured.
-        wrk::run(server.addr, bench.warm_up)?;
-        for config in order {
-            cmd::say(format!("bench: round {round}/{rounds}, {}", config.name()));
-            samples.push(run_once(bench, &server, round, config)?);
-        }
-        server.process.kill();
-        if let Some(backend) = backend.as_mut() {
-            backend.process.kill();
+        for &program in bench.scenario.programs() {
+            let mut order = program.configs();
+            let len = order.len();
+            order.rotate_left((round as usize - 1) % len);
+            // The called server, for client spans: on the load's CPU, untraced.
+            let mut backend = match program {
+                Program::Hello | Program::Work => None,
+                Program::Call => Some(start_hello(&bench.hello, 1, &[])?),
+            };
+            let backend_url = backend.as_ref().map(|b| format!("http://{}/", b.addr));
+            let (binary, args): (&Path, Vec<&str>) = match (program, &backend_url) {
+                (Program::Call, Some(url)) => (
+                    bench
+                        .caller
+                        .as_deref()
+                        .context("the call program is built")?,
+                    vec!["-backend", url.as_str()],
+                ),
+                (Program::Work, _) => (&bench.hello, vec!["-work", "100us"]),
+                _ => (&bench.hello, Vec::new()),
+            };
+            let mut server = start_hello(binary, 0, &args)?;
+            // The server's first seconds (heap growth, first connections) are not measured.
+            wrk::run(server.addr, bench.warm_up)?;
+            for config in order {
+                cmd::say(format!("bench: round {round}/{rounds}, {}", config.name()));
+                samples.push(run_once(bench, &server, round, config)?);
+            }
+            server.process.kill();
+            if let Some(backend) = backend.as_mut() {
+                backend.process.kill();
+            }
         }
     }
     Ok(samples)
@@ -201,13 +236,20 @@ fn start_hello(binary: &Path, cpu: u32, args: &[&str]) -> Result<Server> {
 /// both wrk loads.
 fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Result<Sample> {
     let spans_file = bench.scratch.join(format!("round-{round}.jsonl"));
-    let tracer = match config {
-        Config::Untraced => None,
-        Config::Traced => Some(attach(
-            server.process.pid(),
-            &spans_file,
-            &bench.tracer_args,
-        )?),
+    let tracer = if config.traced() {
+        let mut args: Vec<String> = config
+            .tracing
+            .args()
+            .iter()
+            .map(|&a| a.to_owned())
+            .collect();
+        args.extend(bench.tracer_args.iter().cloned());
+        if let Some(sink) = &bench.sink {
+            args.extend(sink.tracer_args());
+        }
+        Some(attach(server.process.pid(), &spans_file, &args)?)
+    } else {
+        None
     };
     let cpu_before = tracer.as_ref().map(Tracer::cpu_time).transpose()?;
     let throughput = wrk::run(server.addr, bench.throughput)?;
@@ -221,7 +263,12 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
             let probes = probes_of(&tracer.attached);
             let peak_rss = kernel::status_kib(tracer.pid(), "VmHWM:");
             let programs = kernel::programs(tracer.pid())?;
-            let (spans, summary) = detach(tracer, &spans_file)?;
+            let (written, summary) = detach(tracer, &spans_file)?;
+            // With OTLP the tracer's stdout is empty: its own count of exported spans.
+            let spans = match bench.export {
+                Export::Json => written,
+                Export::Otlp => report::summary_field(&summary, "spans_exported").unwrap_or(0),
+            };
             (
                 Some(spans),
                 Some(summary),
@@ -262,7 +309,8 @@ fn probes_of(attached: &str) -> Option<String> {
     Some(format!("{}{propagation}", &attached[start..end]))
 }
 
-/// Starts the tracer on CPU 1 with JSON spans going to `spans_file`.
+/// Starts the tracer on CPU 1 with JSON spans going to `spans_file` (unless `extra` picks
+/// another exporter).
 fn attach(pid: u32, spans_file: &Path, extra: &[String]) -> Result<Tracer> {
     let out =
         File::create(spans_file).with_context(|| format!("creating {}", spans_file.display()))?;
@@ -314,7 +362,7 @@ fn ensure_two_cpus() -> Result<()> {
 }
 
 /// Kernel, CPU, Go and wrk versions, and the loads.
-fn describe_setup(bench: &Bench, rounds: u32, started_utc: String) -> Result<Setup> {
+fn describe_setup(bench: &Bench, rounds: u32, started_utc: String, chart: String) -> Result<Setup> {
     let go = cmd::output(
         Command::new(setup::go_bin(GO_VERSION)?)
             .arg("version")
@@ -330,9 +378,11 @@ fn describe_setup(bench: &Bench, rounds: u32, started_utc: String) -> Result<Set
         wrk: wrk_version(),
         rounds,
         scenario: bench.scenario,
+        export: bench.export,
         tracer_args: bench.tracer_args.clone(),
         throughput: bench.throughput,
         latency: bench.latency,
+        chart: Some(chart),
     })
 }
 

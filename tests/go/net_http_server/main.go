@@ -1,7 +1,8 @@
 // Command net_http_server is the end-to-end test fixture for the tracer's net/http
 // server and client probes: a plain net/http server whose routes cover the cases the tests
 // check (methods, bodies, status codes, path patterns, a panicking handler, a slow
-// handler), and with -backend, routes that call another server (client.go).
+// handler, a handler that never returns, and with -exec one that replaces the process),
+// and with -backend, routes that call another server (client.go).
 //
 // It listens on -addr (default 127.0.0.1:0, any free port) and prints exactly one line,
 // "listening on 127.0.0.1:PORT", to stdout once the socket is bound, so a test knows
@@ -37,6 +38,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -48,6 +50,7 @@ func main() {
 	useTLS := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate; clients negotiate HTTP/2")
 	h2c := flag.Bool("h2c", false, "serve (or with -fetch, send) HTTP/2 without TLS as well as HTTP/1 (Go 1.24+)")
 	fetch := flag.String("fetch", "", "instead of serving: GET each of these comma-separated URLs, print \"STATUS PROTO\" per line, exit")
+	execArgv := flag.String("exec", "", "GET /exec replaces the process with this space-separated command (absolute path first)")
 	flag.Parse()
 
 	// The fixture's clients trust any certificate (the servers' are self-signed) and
@@ -97,6 +100,19 @@ func main() {
 	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/hello", http.StatusFound)
 	})
+	// GET /block never returns: its handler waits for ever, its connection stays open.
+	mux.HandleFunc("/block", func(http.ResponseWriter, *http.Request) {
+		select {}
+	})
+	if *execArgv != "" {
+		// GET /exec replaces the whole process, requests in flight included, with the
+		// -exec command: no response is sent.
+		argv := strings.Fields(*execArgv)
+		mux.HandleFunc("/exec", func(w http.ResponseWriter, _ *http.Request) {
+			err := syscall.Exec(argv[0], argv, os.Environ())
+			http.Error(w, "exec "+argv[0]+": "+err.Error(), http.StatusInternalServerError)
+		})
+	}
 	if *backend != "" {
 		c, err := newCaller(*backend)
 		if err != nil {

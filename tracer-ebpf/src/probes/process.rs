@@ -2,7 +2,7 @@
 //! every exit, loaded only by the attach modes that follow processes. Raw tracepoints
 //! are attached by name, with no tracefs.
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{map, raw_tracepoint},
     maps::RingBuf,
     programs::RawTracePointContext,
@@ -38,8 +38,10 @@ pub fn tracer_process_exit(_ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn send(kind: u32, pid: u32) {
+    // SAFETY: the helper has no preconditions.
+    let time_ns = unsafe { bpf_ktime_get_ns() };
     if PROCESS_EVENTS
-        .output::<ProcessEvent>(ProcessEvent { kind, pid }, 0)
+        .output::<ProcessEvent>(ProcessEvent { kind, pid, time_ns }, 0)
         .is_err()
     {
         count(PROCESS_EVENTS_LOST);

@@ -28,6 +28,56 @@ pub enum Site {
     /// Just after its call to this function returns (results in registers; see
     /// `target::placement::after_call`).
     AfterCall(&'static str),
+    /// Its first instruction, whatever it costs (see [`Placement::EntryAndReturns`]).
+    FirstInstruction,
+    /// Each of its `ret` instructions (results in registers; see
+    /// [`Placement::EntryAndReturns`]).
+    Returns,
+}
+
+/// How the probes are placed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// Each probe on the cheapest instruction that sees what it needs: the tracer's way.
+    #[default]
+    Cheapest,
+    /// As other eBPF tracers place them, for comparison (`cargo xtask bench`): starts on
+    /// a function's first instruction, ends on each of its `ret`s (both single-stepped
+    /// by the kernel), and a reader woken for every event.
+    EntryAndReturns,
+}
+
+/// `hooks` placed as `placement` says. For [`Placement::EntryAndReturns`], entries move
+/// to the first instruction and the span ends listed in `at_returns` (program, function)
+/// move to the `ret`s of that function; hooks on calls stay.
+pub fn place(
+    hooks: &[Hook],
+    placement: Placement,
+    at_returns: &[(&str, &'static str)],
+) -> Vec<Hook> {
+    match placement {
+        Placement::Cheapest => hooks.to_vec(),
+        Placement::EntryAndReturns => hooks
+            .iter()
+            .map(|hook| {
+                match at_returns
+                    .iter()
+                    .find(|(program, _)| *program == hook.program)
+                {
+                    Some((_, function)) => Hook {
+                        symbol: function,
+                        site: Site::Returns,
+                        ..*hook
+                    },
+                    None if hook.site == Site::Entry => Hook {
+                        site: Site::FirstInstruction,
+                        ..*hook
+                    },
+                    None => *hook,
+                }
+            })
+            .collect(),
+    }
 }
 
 /// Struct members a probe reads: `(struct, members)`.

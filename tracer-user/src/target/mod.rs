@@ -13,6 +13,8 @@ pub mod gotype;
 pub mod layout;
 pub mod pclntab;
 pub mod placement;
+#[cfg(any(test, feature = "synthetic-elf"))]
+pub mod synthetic;
 
 use std::{collections::HashMap, path::Path};
 
@@ -104,7 +106,7 @@ impl<'a> CallSite<'a> {
     pub fn of(hook: &crate::probes::Hook) -> Option<CallSite<'static>> {
         use crate::probes::Site;
         match hook.site {
-            Site::Entry => None,
+            Site::Entry | Site::FirstInstruction | Site::Returns => None,
             Site::AtCall(callee) => Some(CallSite {
                 caller: hook.symbol,
                 callee,
@@ -119,12 +121,12 @@ impl<'a> CallSite<'a> {
     }
 }
 
-/// What [`inspect_bytes`] looks for to place `hooks`: the functions whose entry they
-/// probe, and their call sites.
+/// What [`inspect_bytes`] looks for to place `hooks`: the functions they probe (at their
+/// entry, first instruction or returns), and their call sites.
 pub fn sites(hooks: &[crate::probes::Hook]) -> (Vec<&'static str>, Vec<CallSite<'static>>) {
     let entries = hooks
         .iter()
-        .filter(|hook| hook.site == crate::probes::Site::Entry)
+        .filter(|hook| CallSite::of(hook).is_none())
         .map(|hook| hook.symbol)
         .collect();
     let calls = hooks.iter().filter_map(CallSite::of).collect();
@@ -209,6 +211,10 @@ pub struct Inspection {
     pub build: BuildInfo,
     /// Probe points of the requested functions that exist in the binary.
     pub functions: HashMap<String, ProbePoint>,
+    /// The `ret` instructions of each of those functions (for [`Site::Returns`]).
+    ///
+    /// [`Site::Returns`]: crate::probes::Site::Returns
+    pub returns: HashMap<String, Vec<ProbePoint>>,
     /// Probe points at the requested calls, by `(caller, callee, after)`.
     pub call_sites: HashMap<(String, String, bool), ProbePoint>,
     /// Member offsets of the requested structs.
@@ -234,15 +240,56 @@ pub struct Inspection {
 }
 
 impl Inspection {
-    /// The probe point of `hook`, if the binary has it.
-    pub fn point(&self, hook: &crate::probes::Hook) -> Option<&ProbePoint> {
-        match CallSite::of(hook) {
-            None => self.functions.get(hook.symbol),
-            Some(site) => {
-                self.call_sites
-                    .get(&(site.caller.to_owned(), site.callee.to_owned(), site.after))
-            }
+    /// The probe points of `hook` in the binary: none when it lacks the function or call,
+    /// one per `ret` for [`Site::Returns`], else one.
+    ///
+    /// [`Site::Returns`]: crate::probes::Site::Returns
+    pub fn points(&self, hook: &crate::probes::Hook) -> Vec<ProbePoint> {
+        use crate::probes::Site;
+        match (hook.site, CallSite::of(hook)) {
+            (Site::Returns, _) => self.returns.get(hook.symbol).cloned().unwrap_or_default(),
+            (Site::FirstInstruction, _) => self
+                .functions
+                .get(hook.symbol)
+                .and_then(|entry| {
+                    Some(ProbePoint {
+                        function: entry.function,
+                        // The entry point's instruction is in the same segment.
+                        file_offset: entry.file_offset.checked_sub(entry.placement.offset)?,
+                        placement: Placement {
+                            offset: 0,
+                            emulated: false,
+                            what: placement::PlacementKind::FirstInstruction,
+                        },
+                    })
+                })
+                .into_iter()
+                .collect(),
+            (_, None) => self
+                .functions
+                .get(hook.symbol)
+                .copied()
+                .into_iter()
+                .collect(),
+            (_, Some(site)) => self
+                .call_sites
+                .get(&(site.caller.to_owned(), site.callee.to_owned(), site.after))
+                .copied()
+                .into_iter()
+                .collect(),
         }
+    }
+
+    /// Whether the binary has where `hook` goes.
+    pub fn has(&self, hook: &crate::probes::Hook) -> bool {
+        !self.points(hook).is_empty()
+    }
+
+    /// The probe point of `hook` (the first, for [`Site::Returns`]), if the binary has it.
+    ///
+    /// [`Site::Returns`]: crate::probes::Site::Returns
+    pub fn point(&self, hook: &crate::probes::Hook) -> Option<ProbePoint> {
+        self.points(hook).first().copied()
     }
 }
 
@@ -314,6 +361,7 @@ pub fn inspect_bytes(
         .and_then(|table| table.types_range(&elf, minor));
     let layouts = layouts(path, &elf, &version, structs, types)?;
     let mut points = HashMap::new();
+    let mut returns = HashMap::new();
     for (name, function) in lookup(functions)? {
         let code_error = |source| TargetError::Code {
             path: path.into(),
@@ -327,9 +375,27 @@ pub fn inspect_bytes(
         };
         let code = elf.code(function.address, len).map_err(code_error)?;
         let placement = placement::entry_point(code, function.address);
-        let file_offset = elf
-            .file_offset(function.address + placement.offset)
+        let file_offset = function
+            .address
+            .checked_add(placement.offset)
+            .ok_or(elf::ElfError::NotLoaded(function.address))
+            .and_then(|address| elf.file_offset(address))
             .map_err(code_error)?;
+        if function.size > 0 {
+            let code = elf
+                .code(function.address, function.size)
+                .map_err(code_error)?;
+            let start = elf.file_offset(function.address).map_err(code_error)?;
+            let rets = placement::returns(code, function.address)
+                .into_iter()
+                .map(|ret| ProbePoint {
+                    function: function.address,
+                    file_offset: start.saturating_add(ret.offset),
+                    placement: ret,
+                })
+                .collect();
+            returns.insert(name.clone(), rets);
+        }
         points.insert(
             name,
             ProbePoint {
@@ -365,8 +431,11 @@ pub fn inspect_bytes(
         let Some(placement) = placement else {
             continue;
         };
-        let file_offset = elf
-            .file_offset(caller.address + placement.offset)
+        let file_offset = caller
+            .address
+            .checked_add(placement.offset)
+            .ok_or(elf::ElfError::NotLoaded(caller.address))
+            .and_then(|address| elf.file_offset(address))
             .map_err(code_error)?;
         sites.insert(
             (site.caller.to_owned(), site.callee.to_owned(), site.after),
@@ -380,6 +449,7 @@ pub fn inspect_bytes(
     Ok(Inspection {
         build,
         functions: points,
+        returns,
         call_sites: sites,
         offsets: layouts.offsets,
         offset_sources: layouts.sources,

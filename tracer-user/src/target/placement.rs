@@ -33,6 +33,7 @@ pub enum PlacementKind {
     FirstInstruction,
     AtCall,
     AfterCall,
+    Return,
 }
 
 impl std::fmt::Display for PlacementKind {
@@ -44,6 +45,7 @@ impl std::fmt::Display for PlacementKind {
             Self::FirstInstruction => "first instruction (single-stepped)",
             Self::AtCall => "call",
             Self::AfterCall => "after the call",
+            Self::Return => "ret (single-stepped)",
         })
     }
 }
@@ -62,7 +64,7 @@ pub fn entry_point(code: &[u8], address: u64) -> Placement {
         if instruction.is_invalid() {
             break;
         }
-        let offset = instruction.ip() - address;
+        let offset = instruction.ip().wrapping_sub(address);
         if instruction.code() == Code::Push_r64 && instruction.op0_register() == Register::RBP {
             return Placement {
                 offset,
@@ -120,7 +122,7 @@ pub fn after_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
     }
     let returns_to = returns_to?;
     let single_stepped = Placement {
-        offset: returns_to - address,
+        offset: returns_to.wrapping_sub(address),
         emulated: false,
         what: PlacementKind::AfterCall,
     };
@@ -134,7 +136,7 @@ pub fn after_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
             break;
         }
         let here = Placement {
-            offset: instruction.ip() - address,
+            offset: instruction.ip().wrapping_sub(address),
             emulated: true,
             what: PlacementKind::AfterCall,
         };
@@ -162,13 +164,32 @@ pub fn at_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
         decoder.decode_out(&mut instruction);
         if instruction.is_call_near() && instruction.near_branch_target() == callee {
             return Some(Placement {
-                offset: instruction.ip() - address,
+                offset: instruction.ip().wrapping_sub(address),
                 emulated: true,
                 what: PlacementKind::AtCall,
             });
         }
     }
     None
+}
+
+/// Every `ret` in the code of a function starting at `address` (the kernel single-steps
+/// them): where other tracers end spans, for comparison.
+pub fn returns(code: &[u8], address: u64) -> Vec<Placement> {
+    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    let mut instruction = Instruction::default();
+    let mut found = Vec::new();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut instruction);
+        if instruction.flow_control() == FlowControl::Return {
+            found.push(Placement {
+                offset: instruction.ip().wrapping_sub(address),
+                emulated: false,
+                what: PlacementKind::Return,
+            });
+        }
+    }
+    found
 }
 
 /// Instructions the x86 uprobe code emulates instead of single-stepping.
@@ -249,6 +270,26 @@ mod tests {
             (0, true, PlacementKind::AtCall)
         );
         assert_eq!(at_call(&code, 0x1000, 0x3000), None);
+    }
+
+    /// Code at the top of the address space: the decoder's instruction pointer wraps.
+    #[test]
+    fn code_at_the_top_of_the_address_space_does_not_overflow() {
+        let code = [0x90, 0x90, 0x90, 0xc3, 0x90, 0xc3];
+        let address = u64::MAX - 2;
+        assert_eq!(returns(&code, address).len(), 2);
+        let _ = entry_point(&code, address);
+        let _ = at_call(&code, address, 0);
+        let _ = after_call(&code, address, 0);
+    }
+
+    #[test]
+    fn finds_every_ret() {
+        // push rbp; test rax,rax; je +1; ret; pop rbp; ret
+        let code = [0x55, 0x48, 0x85, 0xc0, 0x74, 0x01, 0xc3, 0x5d, 0xc3];
+        let offsets: Vec<u64> = returns(&code, 0x1000).iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, [6, 8]);
+        assert!(returns(&code, 0x1000).iter().all(|p| !p.emulated));
     }
 
     #[test]

@@ -27,7 +27,8 @@ use tracer_common::{
 
 use crate::{
     go::{
-        Regs, Window, config, event_header, goroutine, new_ids, read_u64, read_words, string_failed,
+        Regs, Window, config, event_header, goroutine, new_ids, read_u64, read_words,
+        string_failed, submit_flags,
     },
     maps::{
         CLIENT_BY_HEADER, CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT,
@@ -129,7 +130,8 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     let key = goroutine(&regs)?;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let slot = slots::begin(&CLIENT_INFLIGHT, &key, now, |slot| slot.req == regs.rax)?;
+    let evicted = &crate::maps::CLIENT_EVICTED;
+    let slot = slots::begin(&CLIENT_INFLIGHT, evicted, &key, now, |slot| slot.req == regs.rax)?;
     slot.pid = key.pid;
     slot.config = slot_config;
     slot.start_ns = now;
@@ -222,7 +224,9 @@ fn try_finish(ctx: &ProbeContext) -> Option<()> {
     let regs = Regs::of(ctx);
     let key = goroutine(&regs)?;
     let Some(slot) = slots::find(&CLIENT_INFLIGHT, &key) else {
-        count(DROP_UNMATCHED_END);
+        if !slots::was_evicted(&crate::maps::CLIENT_EVICTED, &key) {
+            count(DROP_UNMATCHED_END);
+        }
         return None;
     };
     let start = *slot;
@@ -297,5 +301,5 @@ fn emit(
             string_failed(&mut ev.query);
         }
     }
-    entry.submit(aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64);
+    entry.submit(submit_flags(cfg));
 }

@@ -24,7 +24,7 @@ use tracer_common::{
 use crate::{
     go::{
         Regs, Window, config, copy_string, event_header, goroutine, new_ids, read_bytes, read_u64,
-        read_words, string_failed,
+        read_words, string_failed, submit_flags,
     },
     gomap::{self, Matches},
     maps::{
@@ -115,7 +115,8 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     let key = goroutine(&regs)?;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let slot = slots::begin(&SERVER_INFLIGHT, &key, now, |slot| slot.req == regs.rdi)?;
+    let evicted = &crate::maps::SERVER_EVICTED;
+    let slot = slots::begin(&SERVER_INFLIGHT, evicted, &key, now, |slot| slot.req == regs.rdi)?;
     if slot.g != 0 {
         // A start that never ended (replaced, evicted or expired): its link entries go too,
         // or a later context or goroutine at the same key would find a span never exported.
@@ -287,7 +288,9 @@ fn try_end(ctx: &ProbeContext, end: End) -> Option<()> {
     config(ctx)?;
     let key = goroutine(&Regs::of(ctx))?;
     let Some(slot) = slots::find(&SERVER_INFLIGHT, &key) else {
-        if matches!(end, End::Finished | End::H2Finished) {
+        if matches!(end, End::Finished | End::H2Finished)
+            && !slots::was_evicted(&crate::maps::SERVER_EVICTED, &key)
+        {
             count(DROP_UNMATCHED_END);
         }
         return None;
@@ -371,8 +374,7 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
             request_line(&mut ev.line, None, None);
         }
     }
-    // Submitted without waking the reader: user space drains the buffer on a timer.
-    entry.submit(aya_ebpf::bindings::BPF_RB_NO_WAKEUP as u64);
+    entry.submit(submit_flags(cfg));
 }
 
 /// Fills `line` from the Go string headers of the method and the target (`None`: not

@@ -295,7 +295,7 @@ pub fn config(offsets: &Offsets) -> Result<ProbeConfig, LayoutError> {
         bufio_write: 0,
         inject_site: 0,
         h2_status: h2.1,
-        _pad: 0,
+        wake_up: 0,
         conn,
     })
 }
