@@ -6,6 +6,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod fuzz;
 mod go;
 mod http;
 mod process;
@@ -39,6 +40,10 @@ enum Cli {
     /// Regenerate the table of Go struct layouts (`tracer-user/src/target/layout/table.rs`)
     /// from the DWARF of a reference program built by every Go toolchain the tests cover.
     Offsets,
+    /// Fuzz the binary readers and the event decoder with `cargo fuzz` (libFuzzer, under
+    /// AddressSanitizer), from seeds made of Go programs built by every toolchain; fails
+    /// on any crash, hang or oversized allocation.
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         Cli::Demo => demo::run(),
         Cli::Bench(options) => bench::run(&options),
         Cli::Offsets => offsets(),
+        Cli::Fuzz(options) => fuzz::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,9 @@
 //!   toolchain's own libLLVM through symlinks in `$TRACER_TOOLS/llvm-for-bpf-linker/lib`
 //!   (its run path, so that directory must stay).
 //!
+//! - `cargo-fuzz` ([`CARGO_FUZZ_VERSION`], for `cargo xtask fuzz`) is `cargo install`ed
+//!   into `~/.cargo/bin` too; the libFuzzer it links is C++, built with Debian's `g++`.
+//!
 //! - Go programs packaged by Debian ([`DEBIAN_PROGRAMS`]; the tests trace them as users run
 //!   them) are downloaded (`apt-get download`, never installed: their maintainer scripts
 //!   would start services) and unpacked into `$TRACER_TOOLS/debian/<package>/`.
@@ -37,8 +40,8 @@ pub const GO_1_19: &str = "/usr/lib/go-1.19/bin/go";
 
 /// Debian packages: Go 1.19, the load generator for `cargo xtask bench`, `bpftool` (the
 /// tests read the tracer's loaded programs with it), and the C toolchain the tests' cgo
-/// builds link with, and `util-linux` (unshare, pivot_root, setpriv) the container and
-/// capability tests run with.
+/// builds link with, `util-linux` (unshare, pivot_root, setpriv) the container and
+/// capability tests run with, and `g++` for libFuzzer (`cargo xtask fuzz`).
 const APT_PACKAGES: &[&str] = &[
     "golang-1.19-go",
     "wrk",
@@ -46,6 +49,7 @@ const APT_PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "util-linux",
+    "g++",
 ];
 
 /// Go HTTP servers packaged by Debian (stripped, built by Debian's Go), unpacked for the
@@ -55,11 +59,15 @@ pub const DEBIAN_PROGRAMS: &[&str] = &["caddy", "prometheus-node-exporter"];
 /// The bpf-linker release that links the kernel programs.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
+/// The cargo-fuzz release that builds and runs the fuzz targets.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 /// Installs everything missing; see the module docs for where things go.
 pub fn run() -> Result<()> {
     apt_packages()?;
     rust_src()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     for version in GO_VERSIONS {
         go_toolchain(version)?;
     }
@@ -215,6 +223,24 @@ fn bpf_linker() -> Result<()> {
         None => say("setup: bpf-linker missing or does not run"),
     }
     install_bpf_linker()
+}
+
+/// Installs cargo-fuzz unless the expected version runs.
+fn cargo_fuzz() -> Result<()> {
+    let want = format!("cargo-fuzz {CARGO_FUZZ_VERSION}");
+    match cmd::probe(Command::new("cargo").args(["+stable", "fuzz", "--version"])) {
+        Some(found) if found.trim() == want => {
+            say(format!("setup: {want} present"));
+            return Ok(());
+        }
+        Some(found) => say(format!("setup: found {}, want {want}", found.trim())),
+        None => say("setup: cargo-fuzz missing or does not run"),
+    }
+    cmd::run(
+        Command::new("cargo")
+            .args(["+stable", "install", "--locked", "--force"])
+            .arg(format!("cargo-fuzz@{CARGO_FUZZ_VERSION}")),
+    )
 }
 
 /// Builds bpf-linker against the stable toolchain's libLLVM: a plain `cargo install`

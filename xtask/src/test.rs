@@ -1,9 +1,10 @@
 //! `cargo xtask test`: set up, build the release binary, run every test with it (the
-//! end-to-end tests need root), then clippy on the host crates and on the kernel crate.
+//! end-to-end tests need root), then clippy on the host crates and on the kernel crate,
+//! then a short fuzz run of every fuzz target.
 
 use anyhow::{Result, ensure};
 
-use crate::{cmd, setup, tracer_bin, workspace_root};
+use crate::{cmd, fuzz, setup, tracer_bin, workspace_root};
 
 /// Runs the whole check; `cargo_test_args` go to `cargo test` (e.g. a filter).
 pub fn run(cargo_test_args: &[String]) -> Result<()> {
@@ -16,6 +17,10 @@ pub fn run(cargo_test_args: &[String]) -> Result<()> {
     cargo_test(cargo_test_args)?;
     clippy_host()?;
     clippy_ebpf()?;
+    fuzz::run_targets(&fuzz::Options {
+        seconds: fuzz::CHECK_SECONDS,
+        target: None,
+    })?;
     cmd::say("test: all passed");
     Ok(())
 }

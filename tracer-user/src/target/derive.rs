@@ -226,7 +226,7 @@ impl Image<'_, '_> {
     fn name(&self, address: u64) -> Option<&[u8]> {
         let head = self.elf.code(address.checked_add(1)?, 10).ok()?;
         let (len, used) = uvarint(head)?;
-        self.bytes(address + 1 + used as u64, len)
+        self.bytes(address.checked_add(1 + used as u64)?, len)
     }
 }
 
@@ -239,16 +239,16 @@ struct Types<'a, 'data> {
 
 impl Types<'_, '_> {
     fn kind(&self, ty: u64) -> Option<u8> {
-        Some(self.image.u8(ty + KIND_OFFSET)? & KIND_MASK)
+        Some(self.image.u8(ty.checked_add(KIND_OFFSET)?)? & KIND_MASK)
     }
 
     /// The name of type `ty` as the runtime prints it (`http.Request`).
     fn name(&self, ty: u64) -> Option<&[u8]> {
-        let offset = self.image.i32(ty + STR_OFFSET)?;
+        let offset = self.image.i32(ty.checked_add(STR_OFFSET)?)?;
         let name = self
             .image
             .name(self.start.checked_add_signed(offset.into())?)?;
-        let extra_star = self.image.u8(ty + TFLAG_OFFSET)? & TFLAG_EXTRA_STAR != 0;
+        let extra_star = self.image.u8(ty.checked_add(TFLAG_OFFSET)?)? & TFLAG_EXTRA_STAR != 0;
         Some(if extra_star {
             name.strip_prefix(b"*")?
         } else {
@@ -258,17 +258,17 @@ impl Types<'_, '_> {
 
     /// The fields of struct type `ty`: `(name, offset, type)`.
     fn fields(&self, ty: u64) -> Option<Vec<(&[u8], u64, u64)>> {
-        let data = self.image.word(ty + STRUCT_FIELDS)?;
-        let len = self.image.word(ty + STRUCT_FIELDS + 8)?;
+        let data = self.image.word(ty.checked_add(STRUCT_FIELDS)?)?;
+        let len = self.image.word(ty.checked_add(STRUCT_FIELDS + 8)?)?;
         if len > MAX_FIELDS {
             return None;
         }
         (0..len)
             .map(|i| {
-                let field = data + i * FIELD_LEN;
+                let field = data.checked_add(i * FIELD_LEN)?;
                 let name = self.image.name(self.image.word(field)?)?;
-                let ty = self.image.word(field + 8)?;
-                let offset = self.image.word(field + 16)?;
+                let ty = self.image.word(field.checked_add(8)?)?;
+                let offset = self.image.word(field.checked_add(16)?)?;
                 Some((name, offset, ty))
             })
             .collect()
@@ -277,14 +277,14 @@ impl Types<'_, '_> {
     /// The package of struct type `ty`: the struct's package path when it has unexported
     /// fields, else its uncommon part's (a named type's).
     fn package(&self, ty: u64) -> Option<&[u8]> {
-        let name = self.image.word(ty + STRUCT_PKG_PATH)?;
+        let name = self.image.word(ty.checked_add(STRUCT_PKG_PATH)?)?;
         if name != 0 {
             return self.image.name(name);
         }
-        if self.image.u8(ty + TFLAG_OFFSET)? & TFLAG_UNCOMMON == 0 {
+        if self.image.u8(ty.checked_add(TFLAG_OFFSET)?)? & TFLAG_UNCOMMON == 0 {
             return None;
         }
-        let offset = self.image.i32(ty + STRUCT_UNCOMMON)?;
+        let offset = self.image.i32(ty.checked_add(STRUCT_UNCOMMON)?)?;
         self.image
             .name(self.start.checked_add_signed(offset.into())?)
     }
@@ -315,17 +315,31 @@ impl Types<'_, '_> {
 }
 
 /// The offsets of the members of `wanted` that the binary's type descriptors describe,
-/// given where they start (`types`) and end (`etypes`).
+/// given where they start (`types`) and end (`etypes`). Both bounds come from the binary:
+/// the scan covers only the part of `[types, etypes)` that the loadable segment holding
+/// `types` has in the file.
 pub fn member_offsets(elf: &Elf<'_>, types: u64, etypes: u64) -> Offsets {
+    let mut found = Offsets::new();
+    let Some(end) = elf
+        .segments()
+        .iter()
+        .find(|segment| segment.offset_of(types, 1).is_some())
+        .and_then(|segment| segment.address.checked_add(segment.file_size))
+        .map(|segment_end| segment_end.min(etypes))
+    else {
+        return found;
+    };
     let types = Types {
         image: Image { elf },
         start: types,
-        end: etypes,
+        end,
     };
-    let mut found = Offsets::new();
     let mut header_map = None;
     let mut ty = types.start;
-    while ty + TYPE_LEN <= types.end {
+    while ty
+        .checked_add(TYPE_LEN)
+        .is_some_and(|type_end| type_end <= types.end)
+    {
         let candidate = ty;
         ty += 8;
         let Some(kind) = types.kind(candidate) else {
@@ -366,13 +380,14 @@ pub fn member_offsets(elf: &Elf<'_>, types: u64, etypes: u64) -> Offsets {
         }
     }
     // `http.Header`'s map type names its bucket (hash maps) or group (swiss tables).
-    if let Some(bucket) = header_map.and_then(|map| types.image.word(map + MAP_BUCKET)) {
+    if let Some(bucket) = header_map.and_then(|map| types.image.word(map.checked_add(MAP_BUCKET)?))
+    {
         if types.field_type(bucket, "overflow").is_some() {
             types.record(bucket, BUCKET, BUCKET_MEMBERS, &mut found);
         } else if let Some(slots) = types.field_type(bucket, "slots") {
             types.record(bucket, GROUP, GROUP_MEMBERS, &mut found);
             let slot = (types.kind(slots) == Some(KIND_ARRAY))
-                .then(|| types.image.word(slots + ARRAY_ELEM))
+                .then(|| types.image.word(slots.checked_add(ARRAY_ELEM)?))
                 .flatten();
             if let Some(slot) = slot {
                 types.record(slot, SLOT, SLOT_MEMBERS, &mut found);
@@ -384,4 +399,45 @@ pub fn member_offsets(elf: &Elf<'_>, types: u64, etypes: u64) -> Offsets {
         member != SIZE || [BUCKET, GROUP, SLOT].contains(&strukt.as_str())
     });
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::synthetic::{Section, elf};
+    use super::*;
+
+    /// Found by `cargo xtask fuzz` (target `derive`): bounds read from a corrupt binary
+    /// made the scan walk 2^60 addresses (a hang), and bounds near the top of the address
+    /// space overflowed.
+    #[test]
+    fn scans_only_what_the_file_holds() {
+        let bytes = [0u8; 256];
+        let file = elf(&[Section {
+            name: ".rodata",
+            address: 0x40_0000,
+            bytes: &bytes,
+            loaded: true,
+        }]);
+        let elf = Elf::parse(&file).expect("parses");
+        let started = std::time::Instant::now();
+        assert!(member_offsets(&elf, 0x40_0000, 0x1a00_0000_0000_0000).is_empty());
+        assert!(member_offsets(&elf, 0x11_c8c8_c8c8_2c11, 0x1a00_0000_0000_0000).is_empty());
+        assert!(member_offsets(&elf, u64::MAX - 8, u64::MAX).is_empty());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn descriptors_at_the_top_of_the_address_space_do_not_overflow() {
+        let mut bytes = [0u8; 256];
+        // A struct kind, for the reader to go on to its name and fields.
+        bytes[KIND_OFFSET as usize] = KIND_STRUCT;
+        let file = elf(&[Section {
+            name: ".rodata",
+            address: u64::MAX - 255,
+            bytes: &bytes,
+            loaded: true,
+        }]);
+        let elf = Elf::parse(&file).expect("parses");
+        assert!(member_offsets(&elf, u64::MAX - 255, u64::MAX).is_empty());
+    }
 }

@@ -157,8 +157,10 @@ impl<'data> Elf<'data> {
         for segment in self.file.segments() {
             let (offset, file_size) = segment.file_range();
             let start = segment.address();
-            if address >= start && address < start + file_size {
-                return Ok(address - start + offset);
+            if address >= start && address - start < file_size {
+                return (address - start)
+                    .checked_add(offset)
+                    .ok_or(ElfError::NotLoaded(address));
             }
         }
         Err(ElfError::NotLoaded(address))
@@ -201,7 +203,10 @@ impl<'data> Elf<'data> {
     /// The address range `[start, end)` of section `name`, if present.
     pub fn section_range(&self, name: &str) -> Option<(u64, u64)> {
         let section = self.file.section_by_name(name)?;
-        Some((section.address(), section.address() + section.size()))
+        Some((
+            section.address(),
+            section.address().checked_add(section.size())?,
+        ))
     }
 
     /// The address of section `name`, if present.
@@ -235,15 +240,20 @@ impl<'data> Elf<'data> {
                 continue;
             }
             let start = section.address();
-            let skip = start.next_multiple_of(8) - start;
+            let Some(aligned) = start.checked_next_multiple_of(8) else {
+                continue;
+            };
+            let skip = aligned - start;
             for (i, word) in data
                 .get(skip as usize..)
                 .unwrap_or(&[])
                 .chunks_exact(8)
                 .enumerate()
             {
-                if word == target.to_le_bytes() {
-                    found.push(start + skip + i as u64 * 8);
+                if word == target.to_le_bytes()
+                    && let Some(at) = aligned.checked_add(i as u64 * 8)
+                {
+                    found.push(at);
                 }
             }
         }
@@ -262,4 +272,30 @@ fn is_relative(relocation: &object::Relocation) -> bool {
         == object::RelocationFlags::Elf {
             r_type: object::elf::R_X86_64_RELATIVE,
         }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::synthetic::{Section, elf};
+    use super::*;
+
+    /// Segments and sections at the top of the address space: the readers' arithmetic
+    /// on addresses from the file must not overflow.
+    #[test]
+    fn addresses_at_the_top_do_not_overflow() {
+        let bytes = u64::MAX.to_le_bytes().repeat(4);
+        for address in [u64::MAX - 20, u64::MAX - 2] {
+            let file = elf(&[Section {
+                name: ".data",
+                address,
+                bytes: &bytes,
+                loaded: true,
+            }]);
+            let elf = Elf::parse(&file).expect("parses");
+            assert_eq!(elf.file_offset(u64::MAX).ok().map(|o| o > 0), Some(true));
+            assert!(elf.code(u64::MAX - 1, 64).is_ok());
+            assert_eq!(elf.section_range(".data"), None);
+            let _ = elf.words_pointing_to(u64::MAX);
+        }
+    }
 }

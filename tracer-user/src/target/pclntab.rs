@@ -51,6 +51,9 @@ const MODULEDATA_TYPES: u64 = 296;
 pub const TYPE_SECTIONS: [&str; 2] = [".go.type", ".data.rel.ro.go.type"];
 /// `moduledata.funcnametab`'s data pointer.
 const MODULEDATA_FUNCNAMETAB: u64 = 8;
+/// Most header-like candidates tried when the table has no section of its own: a
+/// binary has one table; each candidate costs a scan of the writable data.
+const MAX_CANDIDATES: usize = 8;
 
 /// The function table of one binary.
 pub struct Pclntab<'data> {
@@ -77,15 +80,24 @@ impl<'data> Pclntab<'data> {
             return Self::at(elf, address, data);
         }
         // An external linker may merge the table into `.data.rel.ro` (PIE, Go <= 1.19):
-        // look for its header there, trusting one that module data points to.
+        // look for its header there, trusting one that module data points to. Each
+        // candidate costs a scan of the writable data: a few at most are tried.
         let mut first_error = PclntabError::Missing;
+        let mut candidates = 0;
         for (address, data) in elf.data_sections() {
             for at in (0..data.len().saturating_sub(HEADER_LEN)).step_by(8) {
                 if !is_header_start(&data[at..]) {
                     continue;
                 }
+                let Some(header) = address.checked_add(at as u64) else {
+                    break;
+                };
+                candidates += 1;
+                if candidates > MAX_CANDIDATES {
+                    return Err(first_error);
+                }
                 let candidate = std::borrow::Cow::Borrowed(&data[at..]);
-                match Self::at(elf, address + at as u64, candidate) {
+                match Self::at(elf, header, candidate) {
                     Ok(table) if table.moduledata.is_some() => return Ok(table),
                     Ok(_) => {}
                     Err(error) if first_error == PclntabError::Missing => first_error = error,
@@ -123,10 +135,12 @@ impl<'data> Pclntab<'data> {
         if funcnames >= data.len() || ftab_end.is_none_or(|end| end > data.len()) {
             return Err(PclntabError::Corrupt("tables beyond the section"));
         }
-        let moduledata = find_moduledata(elf, address, address + funcnames as u64);
+        let moduledata = address
+            .checked_add(funcnames as u64)
+            .and_then(|funcnames| find_moduledata(elf, address, funcnames));
         let text = moduledata
-            .and_then(|at| elf.pointer_at(at + MODULEDATA_TEXT))
-            .or_else(|| elf.pointer_at(address + TEXT_START as u64))
+            .and_then(|at| elf.pointer_at(at.checked_add(MODULEDATA_TEXT)?))
+            .or_else(|| elf.pointer_at(address.checked_add(TEXT_START as u64)?))
             .filter(|&text| text != 0)
             .ok_or(PclntabError::TextStart)?;
         Ok(Self {
@@ -144,7 +158,7 @@ impl<'data> Pclntab<'data> {
     /// 1.`minor`, if the module data was found.
     pub fn types(&self, elf: &Elf<'_>, minor: u32) -> Option<u64> {
         let (field, _) = moduledata_types_fields(minor);
-        elf.pointer_at(self.moduledata? + field)
+        elf.pointer_at(self.moduledata?.checked_add(field)?)
             .filter(|&types| types != 0)
     }
 
@@ -159,7 +173,7 @@ impl<'data> Pclntab<'data> {
         }
         let types = self.types(elf, minor)?;
         let (_, field) = moduledata_types_fields(minor);
-        let etypes = elf.pointer_at(self.moduledata? + field)?;
+        let etypes = elf.pointer_at(self.moduledata?.checked_add(field)?)?;
         (etypes > types).then_some((types, etypes))
     }
 
@@ -232,9 +246,10 @@ fn find_moduledata(elf: &Elf<'_>, header: u64, funcnames: u64) -> Option<u64> {
     if let Some(address) = elf.section_address(".go.module") {
         return Some(address);
     }
-    elf.words_pointing_to(header)
-        .into_iter()
-        .find(|&at| elf.pointer_at(at + MODULEDATA_FUNCNAMETAB) == Some(funcnames))
+    elf.words_pointing_to(header).into_iter().find(|&at| {
+        at.checked_add(MODULEDATA_FUNCNAMETAB)
+            .is_some_and(|names| elf.pointer_at(names) == Some(funcnames))
+    })
 }
 
 fn u32_at(data: &[u8], at: usize) -> Option<u32> {
@@ -247,7 +262,57 @@ fn u64_at(data: &[u8], at: usize) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::synthetic::{Section, elf};
     use super::*;
+
+    /// A 64-bit header of Go 1.20+ with no functions and its name table at `funcnames`.
+    fn header(funcnames: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; HEADER_LEN + 16];
+        bytes[..4].copy_from_slice(&MAGIC_1_20.to_le_bytes());
+        bytes[6] = 1;
+        bytes[7] = 8;
+        bytes[FUNCNAME_OFFSET..FUNCNAME_OFFSET + 8].copy_from_slice(&funcnames.to_le_bytes());
+        bytes[PCLN_OFFSET..PCLN_OFFSET + 8].copy_from_slice(&(HEADER_LEN as u64).to_le_bytes());
+        bytes
+    }
+
+    /// Found by `cargo xtask fuzz` (target `pclntab`): a table placed at the top of the
+    /// address space overflowed computing where its name table is.
+    #[test]
+    fn a_table_at_the_top_of_the_address_space_is_an_error() {
+        let bytes = header(80);
+        let file = elf(&[Section {
+            name: ".gopclntab",
+            address: u64::MAX - 40,
+            bytes: &bytes,
+            loaded: true,
+        }]);
+        let elf = Elf::parse(&file).expect("parses");
+        assert!(Pclntab::parse(&elf).is_err());
+    }
+
+    /// Each header-like candidate costs a scan of the writable data: a section full of
+    /// them is given up on, not scanned quadratically.
+    #[test]
+    fn header_candidates_are_bounded() {
+        let one = header(8);
+        let bytes: Vec<u8> = one
+            .iter()
+            .copied()
+            .cycle()
+            .take(one.len() * 20_000)
+            .collect();
+        let file = elf(&[Section {
+            name: ".data.rel.ro",
+            address: 0x40_0000,
+            bytes: &bytes,
+            loaded: true,
+        }]);
+        let elf = Elf::parse(&file).expect("parses");
+        let started = std::time::Instant::now();
+        assert!(Pclntab::parse(&elf).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 
     #[test]
     fn little_endian_words_are_bounds_checked() {

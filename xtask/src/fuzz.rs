@@ -1,0 +1,557 @@
+//! `cargo xtask fuzz`: runs the libFuzzer targets of `fuzz/` (the binary readers and the
+//! event decoder) with `cargo fuzz`, each from seeds made of real inputs, and fails on any
+//! crash, hang or oversized allocation.
+//!
+//! # Seeds and corpora
+//!
+//! The seeds are generated, never committed: the Go fixtures `tests/go/net_http_server`
+//! and `tests/go/no_http` built by every Go toolchain set-up installs (plain, stripped with
+//! `-ldflags=-s -w`, and position-independent) into `target/fuzz-corpus/bin/`, then cut
+//! into what each target reads into `target/fuzz-corpus/<target>/seeds/`: whole binaries
+//! (`elf_inspect`), their `.go.buildinfo` (`buildinfo`), function table and module data
+//! (`pclntab`), uncompressed debug sections (`dwarf`), type descriptors (`derive`), and
+//! ring-buffer records built from the wire structs (`decode`). libFuzzer adds the inputs
+//! it finds to `target/fuzz-corpus/<target>/`, which later runs start from.
+//!
+//! # Builds
+//!
+//! `cargo fuzz` builds with AddressSanitizer (`-Zsanitizer=address`, which the stable
+//! toolchain accepts under `RUSTC_BOOTSTRAP=1`) and debug assertions, so an arithmetic
+//! overflow is a crash too. A crash leaves its input in `fuzz/artifacts/<target>/`;
+//! `cargo fuzz run -a <target> <file>` replays it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+use crate::{cmd, setup, target_dir, workspace_root};
+
+/// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`), in the order they run, with the
+/// largest input libFuzzer makes for each (seeds are never cut: the largest is added).
+const TARGETS: &[(&str, usize)] = &[
+    ("decode", 4096),
+    ("buildinfo", 4096),
+    ("pclntab", 0),
+    ("dwarf", 0),
+    ("derive", 0),
+    ("elf_inspect", 0),
+];
+
+/// Seconds per target of the run `cargo xtask test` makes.
+pub const CHECK_SECONDS: u64 = 25;
+
+/// Inputs libFuzzer found beyond this many bytes in one corpus are dropped before a run
+/// (mutated whole binaries add up).
+const CORPUS_LIMIT: u64 = 2 << 30;
+
+/// `cargo xtask fuzz` options.
+#[derive(clap::Args)]
+pub struct Options {
+    /// Seconds of fuzzing per target.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Run this target only (default: all of them).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(TARGETS.iter().map(|(name, _)| *name)))]
+    pub target: Option<String>,
+}
+
+/// What one target's run did.
+struct Outcome {
+    target: &'static str,
+    seconds: f64,
+    executions: Option<u64>,
+    corpus: usize,
+}
+
+/// `cargo xtask fuzz`: set up, then [`run_targets`].
+pub fn run(options: &Options) -> Result<()> {
+    setup::run()?;
+    run_targets(options)
+}
+
+/// Builds the targets and the seeds, then fuzzes each target in turn for
+/// `options.seconds`; fails at the first that crashes.
+pub fn run_targets(options: &Options) -> Result<()> {
+    let targets: Vec<(&'static str, usize)> = TARGETS
+        .iter()
+        .copied()
+        .filter(|(name, _)| options.target.as_deref().is_none_or(|t| t == *name))
+        .collect();
+    ensure!(!targets.is_empty(), "no fuzz target {:?}", options.target);
+    build()?;
+    let binaries = go_binaries()?;
+    let mut outcomes = Vec::new();
+    for (target, max_len) in targets {
+        let corpus = corpus_dir(target);
+        let seeds = corpus.join("seeds");
+        write_seeds(target, &binaries, &seeds)?;
+        trim_corpus(&corpus)?;
+        let max_len = max_len.max(largest_file(&seeds)?);
+        outcomes.push(fuzz(target, &corpus, max_len, options.seconds)?);
+    }
+    for outcome in &outcomes {
+        let executions = outcome
+            .executions
+            .map_or_else(|| "?".to_owned(), |n| n.to_string());
+        cmd::say(format!(
+            "fuzz: {:<12} {:>6.0} s  {executions:>10} executions  {:>5} corpus inputs  no crash",
+            outcome.target, outcome.seconds, outcome.corpus
+        ));
+    }
+    Ok(())
+}
+
+/// `target/fuzz-corpus/<target>`.
+fn corpus_dir(target: &str) -> PathBuf {
+    target_dir().join("fuzz-corpus").join(target)
+}
+
+/// `cargo fuzz` with the environment every use needs.
+fn cargo_fuzz() -> Command {
+    let mut command = cmd::cargo();
+    command
+        .arg("fuzz")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .current_dir(workspace_root().join("fuzz"));
+    command
+}
+
+/// Builds every target once (the runs then only link what changed).
+fn build() -> Result<()> {
+    cmd::run(cargo_fuzz().args(["build", "--debug-assertions"]))
+}
+
+/// Runs `target` on `corpus` for `seconds`; its output goes to
+/// `target/fuzz-logs/<target>.log`, whose end is shown if it fails.
+fn fuzz(target: &'static str, corpus: &Path, max_len: usize, seconds: u64) -> Result<Outcome> {
+    let log_path = target_dir().join("fuzz-logs").join(format!("{target}.log"));
+    fs::create_dir_all(log_path.parent().unwrap_or(Path::new(".")))?;
+    let mut command = cargo_fuzz();
+    command
+        .args(["run", "--debug-assertions", target])
+        .arg(corpus)
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .arg(format!("-max_len={max_len}"))
+        // A hang, a process over 2 GiB or a single allocation over it is a crash.
+        .args(["-timeout=10", "-rss_limit_mb=2048", "-print_final_stats=1"]);
+    let line = cmd::describe(&command);
+    eprintln!("$ {line} 2> {}", log_path.display());
+    let started = Instant::now();
+    let log = fs::File::create(&log_path)?;
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .with_context(|| format!("cannot run `{line}`"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let text = fs::read_to_string(&log_path).unwrap_or_default();
+    if !status.success() {
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[lines.len().saturating_sub(60)..] {
+            eprintln!("    {line}");
+        }
+        bail!(
+            "fuzz target {target} failed ({status}); the input is in fuzz/artifacts/{target}/ \
+             (replay: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -a {target} <file>), the \
+             log in {}",
+            log_path.display()
+        );
+    }
+    Ok(Outcome {
+        target,
+        seconds,
+        executions: final_stat(&text, "stat::number_of_executed_units:"),
+        corpus: fs::read_dir(corpus)?.count(),
+    })
+}
+
+/// A number from libFuzzer's final statistics (`-print_final_stats=1`).
+fn final_stat(log: &str, key: &str) -> Option<u64> {
+    log.lines()
+        .rev()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Drops the inputs libFuzzer added to `corpus` (not the seeds) when they exceed
+/// [`CORPUS_LIMIT`] together.
+fn trim_corpus(corpus: &Path) -> Result<()> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(corpus)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            found.push((entry.path(), entry.metadata()?.len()));
+        }
+    }
+    let total: u64 = found.iter().map(|(_, len)| len).sum();
+    if total > CORPUS_LIMIT {
+        cmd::say(format!(
+            "fuzz: dropping {} found inputs ({total} bytes) from {}",
+            found.len(),
+            corpus.display()
+        ));
+        for (path, _) in found {
+            fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The size of the largest file in `dir`, symbolic links followed.
+fn largest_file(dir: &Path) -> Result<usize> {
+    let mut largest = 0;
+    for entry in fs::read_dir(dir)? {
+        largest = largest.max(fs::metadata(entry?.path())?.len() as usize);
+    }
+    Ok(largest)
+}
+
+// ---- Go binaries --------------------------------------------------------------------
+
+/// A Go fixture built one way by one toolchain.
+struct GoBinary {
+    /// `<go version>-<fixture><suffix>`, e.g. `1.24.11-net_http_server-stripped`.
+    name: String,
+    path: PathBuf,
+    /// Built by default (neither stripped nor position-independent).
+    plain: bool,
+    fixture: &'static str,
+}
+
+/// The ways each fixture is built: suffix and `go build` flags.
+const BUILDS: &[(&str, &[&str])] = &[
+    ("", &[]),
+    ("-stripped", &["-ldflags=-s -w"]),
+    ("-pie", &["-buildmode=pie"]),
+];
+
+/// The fixtures built: the HTTP server the probes are for, and a program without HTTP.
+const FIXTURES: &[&str] = &["net_http_server", "no_http"];
+
+/// Builds (unless up to date) every fixture every way with every Go toolchain.
+fn go_binaries() -> Result<Vec<GoBinary>> {
+    let mut toolchains = vec![("1.19".to_owned(), PathBuf::from(setup::GO_1_19))];
+    for version in setup::GO_VERSIONS {
+        toolchains.push(((*version).to_owned(), setup::go_bin(version)?));
+    }
+    let out_dir = target_dir().join("fuzz-corpus").join("bin");
+    let mut binaries = Vec::new();
+    for fixture in FIXTURES {
+        let source = workspace_root().join("tests").join("go").join(fixture);
+        let source_time = newest_mtime(&source)?;
+        for (version, go) in &toolchains {
+            for (suffix, flags) in BUILDS {
+                // A program without HTTP only as Go builds it by default.
+                if *fixture == "no_http" && !suffix.is_empty() {
+                    continue;
+                }
+                let name = format!("{version}-{fixture}{suffix}");
+                let path = out_dir.join(&name);
+                let fresh = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|built| built > source_time);
+                if !fresh {
+                    build_go(go, &source, &path, flags)?;
+                }
+                binaries.push(GoBinary {
+                    name,
+                    path,
+                    plain: suffix.is_empty(),
+                    fixture,
+                });
+            }
+        }
+    }
+    Ok(binaries)
+}
+
+/// `go build` of the package in `source` into `out` with `flags`, offline.
+fn build_go(go: &Path, source: &Path, out: &Path, flags: &[&str]) -> Result<()> {
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    cmd::run(
+        Command::new(go)
+            .args(["build", "-o"])
+            .arg(out)
+            .args(flags)
+            .arg(".")
+            .current_dir(source)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("CGO_ENABLED", "0"),
+    )
+}
+
+/// The newest modification time of the files in `dir`.
+fn newest_mtime(dir: &Path) -> Result<SystemTime> {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        newest = newest.max(entry?.metadata()?.modified()?);
+    }
+    Ok(newest)
+}
+
+// ---- seeds --------------------------------------------------------------------------
+
+/// Writes the seeds of `target` into `dir`, replacing what was there.
+fn write_seeds(target: &str, binaries: &[GoBinary], dir: &Path) -> Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir)?;
+    }
+    fs::create_dir_all(dir)?;
+    let mut written = 0;
+    if target == "decode" {
+        for (name, bytes) in decode_seeds() {
+            fs::write(dir.join(name), bytes)?;
+            written += 1;
+        }
+    }
+    for binary in binaries {
+        let seed = dir.join(&binary.name);
+        match target {
+            "elf_inspect" => {
+                // A link, not a copy: libFuzzer reads it all the same.
+                std::os::unix::fs::symlink(&binary.path, &seed)?;
+                written += 1;
+            }
+            "decode" => {}
+            _ => {
+                let data = fs::read(&binary.path)
+                    .with_context(|| format!("reading {}", binary.path.display()))?;
+                if let Some(bytes) = section_seed(target, &data, binary)
+                    .with_context(|| format!("reading {}", binary.path.display()))?
+                {
+                    fs::write(seed, bytes)?;
+                    written += 1;
+                }
+            }
+        }
+    }
+    cmd::say(format!("fuzz: {written} seeds in {}", dir.display()));
+    Ok(())
+}
+
+/// What the section targets read of `binary` (see `fuzz/src/lib.rs` for the format), or
+/// `None` when this binary gives `target` nothing new.
+fn section_seed(target: &str, data: &[u8], binary: &GoBinary) -> Result<Option<Vec<u8>>> {
+    let elf = object::File::parse(data)?;
+    // Non-default builds differ in what the whole-file targets read.
+    let one_per_toolchain = binary.plain && binary.fixture == "net_http_server";
+    Ok(match target {
+        "buildinfo" => section(&elf, ".go.buildinfo").map(|(_, bytes)| bytes),
+        "pclntab" if one_per_toolchain => {
+            let names = [".gopclntab", ".go.module", ".noptrdata"];
+            Some(chunks(names.iter().map(|name| section(&elf, name))))
+        }
+        "dwarf" if one_per_toolchain => {
+            let names = [
+                ".debug_info",
+                ".debug_abbrev",
+                ".debug_str",
+                ".debug_line_str",
+                ".debug_str_offsets",
+                ".debug_addr",
+            ];
+            Some(chunks(names.iter().map(|name| section(&elf, name))))
+        }
+        "derive" if one_per_toolchain => derive_seed(&elf),
+        _ => None,
+    })
+}
+
+/// The address and uncompressed bytes of section `name`.
+fn section(elf: &object::File<'_>, name: &str) -> Option<(u64, Vec<u8>)> {
+    let section = elf.section_by_name(name)?;
+    Some((
+        section.address(),
+        section.uncompressed_data().ok()?.into_owned(),
+    ))
+}
+
+/// Sections as chunks `[address u64][len u32][bytes]`; an absent one as address and
+/// length 0.
+fn chunks(sections: impl Iterator<Item = Option<(u64, Vec<u8>)>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for found in sections {
+        let (address, bytes) = found.unwrap_or_default();
+        out.extend_from_slice(&address.to_le_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// The `derive` input of a binary: its type descriptors' bounds (the `.go.type` section
+/// from Go 1.26, else the symbols `runtime.types` and `runtime.etypes`), then the section
+/// holding them.
+fn derive_seed(elf: &object::File<'_>) -> Option<Vec<u8>> {
+    let symbol = |name: &str| {
+        elf.symbols()
+            .find(|s| s.name() == Ok(name))
+            .map(|s| s.address())
+    };
+    let (types, etypes, holder) = match elf.section_by_name(".go.type") {
+        Some(section) => (
+            section.address(),
+            section.address() + section.size(),
+            section,
+        ),
+        None => {
+            let (types, etypes) = (symbol("runtime.types")?, symbol("runtime.etypes")?);
+            let holder = elf.sections().find(|s| {
+                (s.address()..s.address() + s.size()).contains(&types) && s.name() != Ok("")
+            })?;
+            (types, etypes, holder)
+        }
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(&types.to_le_bytes());
+    out.extend_from_slice(&etypes.to_le_bytes());
+    let bytes = holder.uncompressed_data().ok()?.into_owned();
+    out.extend_from_slice(&chunks(std::iter::once(Some((holder.address(), bytes)))));
+    Some(out)
+}
+
+/// Ring-buffer records as the kernel programs write them, built from the wire structs.
+fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use tracer_common::event::{
+        EventHeader, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, STR_READ_FAILED, StrBuf,
+        WIRE_VERSION,
+    };
+    use tracer_common::probes::net_http::{client::HttpClientEvent, server};
+
+    fn text<const N: usize>(s: &str) -> StrBuf<N> {
+        let mut buf = StrBuf::<N>::default();
+        let n = s.len().min(N);
+        buf.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        buf.len = s.len() as u32;
+        buf
+    }
+    fn header(kind: u16, size: usize) -> EventHeader {
+        EventHeader {
+            kind,
+            version: WIRE_VERSION,
+            size: size as u32,
+            pid: 4242,
+            tid: 4243,
+            g: 0xc0_0000_21c0,
+        }
+    }
+    fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
+        // SAFETY: `T` is a `repr(C)` wire type of tracer-common with explicit padding: all
+        // of its bytes are initialised.
+        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+    fn server_event(method: &str, target: &str, status: u64, end: u8) -> server::HttpServerEvent {
+        // SAFETY: the wire types are plain old data; all zeroes is a valid value.
+        let mut ev: server::HttpServerEvent = unsafe { std::mem::zeroed() };
+        ev.header = header(KIND_NET_HTTP_SERVER, size_of::<server::HttpServerEvent>());
+        ev.start_ns = 1_000_000;
+        ev.end_ns = 5_100_000;
+        ev.trace_id = [0x4b; 16];
+        ev.span_id = [0x0f; 8];
+        ev.status = status;
+        ev.proto_major = 1;
+        ev.proto_minor = 1;
+        ev.end_reason = end;
+        // Method and target in one read, a space apart, as net/http leaves them.
+        let line = format!("{method} {target}");
+        let n = line.len().min(ev.line.bytes.len());
+        ev.line.bytes[..n].copy_from_slice(&line.as_bytes()[..n]);
+        ev.line.method.len = method.len() as u32;
+        ev.line.target.len = target.len() as u32;
+        ev.line.target.at = (method.len() + 1) as u16;
+        ev.host = text("shop.example:8080");
+        ev.remote_addr = text("127.0.0.1:53412");
+        ev.user_agent = text("curl/8.5.0");
+        ev
+    }
+    let mut seeds = Vec::new();
+    let ev = server_event("GET", "/users/42?q=1", 200, server::END_FINISHED);
+    seeds.push(("server-get", bytes_of(&ev)));
+    let mut ev = server_event("POST", "/orders", 503, server::END_FINISHED);
+    ev.pattern = text("POST /orders");
+    ev.parent_span_id = [0x77; 8];
+    ev.tracestate = text("vendor=a,other=b");
+    ev.tls = 1;
+    ev.proto_major = 2;
+    ev.proto_minor = 0;
+    seeds.push(("server-post-h2-tls", bytes_of(&ev)));
+    let mut ev = server_event(
+        "GET",
+        &format!("/{}", "x".repeat(500)),
+        0,
+        server::END_PANICKED,
+    );
+    ev.host = text("[::1]:443");
+    ev.user_agent.flags = STR_READ_FAILED;
+    seeds.push(("server-panicked-long", bytes_of(&ev)));
+    let ev = server_event("GET", "/ws", 101, server::END_HIJACKED);
+    seeds.push(("server-hijacked", bytes_of(&ev)));
+
+    let client = |status: u64, err_itab: u64| {
+        // SAFETY: the wire types are plain old data; all zeroes is a valid value.
+        let mut ev: HttpClientEvent = unsafe { std::mem::zeroed() };
+        ev.header = header(KIND_NET_HTTP_CLIENT, size_of::<HttpClientEvent>());
+        ev.start_ns = 2_000_000;
+        ev.end_ns = 3_000_000;
+        ev.trace_id = [0x4b; 16];
+        ev.span_id = [0x12; 8];
+        ev.parent_span_id = [0x0f; 8];
+        ev.status = status;
+        ev.err_itab = err_itab;
+        ev.err_data = err_itab.wrapping_add(8);
+        ev.link = 3;
+        ev.method = text("GET");
+        ev.scheme = text("https");
+        ev.host = text("backend:9443");
+        ev.path = text("/inventory/7");
+        ev.query = text("fields=all");
+        ev
+    };
+    seeds.push(("client-ok", bytes_of(&client(200, 0))));
+    seeds.push(("client-error", bytes_of(&client(0, 0x7a_5e20))));
+    seeds.push(("client-404", bytes_of(&client(404, 0))));
+    seeds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_final_stats() {
+        let log =
+            "#100 DONE cov: 1\nstat::number_of_executed_units: 12345\nstat::peak_rss_mb: 40\n";
+        assert_eq!(
+            final_stat(log, "stat::number_of_executed_units:"),
+            Some(12345)
+        );
+        assert_eq!(final_stat(log, "stat::missing:"), None);
+    }
+
+    #[test]
+    fn chunks_mark_absent_sections() {
+        let out = chunks([Some((0x10, vec![1, 2])), None].into_iter());
+        assert_eq!(out.len(), 12 + 2 + 12);
+        assert_eq!(&out[8..12], &2u32.to_le_bytes());
+        assert_eq!(&out[14..], &[0u8; 12]);
+    }
+
+    #[test]
+    fn decode_seeds_are_whole_records() {
+        for (name, bytes) in decode_seeds() {
+            let size = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+            assert_eq!(size as usize, bytes.len(), "{name}");
+        }
+    }
+}
