@@ -952,3 +952,122 @@ fn a_burst_of_100k_requests_fails_none_and_each_is_a_span_or_a_counted_drop() {
         "the tracer's memory stays bounded: peak {peak} KiB"
     );
 }
+
+/// Soak (a longer run, not in CI: `cargo xtask test -- --test faults --ignored soak`):
+/// requests per cycle, and cycles. Each cycle sends `SOAK_HELLO` plain requests and
+/// `SOAK_CHAIN` chained ones (a server span, a client span with `traceparent` injected,
+/// and the next service's server span each) while a second tracer attaches to and
+/// detaches from the first service.
+const SOAK_CYCLES: usize = 20;
+const SOAK_HELLO: usize = 45_000;
+const SOAK_CHAIN: usize = 5_000;
+
+/// 1,000,000 requests across server, client and propagation paths under one long-lived
+/// `--binary` tracer, with a second tracer attaching and detaching every cycle: no
+/// request fails, every span is exported or a counted drop, nothing stays in flight or
+/// in the kernel, and the long-lived tracer's memory stays flat.
+#[test]
+#[ignore = "soak: a longer run (minutes), see README"]
+fn soak_a_million_requests_with_attach_detach_churn() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let baseline = kernel_objects();
+    let (toolchain, exe) = process::build_http_server(go::DEFAULT).expect("build the fixture");
+    let services = tracer_tests::chain::start(&toolchain, &exe, 2);
+    let pids: Vec<u32> = services.iter().map(HttpServer::pid).collect();
+    let dir = std::env::temp_dir().join(format!("tracer-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let (out, err) = (dir.join("spans.jsonl"), dir.join("stderr.log"));
+    let exe_arg = exe.display().to_string();
+    let mut long_lived = tracer_tests::tracer::command().expect("the tracer");
+    long_lived
+        .args(["--binary", exe_arg.as_str(), "--format", "json"])
+        .stdout(std::fs::File::create(&out).expect("spans file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let mut long_lived = long_lived.spawn().expect("start the long-lived tracer");
+    let attached = tracer_tests::poll_until(ATTACH_TIMEOUT, || {
+        let text = std::fs::read_to_string(&err).unwrap_or_default();
+        pids.iter()
+            .all(|pid| text.contains(&format!("attached pid={pid} ")))
+            .then_some(())
+    });
+    assert!(
+        attached.is_some(),
+        "the long-lived tracer attached to {pids:?}:\n{}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+
+    let mut rss = Vec::new();
+    let started = Instant::now();
+    for cycle in 0..SOAK_CYCLES {
+        // Read-only: one tracer injects (two would each add a header).
+        let churn = Tracer::attach(pids[0], &["--read-only"]).expect("attach the churning tracer");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let (ok, failures) = burst(services[0].addr(), "/hello", SOAK_HELLO, deadline);
+        assert!(
+            failures.is_empty() && ok == SOAK_HELLO,
+            "cycle {cycle}: {ok} of {SOAK_HELLO} plain requests succeeded: {failures:?}"
+        );
+        let (ok, failures) = burst(services[0].addr(), "/chain", SOAK_CHAIN, deadline);
+        assert!(
+            failures.is_empty() && ok == SOAK_CHAIN,
+            "cycle {cycle}: {ok} of {SOAK_CHAIN} chained requests succeeded: {failures:?}"
+        );
+        // Its output is not kept: the churning tracer's stdout is captured in memory.
+        let output = churn.stop().expect("stop the churning tracer");
+        assert_eq!(output.code(), Some(0), "cycle {cycle}: {}", output.stderr);
+        rss.push(memory_kib(long_lived.id()).0);
+    }
+    let took = started.elapsed();
+    process::send_signal(long_lived.id(), libc::SIGINT).expect("SIGINT");
+    let status = process::wait_timeout(&mut long_lived, STOP_TIMEOUT * 4)
+        .expect("wait for the tracer")
+        .expect("the tracer exits");
+    let stderr = std::fs::read_to_string(&err).expect("the tracer's stderr");
+    assert!(
+        status.success(),
+        "the long-lived tracer: {status}\n{stderr}"
+    );
+    let summary = Summary::parse(stderr.lines().last().unwrap_or_default());
+    let spans = std::io::BufRead::lines(std::io::BufReader::new(
+        std::fs::File::open(&out).expect("spans"),
+    ))
+    .count() as u64;
+    let _ = std::fs::remove_dir_all(&dir);
+    let requests = SOAK_CYCLES * (SOAK_HELLO + SOAK_CHAIN);
+    let expected = (SOAK_CYCLES * (SOAK_HELLO + 3 * SOAK_CHAIN)) as u64;
+    eprintln!(
+        "soak: {requests} requests in {took:?}; {spans} spans of {expected}; {}; the \
+         long-lived tracer's RSS per cycle (KiB): {rss:?}",
+        summary.line
+    );
+    assert_eq!(
+        spans + lost(&summary),
+        expected,
+        "every span is exported or a counted drop: {}",
+        summary.line
+    );
+    assert_eq!(
+        summary.get("injected"),
+        Some((SOAK_CYCLES * SOAK_CHAIN) as u64)
+    );
+    assert_eq!(
+        summary.get("in_flight_at_exit"),
+        Some(0),
+        "{}",
+        summary.line
+    );
+    // Flat: the last cycles' memory within 16 MiB of the first ones' highest.
+    let first = rss[..3].iter().copied().max().unwrap_or_default();
+    let last = rss[SOAK_CYCLES - 3..]
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or_default();
+    assert!(
+        last <= first + (16 << 10),
+        "the long-lived tracer's memory stays flat: {rss:?} KiB"
+    );
+    drop(services);
+    assert_released(&baseline, "after the soak");
+}

@@ -538,6 +538,91 @@ fn a_panicking_handler_ends_its_span_with_an_error_and_later_requests_stay_apart
     }
 }
 
+/// Very long input is cut to the kept length and marked (`tracer.truncated` names the
+/// attribute); bytes that are not UTF-8 become U+FFFD; the span stays valid JSON and the
+/// program answers as it would untraced.
+#[test]
+fn long_and_non_utf8_input_is_cut_and_marked_never_garbage() {
+    const PATH_LEN: usize = 256;
+    const METHOD_LEN: usize = 16;
+    const USER_AGENT_LEN: usize = 128;
+    let mut session = Session::start(go::DEFAULT, &[]);
+    let long_path = format!("/{}", "p".repeat(5000));
+    let long_agent = "a".repeat(10_000);
+    let long_method = "X".repeat(40);
+    let sent = [
+        (
+            "GET",
+            long_path.as_str(),
+            vec![("User-Agent", long_agent.as_str())],
+        ),
+        ("GET", "/users/%FF%FEok", Vec::new()),
+        (long_method.as_str(), "/hello", Vec::new()),
+    ];
+    for (method, target, headers) in &sent {
+        let response = http::request(session.addr(), method, target, headers, &[])
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+        assert!(response.status > 0, "{method} {target} is answered");
+    }
+    let traced = session.stop();
+    let servers = span::server_spans(&traced.spans);
+    assert_eq!(
+        servers.len(),
+        sent.len(),
+        "one span per request:\n{}",
+        span::dump(&servers)
+    );
+    let long = servers
+        .iter()
+        .find(|s| {
+            s.attr_str("url.path")
+                .is_some_and(|p| p.starts_with("/ppp"))
+        })
+        .unwrap_or_else(|| panic!("the long path's span:\n{}", span::dump(&servers)));
+    assert_eq!(
+        long.attr_str("url.path"),
+        Some(&long_path[..PATH_LEN]),
+        "span: {long}"
+    );
+    assert_eq!(
+        long.attr_str("user_agent.original"),
+        Some(&long_agent[..USER_AGENT_LEN]),
+        "span: {long}"
+    );
+    assert_eq!(
+        long.attr_str("tracer.truncated"),
+        Some("url.path,user_agent.original"),
+        "span: {long}"
+    );
+    let bytes = servers
+        .iter()
+        .find(|s| {
+            s.attr_str("url.path")
+                .is_some_and(|p| p.starts_with("/users/"))
+        })
+        .unwrap_or_else(|| panic!("the non-UTF-8 path's span:\n{}", span::dump(&servers)));
+    assert_eq!(
+        bytes.attr_str("url.path"),
+        Some("/users/\u{FFFD}\u{FFFD}ok"),
+        "span: {bytes}"
+    );
+    assert_eq!(bytes.attr_str("tracer.truncated"), None, "span: {bytes}");
+    let method = servers
+        .iter()
+        .find(|s| s.attr_str("http.request.method") == Some("_OTHER"))
+        .unwrap_or_else(|| panic!("the long method's span:\n{}", span::dump(&servers)));
+    assert_eq!(
+        method.attr_str("http.request.method_original"),
+        Some(&long_method[..METHOD_LEN]),
+        "span: {method}"
+    );
+    assert_eq!(
+        method.attr_str("tracer.truncated"),
+        Some("http.request.method_original"),
+        "span: {method}"
+    );
+}
+
 #[test]
 fn a_method_and_target_rewritten_by_the_handler_are_reported_as_rewritten() {
     // The fixture's /rewrite handler replaces Request.Method and Request.RequestURI with new

@@ -78,6 +78,11 @@ impl RequestLine {
         self.piece(&self.target, TARGET_LEN)
     }
 
+    /// True when the method in the process was longer than what was kept.
+    pub fn method_truncated(&self) -> bool {
+        self.method.len as usize > METHOD_LEN
+    }
+
     /// True when the target in the process was longer than what was kept.
     pub fn target_truncated(&self) -> bool {
         self.target.len as usize > TARGET_LEN

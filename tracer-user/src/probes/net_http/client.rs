@@ -107,6 +107,9 @@ pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactSt
     let mut truncated: Vec<&str> = Vec::new();
 
     let name = CompactString::const_new(method_attributes(ev.method.bytes(), &mut attributes));
+    if ev.method.truncated() {
+        truncated.push("http.request.method_original");
+    }
 
     // url.full: scheme://host/path, the query only with --capture-query; never the
     // credentials (URL.User is not read).

@@ -433,6 +433,9 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
     let mut truncated: Vec<&str> = Vec::new();
 
     let name_method = method_attributes(ev.line.method(), &mut attributes);
+    if ev.line.method_truncated() {
+        truncated.push("http.request.method_original");
+    }
     let target = RequestTarget::parse(ev.line.target(), ev.line.target_truncated());
     attributes.push(("url.path", lossy(&target.path).into()));
     if target.path_cut {
@@ -663,6 +666,17 @@ mod tests {
         assert_eq!(
             attr(&panicked, "tracer.truncated"),
             Some(&"url.path".into())
+        );
+        // A method longer than what is kept: the kept part, marked as cut.
+        let long = "X".repeat(40);
+        let cut = span(&event(&long, "/", 0), QUERY);
+        assert_eq!(
+            attr(&cut, "http.request.method_original"),
+            Some(&Value::from(CompactString::from(&long[..METHOD_LEN])))
+        );
+        assert_eq!(
+            attr(&cut, "tracer.truncated"),
+            Some(&"http.request.method_original".into())
         );
 
         let mut ev = event("GET", "/ws", 0);
