@@ -953,7 +953,7 @@ fn a_burst_of_100k_requests_fails_none_and_each_is_a_span_or_a_counted_drop() {
     );
 }
 
-/// Soak (a longer run, not in CI: `cargo xtask test -- --test faults --ignored soak`):
+/// Soak (a longer run, not in CI: `cargo test --release -p tracer-tests --test faults -- --ignored soak`):
 /// requests per cycle, and cycles. Each cycle sends `SOAK_HELLO` plain requests and
 /// `SOAK_CHAIN` chained ones (a server span, a client span with `traceparent` injected,
 /// and the next service's server span each) while a second tracer attaches to and
