@@ -399,6 +399,11 @@ fn summary(output: &TracerOutput) -> Summary {
         .unwrap_or_else(|| panic!("no summary line\n{output}"))
 }
 
+/// Fails unless the summary says `key=value`.
+fn expect_count(summary: &Summary, key: &str, value: u64) {
+    assert_eq!(summary.get(key), Some(value), "{key}: {}", summary.line);
+}
+
 /// With `--binary` or `--all` (`mode`): the target killed with requests in flight, a new
 /// process of the same binary, and that one replacing itself with `/bin/sleep`.
 fn killed_restarted_and_replaced(mode: &[&str]) {
@@ -472,14 +477,9 @@ fn killed_restarted_and_replaced(mode: &[&str]) {
     let spans = ok_spans(&output, "/hello", &[first.pid(), second.pid()]);
     assert_eq!(spans.len(), 11, "one span per answered request\n{output}");
     let summary = summary(&output);
-    assert_eq!(summary.get("process_exited"), Some(26), "{}", summary.line);
-    assert_eq!(summary.get("dropped"), Some(26), "{}", summary.line);
-    assert_eq!(
-        summary.get("in_flight_at_exit"),
-        Some(0),
-        "{}",
-        summary.line
-    );
+    expect_count(&summary, "process_exited", 26);
+    expect_count(&summary, "dropped", 26);
+    expect_count(&summary, "in_flight_at_exit", 0);
 }
 
 #[test]
@@ -510,14 +510,9 @@ fn pid_mode_exits_when_its_target_is_killed_mid_request_counting_lost_spans() {
     let spans = ok_spans(&output, "/hello", &[server.pid()]);
     assert_eq!(spans.len(), 3, "{output}");
     let summary = summary(&output);
-    assert_eq!(summary.get("process_exited"), Some(20), "{}", summary.line);
-    assert_eq!(summary.get("dropped"), Some(20), "{}", summary.line);
-    assert_eq!(
-        summary.get("in_flight_at_exit"),
-        Some(0),
-        "{}",
-        summary.line
-    );
+    expect_count(&summary, "process_exited", 20);
+    expect_count(&summary, "dropped", 20);
+    expect_count(&summary, "in_flight_at_exit", 0);
 }
 
 #[test]
@@ -559,13 +554,8 @@ fn panicking_handlers_end_their_spans_as_panicked_and_harm_nothing() {
         assert_eq!(span.status_code(), Some("unset"), "{span}");
     }
     let summary = summary(&output);
-    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
-    assert_eq!(
-        summary.get("in_flight_at_exit"),
-        Some(0),
-        "{}",
-        summary.line
-    );
+    expect_count(&summary, "dropped", 0);
+    expect_count(&summary, "in_flight_at_exit", 0);
 }
 
 #[test]
@@ -585,13 +575,8 @@ fn handlers_that_never_return_stay_in_flight_and_harm_nothing() {
         "no span for the handlers that never end\n{output}"
     );
     let summary = summary(&output);
-    assert_eq!(
-        summary.get("in_flight_at_exit"),
-        Some(5),
-        "{}",
-        summary.line
-    );
-    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    expect_count(&summary, "in_flight_at_exit", 5);
+    expect_count(&summary, "dropped", 0);
     // The program goes on as before: its handlers still waiting, its server answering.
     assert!(blocked.all_waiting(), "the blocked handlers still wait");
     send_ok(&server, "/hello", 10);
@@ -729,12 +714,7 @@ fn ten_thousand_concurrent_slow_requests_all_succeed_and_each_is_a_span_or_a_cou
         "every request is a span or a counted drop: {}",
         summary.line
     );
-    assert_eq!(
-        summary.get("in_flight_at_exit"),
-        Some(0),
-        "{}",
-        summary.line
-    );
+    expect_count(&summary, "in_flight_at_exit", 0);
     assert!(
         overlap * 10 >= spans.len() * 9,
         "the requests ran at once: at most {overlap} of {} spans overlap",
@@ -941,12 +921,7 @@ fn a_burst_of_100k_requests_fails_none_and_each_is_a_span_or_a_counted_drop() {
         "every request is a span or a counted drop: {}",
         summary.line
     );
-    assert_eq!(
-        summary.get("in_flight_at_exit"),
-        Some(0),
-        "{}",
-        summary.line
-    );
+    expect_count(&summary, "in_flight_at_exit", 0);
     assert!(
         peak < TRACER_PEAK_KIB,
         "the tracer's memory stays bounded: peak {peak} KiB"
@@ -1051,12 +1026,7 @@ fn soak_a_million_requests_with_attach_detach_churn() {
         summary.get("injected"),
         Some((SOAK_CYCLES * SOAK_CHAIN) as u64)
     );
-    assert_eq!(
-        summary.get("in_flight_at_exit"),
-        Some(0),
-        "{}",
-        summary.line
-    );
+    expect_count(&summary, "in_flight_at_exit", 0);
     // Flat: the last cycles' memory within 16 MiB of the first ones' highest.
     let first = rss[..3].iter().copied().max().unwrap_or_default();
     let last = rss[SOAK_CYCLES - 3..]
