@@ -664,6 +664,18 @@ fn lost(summary: &Summary) -> u64 {
         .unwrap_or_else(|| panic!("no dropped in {}", summary.line))
 }
 
+/// Fails unless every expected span was `delivered` or counted lost, and none is left in
+/// flight.
+fn expect_accounted(delivered: u64, summary: &Summary, expected: u64) {
+    assert_eq!(
+        delivered + lost(summary),
+        expected,
+        "every span is exported or a counted drop: {}",
+        summary.line
+    );
+    expect_count(summary, "in_flight_at_exit", 0);
+}
+
 const CONCURRENT: usize = 10_000;
 
 #[test]
@@ -699,7 +711,6 @@ fn ten_thousand_concurrent_slow_requests_all_succeed_and_each_is_a_span_or_a_cou
     assert_eq!(output.code(), Some(0), "{}", output.stderr);
     let spans = ok_spans(&output, "/sleep", &[server.pid()]);
     let summary = summary(&output);
-    let lost = lost(&summary);
     let overlap = max_overlap(&spans);
     eprintln!(
         "{CONCURRENT} requests sent in {sent_in:?}, answered in {answered_in:?}; {} spans, \
@@ -708,13 +719,7 @@ fn ten_thousand_concurrent_slow_requests_all_succeed_and_each_is_a_span_or_a_cou
         spans.len(),
         summary.line
     );
-    assert_eq!(
-        spans.len() as u64 + lost,
-        CONCURRENT as u64,
-        "every request is a span or a counted drop: {}",
-        summary.line
-    );
-    expect_count(&summary, "in_flight_at_exit", 0);
+    expect_accounted(spans.len() as u64, &summary, CONCURRENT as u64);
     assert!(
         overlap * 10 >= spans.len() * 9,
         "the requests ran at once: at most {overlap} of {} spans overlap",
@@ -915,13 +920,7 @@ fn a_burst_of_100k_requests_fails_none_and_each_is_a_span_or_a_counted_drop() {
             "a span of the requests sent: {span}"
         );
     }
-    assert_eq!(
-        spans.len() as u64 + lost(&summary),
-        BURST as u64 + 10,
-        "every request is a span or a counted drop: {}",
-        summary.line
-    );
-    expect_count(&summary, "in_flight_at_exit", 0);
+    expect_accounted(spans.len() as u64, &summary, BURST as u64 + 10);
     assert!(
         peak < TRACER_PEAK_KIB,
         "the tracer's memory stays bounded: peak {peak} KiB"
@@ -1016,17 +1015,8 @@ fn soak_a_million_requests_with_attach_detach_churn() {
          long-lived tracer's RSS per cycle (KiB): {rss:?}",
         summary.line
     );
-    assert_eq!(
-        spans + lost(&summary),
-        expected,
-        "every span is exported or a counted drop: {}",
-        summary.line
-    );
-    assert_eq!(
-        summary.get("injected"),
-        Some((SOAK_CYCLES * SOAK_CHAIN) as u64)
-    );
-    expect_count(&summary, "in_flight_at_exit", 0);
+    expect_accounted(spans, &summary, expected);
+    expect_count(&summary, "injected", (SOAK_CYCLES * SOAK_CHAIN) as u64);
     // Flat: the last cycles' memory within 16 MiB of the first ones' highest.
     let first = rss[..3].iter().copied().max().unwrap_or_default();
     let last = rss[SOAK_CYCLES - 3..]
