@@ -243,6 +243,55 @@ pub unsafe fn read_bytes<const LIMIT: u32>(dst: *mut u8, ptr: u64, len: u64) -> 
     unsafe { generated::bpf_probe_read_user(dst as *mut c_void, n, ptr as *const c_void) >= 0 }
 }
 
+/// Zeroes `*dst` with one store per word of `T`'s alignment (8, 4 or 1 bytes). The BPF
+/// target compiles zeroing of more than a few bytes (a `Default`, an array literal, fields
+/// written in a row) into a call of `memset`, a loop of one-byte stores that costs a probe
+/// hundreds of instructions; volatile stores are neither merged nor turned into that call.
+///
+/// # Safety
+/// `dst` must be valid for writes of a `T` and aligned for it.
+#[inline(always)]
+pub unsafe fn zero<T>(dst: *mut T) {
+    let (size, align) = (core::mem::size_of::<T>(), core::mem::align_of::<T>());
+    if align == 8 {
+        let words = dst.cast::<u64>();
+        for i in 0..size / 8 {
+            // SAFETY: inside `*dst`, aligned (caller).
+            unsafe { words.add(i).write_volatile(0) };
+        }
+    } else if align == 4 {
+        let words = dst.cast::<u32>();
+        for i in 0..size / 4 {
+            // SAFETY: as above.
+            unsafe { words.add(i).write_volatile(0) };
+        }
+    } else {
+        let bytes = dst.cast::<u8>();
+        for i in 0..size {
+            // SAFETY: as above.
+            unsafe { bytes.add(i).write_volatile(0) };
+        }
+    }
+}
+
+/// `place` zeroed where it is, as [`zero`] does (a value returned by value would be
+/// zeroed elsewhere and copied, and the compiler turns that back into `memset`).
+///
+/// # Safety
+/// All zero bytes must be a valid `T`.
+#[inline(always)]
+pub unsafe fn zeroed<T>(place: &mut core::mem::MaybeUninit<T>) -> &mut T {
+    // SAFETY: `place` is valid and aligned for a `T`; zero bytes are a valid `T` (caller).
+    unsafe {
+        zero(place.as_mut_ptr());
+        place.assume_init_mut()
+    }
+}
+
+/// `N` bytes aligned to 8, so that [`zeroed`] clears them a word at a time.
+#[repr(C, align(8))]
+pub struct Aligned<const N: usize>(pub [u8; N]);
+
 /// Draws a new trace id and span id (see `tracer_common::event::IdState`); never all zero.
 #[inline(always)]
 pub fn new_ids(trace_id: &mut [u8; 16], span_id: &mut [u8; 8]) -> Option<()> {

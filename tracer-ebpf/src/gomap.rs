@@ -11,7 +11,7 @@ use tracer_common::{
 };
 
 use crate::{
-    go::{Window, read_u64},
+    go::{Aligned, Window, read_u64, zeroed},
     maps::count,
 };
 
@@ -29,7 +29,7 @@ const GROUP_WINDOW: u32 = 2;
 /// What a scan found: for each key found (bit `1 << KEY_*` of `found`), the address of its
 /// `[]string` value's first element, the first value's string header.
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct Matches {
     /// `1 << KEY_*` for each key found with at least one value.
     pub found: u64,
@@ -287,7 +287,9 @@ pub extern "C" fn tracer_classify_key(address: u64, len: u64) -> u64 {
     if address == 0 || len == 0 || len > KEY_MAX_LEN as u64 {
         return 0;
     }
-    let mut bytes = [0u8; 16];
+    let mut bytes = core::mem::MaybeUninit::<Aligned<16>>::uninit();
+    // SAFETY: zero bytes are a valid byte array.
+    let bytes = &mut unsafe { zeroed(&mut bytes) }.0;
     // SAFETY: `len <= KEY_MAX_LEN < 16` bytes of `bytes` are written; the helper never
     // faults on `address`.
     let rc = unsafe {

@@ -7,33 +7,42 @@ use tracer_common::propagation::{
     parse_traceparent,
 };
 
-use crate::{go::read_words, gomap::Matches};
+use crate::{
+    go::{Aligned, read_words, zero, zeroed},
+    gomap::Matches,
+};
 
-/// The trace context of a request whose header map scan found `m`: a valid
+/// Writes to `out` the trace context of a request whose header map scan found `m`: a valid
 /// `traceparent` first, else a valid `b3`, else valid `X-B3-*` headers; all zero (a root
 /// span, sampled locally) when none is valid. A lone `b3: 0` only says not to sample.
 #[inline(always)]
-pub fn extract(m: &Matches) -> RemoteContext {
-    let mut out = RemoteContext::default();
-    if parse(m, KEY_TRACEPARENT, &mut out) && out.is_parent() {
-        return out;
+pub fn extract(m: &Matches, out: &mut RemoteContext) {
+    let keys = 1 << KEY_TRACEPARENT | 1 << KEY_B3 | 1 << KEY_B3_TRACE_ID;
+    // SAFETY: `out` is a valid context; all zero is none.
+    let clear = |out: &mut RemoteContext| unsafe { zero(out) };
+    clear(out);
+    if m.found & keys == 0 {
+        return;
     }
-    out = RemoteContext::default();
-    if parse(m, KEY_B3, &mut out) {
-        return out;
+    if parse(m, KEY_TRACEPARENT, out) && out.is_parent() {
+        return;
     }
-    out = RemoteContext::default();
-    if parse(m, KEY_B3_TRACE_ID, &mut out) && parse(m, KEY_B3_SPAN_ID, &mut out) {
+    clear(out);
+    if parse(m, KEY_B3, out) {
+        return;
+    }
+    clear(out);
+    if parse(m, KEY_B3_TRACE_ID, out) && parse(m, KEY_B3_SPAN_ID, out) {
         // An invalid sampling header leaves the decision to us.
-        let mut sampled = out;
+        let mut sampled = *out;
         if parse(m, KEY_B3_SAMPLED, &mut sampled) {
-            out = sampled;
+            *out = sampled;
         }
         if out.is_parent() {
-            return out;
+            return;
         }
     }
-    RemoteContext::default()
+    clear(out);
 }
 
 /// Whether `out` holds a W3C context (its `tracestate` is then kept).
@@ -66,7 +75,9 @@ pub extern "C" fn tracer_parse_value(key: u64, ptr: u64, len: u64, out: *mut Rem
     }
     // SAFETY: `out` is non-null and points to the caller's `RemoteContext`.
     let out = unsafe { &mut *out };
-    let mut v = [0u8; VALUE_BYTES];
+    let mut v = core::mem::MaybeUninit::<Aligned<VALUE_BYTES>>::uninit();
+    // SAFETY: zero bytes are a valid byte array.
+    let v = &mut unsafe { zeroed(&mut v) }.0;
     let n = if len > VALUE_BYTES as u64 {
         VALUE_BYTES as u32
     } else {
@@ -84,11 +95,11 @@ pub extern "C" fn tracer_parse_value(key: u64, ptr: u64, len: u64, out: *mut Rem
         return 0;
     }
     let ok = match key as usize {
-        KEY_TRACEPARENT => parse_traceparent(&v, len, out),
-        KEY_B3 => parse_b3(&v, len, out),
-        KEY_B3_TRACE_ID => parse_b3_trace_id(&v, len, out),
-        KEY_B3_SPAN_ID => parse_b3_span_id(&v, len, out),
-        KEY_B3_SAMPLED => parse_b3_sampled(&v, len, out),
+        KEY_TRACEPARENT => parse_traceparent(v, len, out),
+        KEY_B3 => parse_b3(v, len, out),
+        KEY_B3_TRACE_ID => parse_b3_trace_id(v, len, out),
+        KEY_B3_SPAN_ID => parse_b3_span_id(v, len, out),
+        KEY_B3_SAMPLED => parse_b3_sampled(v, len, out),
         _ => false,
     };
     u64::from(ok)

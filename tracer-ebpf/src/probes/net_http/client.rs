@@ -28,7 +28,7 @@ use tracer_common::{
 use crate::{
     go::{
         Regs, Window, config, event_header, goroutine, new_ids, read_u64, read_words,
-        string_failed, submit_flags,
+        string_failed, submit_flags, zero, zeroed,
     },
     maps::{
         CLIENT_BY_HEADER, CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT,
@@ -131,20 +131,25 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let evicted = &crate::maps::CLIENT_EVICTED;
-    let slot = slots::begin(&CLIENT_INFLIGHT, evicted, &key, now, |slot| slot.req == regs.rax)?;
+    let slot = slots::begin(&CLIENT_INFLIGHT, evicted, &key, now, |slot| {
+        slot.req == regs.rax
+    })?;
     slot.pid = key.pid;
     slot.config = slot_config;
     slot.start_ns = now;
     slot.req = regs.rax;
     new_ids(&mut slot.trace_id, &mut slot.span_id)?;
     (slot.parent_span_id, slot.link, slot.trace_flags) = ([0; 8], LINK_ROOT, 0);
-    let mut tracestate = [0; 2];
+    let mut tracestate = core::mem::MaybeUninit::uninit();
+    // SAFETY: all zero is no `tracestate`.
+    let tracestate: &mut [u64; 2] = unsafe { zeroed(&mut tracestate) };
     if let Some((ids, link)) = parent(cfg, &key, regs.rax, regs.r14) {
         (slot.trace_id, slot.parent_span_id, slot.link) = (ids.trace_id, ids.span_id, link);
         slot.trace_flags = ids.trace_flags as u8;
-        tracestate = ids.tracestate;
+        *tracestate = ids.tracestate;
     }
-    slot._pad = [0; 6];
+    // SAFETY: a field of the slot (see `zero`).
+    unsafe { zero(&raw mut slot._pad) };
     slot.header = 0;
     if cfg.inject != 0 {
         inject::watch(key.pid);
@@ -153,7 +158,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
             trace_id: slot.trace_id,
             span_id: slot.span_id,
             trace_flags: u32::from(slot.trace_flags),
-            tracestate,
+            tracestate: *tracestate,
         };
         if let Some(header) = read_u64(regs.rax, cfg.req_header)
             && inject::register(key.pid, header, now, ids)
@@ -266,7 +271,8 @@ fn emit(
     ev.parent_span_id = start.parent_span_id;
     ev.link = start.link;
     ev.trace_flags = start.trace_flags;
-    ev._pad = [0; 6];
+    // SAFETY: a field of the event (see `zero`).
+    unsafe { zero(&raw mut ev._pad) };
     ev.err_itab = err_itab;
     ev.err_data = err_data;
     ev.status = if response != 0 && err_itab == 0 {

@@ -54,7 +54,7 @@ use tracer_common::{
 };
 
 use crate::{
-    go::{Regs, Window, config, read_bytes, read_u64, read_words},
+    go::{Regs, Window, config, read_bytes, read_u64, read_words, zeroed},
     gomap::{self, Matches},
     maps::{CLIENT_BY_HEADER, count},
     probes::net_http::server::{Ids, link_key, write_link},
@@ -164,8 +164,10 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
         count(INJECT_UNSURE);
         return None;
     }
-    let mut found = Matches::default();
-    gomap::scan(&cfg.header_map, regs.rax, 0, &mut found);
+    let mut found = core::mem::MaybeUninit::uninit();
+    // SAFETY: all zero is nothing found.
+    let found: &mut Matches = unsafe { zeroed(&mut found) };
+    gomap::scan(&cfg.header_map, regs.rax, 0, found);
     if found.found & (1 << KEY_TRACEPARENT) != 0 {
         count(INJECT_PRESENT);
         return None;

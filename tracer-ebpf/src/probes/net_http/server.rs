@@ -24,7 +24,7 @@ use tracer_common::{
 use crate::{
     go::{
         Regs, Window, config, copy_string, event_header, goroutine, new_ids, read_bytes, read_u64,
-        read_words, string_failed, submit_flags,
+        read_words, string_failed, submit_flags, zero, zeroed,
     },
     gomap::{self, Matches},
     maps::{
@@ -116,7 +116,9 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let evicted = &crate::maps::SERVER_EVICTED;
-    let slot = slots::begin(&SERVER_INFLIGHT, evicted, &key, now, |slot| slot.req == regs.rdi)?;
+    let slot = slots::begin(&SERVER_INFLIGHT, evicted, &key, now, |slot| {
+        slot.req == regs.rdi
+    })?;
     if slot.g != 0 {
         // A start that never ended (replaced, evicted or expired): its link entries go too,
         // or a later context or goroutine at the same key would find a span never exported.
@@ -129,12 +131,15 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     slot.req = regs.rdi;
     slot.resp = regs.rcx;
     new_ids(&mut slot.trace_id, &mut slot.span_id)?;
-    slot.parent_span_id = [0; 8];
-    slot.flags = 0;
-    slot.goid = 0;
-    slot.context = 0;
-    slot.user_agent = [0; 2];
-    slot.tracestate = [0; 2];
+    // SAFETY: fields of the slot (one store per word: see `zero`).
+    unsafe {
+        zero(&raw mut slot.parent_span_id);
+        zero(&raw mut slot.flags);
+        zero(&raw mut slot.goid);
+        zero(&raw mut slot.context);
+        zero(&raw mut slot.user_agent);
+        zero(&raw mut slot.tracestate);
+    }
     // The request's headers, read now: the trace context decides the span's trace before
     // the handler calls anything.
     let request = Window::read(0, regs.rdi, cfg.req_window);
@@ -142,7 +147,10 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
         .as_ref()
         .and_then(|req| req.word(cfg.req_header))
         .unwrap_or(0);
-    let remote = headers_of(cfg, slot_config, headers, slot);
+    let mut remote = core::mem::MaybeUninit::uninit();
+    // SAFETY: all zero is no context.
+    let remote: &mut RemoteContext = unsafe { zeroed(&mut remote) };
+    headers_of(cfg, slot_config, headers, slot, remote);
     if remote.is_parent() {
         slot.trace_id = remote.trace_id;
         slot.parent_span_id = remote.span_id;
@@ -170,20 +178,23 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
 }
 
 /// Scans the request's header map `headers` once: records where the user agent (and, with
-/// a W3C context, `tracestate`) is in `slot`, and returns the trace context the request
-/// carries.
+/// a W3C context, `tracestate`) is in `slot`, and writes the trace context the request
+/// carries to `remote`.
 #[inline(always)]
 fn headers_of(
     cfg: &ProbeConfig,
     config_slot: u32,
     headers: u64,
     slot: &mut ServerInflight,
-) -> RemoteContext {
-    let mut found = Matches::default();
+    remote: &mut RemoteContext,
+) {
+    let mut found = core::mem::MaybeUninit::uninit();
+    // SAFETY: all zero is nothing found.
+    let found: &mut Matches = unsafe { zeroed(&mut found) };
     let cache = USER_AGENT_KEY.get_ptr_mut(config_slot);
     // SAFETY: an array slot of this binary; a stale or racing value only costs a read.
     let known = cache.map_or(0, |c| unsafe { *c });
-    gomap::scan(&cfg.header_map, headers, known, &mut found);
+    gomap::scan(&cfg.header_map, headers, known, found);
     if found.found & (1 << KEY_USER_AGENT) != 0 {
         if let Some(cache) = cache
             && found.user_agent_key != known
@@ -195,14 +206,13 @@ fn headers_of(
             slot.user_agent = header;
         }
     }
-    let remote = tracecontext::extract(&found);
-    if tracecontext::is_w3c(&remote)
+    tracecontext::extract(found, remote);
+    if tracecontext::is_w3c(remote)
         && found.found & (1 << KEY_TRACESTATE) != 0
         && let Some(header) = read_words(found.values[KEY_TRACESTATE & 7])
     {
         slot.tracestate = header;
     }
-    remote
 }
 
 /// The key of `key` (a goroutine id or a context address) in a link index (the slot
