@@ -17,7 +17,30 @@ use tracer::{
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's option setter (in the C library the `mimalloc` crate links).
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_arena_eager_commit` and `mi_option_purge_delay` in mimalloc's `mi_option_t`
+/// (`mimalloc.h` of the libmimalloc-sys version in Cargo.lock).
+const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Memory freed goes back to the system at once: a binary's inspection (its DWARF
+/// decompressed, its tables read) needs tens of MiB for a moment, and the tracer then
+/// runs for weeks. By default mimalloc keeps freed memory for reuse, committed, and
+/// purges it only on later allocations of the same thread.
+fn return_freed_memory() {
+    // SAFETY: plain option setters, called before any other thread exists.
+    unsafe {
+        mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    return_freed_memory();
     if std::env::args_os()
         .nth(1)
         .is_some_and(|arg| arg == "doctor")
