@@ -7,6 +7,7 @@
 //! counted under a drop reason.
 pub mod json;
 pub mod otlp;
+mod protobuf;
 pub mod settings;
 pub mod stream;
 pub mod text;
