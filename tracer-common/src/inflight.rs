@@ -13,6 +13,36 @@ pub const SLOTS: u32 = WAYS * SETS;
 /// A slot whose span started longer ago than this is free again.
 pub const TTL_NS: u64 = 600 * 1_000_000_000;
 
+/// The words every slot type starts with, which user space reads to tell whose a slot is
+/// and frees a slot by (zeroing `key`, as the kernel does): the key (`runtime.g`, a
+/// goroutine id or a context address; 0 for a free slot, written last when a slot is
+/// taken), the process and the start time. Each slot type asserts it starts this way
+/// ([`assert_slot_head`](crate::assert_slot_head)).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotHead {
+    pub key: u64,
+    pub pid: u32,
+    pub _pad: u32,
+    pub start_ns: u64,
+}
+crate::assert_size!(SlotHead, 24);
+
+/// Asserts at compile time that slot type `$ty` starts with a [`SlotHead`] whose key is
+/// its field `$key`.
+#[macro_export]
+macro_rules! assert_slot_head {
+    ($ty:ty, $key:ident) => {
+        const _: () = {
+            use core::mem::offset_of;
+            use $crate::inflight::SlotHead;
+            assert!(offset_of!($ty, $key) == offset_of!(SlotHead, key));
+            assert!(offset_of!($ty, pid) == offset_of!(SlotHead, pid));
+            assert!(offset_of!($ty, start_ns) == offset_of!(SlotHead, start_ns));
+        };
+    };
+}
+
 /// A start evicted from a full set, remembered (in a slot array of its own, for
 /// [`TTL_NS`]) so that its end, which finds no start, is not counted lost a second time:
 /// the eviction counted it already.
@@ -28,6 +58,7 @@ pub struct Evicted {
     pub start_ns: u64,
 }
 crate::assert_size!(Evicted, 24);
+crate::assert_slot_head!(Evicted, g);
 
 /// First slot of the set of key `g` of process `pid`: a goroutine's `runtime.g` address,
 /// or, in the link indexes, a goroutine id (small consecutive numbers) or a context's

@@ -1,5 +1,6 @@
 //! The maps shared by all probes, and the per-CPU counters of lost events.
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, PerCpuArray, RingBuf},
 };
@@ -26,19 +27,25 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map]
 pub static CONFIGS: Array<ProbeConfig> = Array::with_max_entries(MAX_CONFIGS, 0);
 
+/// Flags of the slot arrays that user space scans when processes exit (`tracer-user`'s
+/// `Loader::release_gone`): mappable into its memory, so that a scan reads memory instead
+/// of making one system call per slot (Linux 5.5 or later; `array_map_mmap` in
+/// <https://github.com/torvalds/linux/blob/v6.12/kernel/bpf/arraymap.c>).
+const SCANNED: u32 = BPF_F_MMAPABLE;
+
 /// Server requests whose handler is running, per goroutine (see `crate::slots`).
 #[map]
-pub static SERVER_INFLIGHT: Array<ServerInflight> = Array::with_max_entries(SLOTS, 0);
+pub static SERVER_INFLIGHT: Array<ServerInflight> = Array::with_max_entries(SLOTS, SCANNED);
 
 /// In-flight server spans by goroutine id (`g.goid`), for client calls on goroutines they
 /// start (see `crate::slots`).
 #[map]
-pub static SERVER_BY_GOID: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);
+pub static SERVER_BY_GOID: Array<SpanLink> = Array::with_max_entries(SLOTS, SCANNED);
 
 /// In-flight server spans by their request's context, for client calls whose request
 /// carries it or a context derived from it (see `crate::slots`).
 #[map]
-pub static SERVER_BY_CONTEXT: Array<SpanLink> = Array::with_max_entries(SLOTS, 0);
+pub static SERVER_BY_CONTEXT: Array<SpanLink> = Array::with_max_entries(SLOTS, SCANNED);
 
 /// Goroutines started, directly or not, by goroutines serving requests, by goroutine id,
 /// with the span they descend from (`--track-goroutines`; see `crate::slots`). Entries are
@@ -57,7 +64,7 @@ pub static CLIENT_EVICTED: Array<Evicted> = Array::with_max_entries(SLOTS, 0);
 
 /// Client calls in flight, per goroutine (see `crate::slots`).
 #[map]
-pub static CLIENT_INFLIGHT: Array<ClientInflight> = Array::with_max_entries(SLOTS, 0);
+pub static CLIENT_INFLIGHT: Array<ClientInflight> = Array::with_max_entries(SLOTS, SCANNED);
 
 /// Words in one scratch window.
 pub const WINDOW_WORDS: usize = WINDOW_BYTES as usize / 8;

@@ -15,6 +15,7 @@ pub mod http;
 pub mod kube;
 pub mod launch;
 pub mod loader;
+pub mod mapped_slots;
 pub mod metrics;
 pub mod pipeline;
 pub mod privileges;

@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, PerCpuValues, RingBuf},
+    maps::{Array, Map, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeLinkId, UProbeScope},
@@ -18,7 +18,7 @@ use tracer_common::{
     config::{MAX_CONFIGS, ProbeConfig},
     counters::NUM_COUNTERS,
     event::IdState,
-    inflight::TTL_NS,
+    inflight::{SlotHead, TTL_NS},
     probes::net_http::{
         client::ClientInflight,
         server::{ServerInflight, SpanLink},
@@ -26,6 +26,7 @@ use tracer_common::{
 };
 
 use crate::{
+    mapped_slots::{MapSlotsError, MappedSlots},
     probes::Hook,
     target::{Inspection, ProbePoint},
 };
@@ -53,6 +54,12 @@ pub enum LoadError {
         map: &'static str,
         #[source]
         source: aya::maps::MapError,
+    },
+    #[error("cannot map eBPF map {map} into memory")]
+    MapSlots {
+        map: &'static str,
+        #[source]
+        source: MapSlotsError,
     },
     #[error("cannot open cgroup {path}")]
     Cgroup {
@@ -104,6 +111,41 @@ pub struct Loader {
     free_slots: Vec<u32>,
     /// Where detached links go to be closed (started on first use).
     detacher: Option<Detacher>,
+    /// The slot arrays of [`SCANNED`], scanned through memory mappings; one that cannot
+    /// be is read with one system call per slot.
+    mapped: Vec<(&'static str, MappedSlots)>,
+}
+
+/// The slot arrays scanned for the spans of processes that exited (created mappable in
+/// `tracer-ebpf/src/maps.rs`).
+const SCANNED: [&str; 4] = [
+    SERVER_INFLIGHT,
+    CLIENT_INFLIGHT,
+    SERVER_BY_GOID,
+    SERVER_BY_CONTEXT,
+];
+const SERVER_INFLIGHT: &str = "SERVER_INFLIGHT";
+const CLIENT_INFLIGHT: &str = "CLIENT_INFLIGHT";
+const SERVER_BY_GOID: &str = "SERVER_BY_GOID";
+const SERVER_BY_CONTEXT: &str = "SERVER_BY_CONTEXT";
+
+/// Links being detached by [`Loader::detach_links_apart`].
+pub struct Detaching(Option<std::thread::JoinHandle<()>>);
+
+impl Detaching {
+    /// Whether every link is closed.
+    pub fn is_done(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(std::thread::JoinHandle::is_finished)
+    }
+
+    /// Waits until every link is closed.
+    pub fn wait(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// A thread that closes uprobe links: the kernel waits for an RCU grace period (tens of
@@ -162,11 +204,22 @@ impl Loader {
                 source,
             })?;
         }
+        let mut mapped = Vec::with_capacity(SCANNED.len());
+        for name in SCANNED {
+            match map_slots(&ebpf, name) {
+                Ok(slots) => mapped.push((name, slots)),
+                Err(error) => log::warn!(
+                    "{}; scanning it with one system call per slot",
+                    chain(&error)
+                ),
+            }
+        }
         let mut loader = Self {
             ebpf,
             next_slot: 0,
             free_slots: Vec::new(),
             detacher: None,
+            mapped,
         };
         loader.seed_ids()?;
         Ok(loader)
@@ -278,6 +331,34 @@ impl Loader {
 
     /// Detaches what [`Loader::attach`] attached.
     pub fn detach_links(&mut self, links: Vec<Link>) {
+        let taken = self.take_links(links);
+        if self.detacher.is_none() {
+            self.detacher = Detacher::spawn()
+                .map_err(|error| log::debug!("no detacher thread ({error}): detaching here"))
+                .ok();
+        }
+        match &self.detacher {
+            Some(detacher) => detacher.send(taken),
+            // Closed here.
+            None => drop(taken),
+        }
+    }
+
+    /// Detaches what [`Loader::attach`] attached, starting now, on a thread of its own
+    /// (not behind other detaches): the kernel removes the uprobes one after the other,
+    /// each followed by a grace period. The returned [`Detaching`] says when none of
+    /// `links` can fire any more.
+    pub fn detach_links_apart(&mut self, links: Vec<Link>) -> Detaching {
+        let taken = self.take_links(links);
+        let thread = std::thread::Builder::new()
+            .name("detach-changed".into())
+            // Dropping a link detaches it; without a thread, they are closed here.
+            .spawn(move || drop(taken));
+        Detaching(thread.ok())
+    }
+
+    /// Takes `links` out of their programs (dropping what is returned detaches them).
+    fn take_links(&mut self, links: Vec<Link>) -> Vec<UProbeLink> {
         let mut taken = Vec::with_capacity(links.len());
         for link in links {
             let result = program::<UProbe>(&mut self.ebpf, link.program).and_then(|p| {
@@ -289,16 +370,7 @@ impl Loader {
                 Err(error) => log::warn!("detaching {} failed: {error}", link.program),
             }
         }
-        if self.detacher.is_none() {
-            self.detacher = Detacher::spawn()
-                .map_err(|error| log::debug!("no detacher thread ({error}): detaching here"))
-                .ok();
-        }
-        match &self.detacher {
-            Some(detacher) => detacher.send(taken),
-            // Closed here.
-            None => drop(taken),
-        }
+        taken
     }
 
     /// Starts the exec and exit events of every process (see
@@ -422,15 +494,38 @@ impl Loader {
                 counts.in_flight += 1;
             }
         };
-        let servers: Array<&MapData, ServerInflight> = self.map("SERVER_INFLIGHT")?;
-        for slot in servers.iter().filter_map(Result::ok).filter(|s| s.g != 0) {
-            tally(slot.pid, slot.start_ns);
-        }
-        let clients: Array<&MapData, ClientInflight> = self.map("CLIENT_INFLIGHT")?;
-        for slot in clients.iter().filter_map(Result::ok).filter(|s| s.g != 0) {
-            tally(slot.pid, slot.start_ns);
-        }
+        self.for_each_taken::<ServerInflight>(SERVER_INFLIGHT, |head| {
+            tally(head.pid, head.start_ns)
+        })?;
+        self.for_each_taken::<ClientInflight>(CLIENT_INFLIGHT, |head| {
+            tally(head.pid, head.start_ns)
+        })?;
         Ok(counts)
+    }
+
+    /// Calls `f` with the head of every taken slot of the slot array `name` (of `T`s).
+    fn for_each_taken<T: Headed>(
+        &self,
+        name: &'static str,
+        mut f: impl FnMut(SlotHead),
+    ) -> Result<(), LoadError> {
+        if let Some(slots) = self.mapped(name) {
+            slots
+                .scan(|_, head| {
+                    f(*head);
+                    false
+                })
+                .map_err(|source| LoadError::MapSlots { map: name, source })?;
+            return Ok(());
+        }
+        let slots: Array<&MapData, T> = self.map(name)?;
+        for slot in slots.iter().filter_map(Result::ok) {
+            let head = slot.head();
+            if head.key != 0 {
+                f(head);
+            }
+        }
+        Ok(())
     }
 
     /// Frees the in-flight slots of the spans lost with the processes in `gone` (see
@@ -438,31 +533,43 @@ impl Loader {
     /// lost. Their slots would otherwise stay taken until the TTL, and be counted in
     /// flight at exit.
     ///
-    /// A slot is read, then written back freed: a probe of another process that claims
-    /// the very slot in between (its set full, this one the oldest) loses its start. The
-    /// window is one system call wide, and the loss is counted (`unmatched_end`).
+    /// The arrays are mapped into memory (see [`MappedSlots::scan`] for a probe
+    /// that claims a slot as it is freed). One that is not is read a slot at a time and
+    /// written back freed: a probe of another process that claims the very slot in
+    /// between (its set full, this one the oldest) loses its start. That window is one
+    /// system call wide, and the loss is counted (`unmatched_end`).
     pub fn release_gone(&mut self, gone: &[(u32, u64)]) -> Result<u64, LoadError> {
         if gone.is_empty() {
             return Ok(0);
         }
-        let servers =
-            self.release::<ServerInflight>("SERVER_INFLIGHT", gone, |s| (s.pid, s.g, s.start_ns))?;
-        let clients =
-            self.release::<ClientInflight>("CLIENT_INFLIGHT", gone, |s| (s.pid, s.g, s.start_ns))?;
-        for links in ["SERVER_BY_GOID", "SERVER_BY_CONTEXT"] {
-            self.release::<SpanLink>(links, gone, |s| (s.pid, s.key, s.start_ns))?;
+        let started = std::time::Instant::now();
+        let servers = self.release::<ServerInflight>(SERVER_INFLIGHT, gone)?;
+        let clients = self.release::<ClientInflight>(CLIENT_INFLIGHT, gone)?;
+        for links in [SERVER_BY_GOID, SERVER_BY_CONTEXT] {
+            self.release::<SpanLink>(links, gone)?;
         }
+        log::debug!(
+            "released {} spans of {} exited processes in {:?}",
+            servers + clients,
+            gone.len(),
+            started.elapsed()
+        );
         Ok(servers + clients)
     }
 
-    /// Zeroes the key (`owner`'s second field) of every slot of map `name` that `gone`
-    /// says is lost; returns how many.
-    fn release<T: aya::Pod + Default>(
+    /// Frees every slot of the slot array `name` (of `T`s) that `gone` says is lost;
+    /// returns how many.
+    fn release<T: Headed + Default>(
         &mut self,
         name: &'static str,
         gone: &[(u32, u64)],
-        owner: impl Fn(&T) -> (u32, u64, u64),
     ) -> Result<u64, LoadError> {
+        let lost = |head: &SlotHead| is_gone(gone, head.pid, head.start_ns);
+        if let Some(slots) = self.mapped(name) {
+            return slots
+                .scan(|_, head| lost(head))
+                .map_err(|source| LoadError::MapSlots { map: name, source });
+        }
         let mut slots: Array<&mut MapData, T> = self.map_mut(name)?;
         let mut released = 0;
         for index in 0..slots.len() {
@@ -470,13 +577,20 @@ impl Loader {
             let Ok(slot) = slots.get(&index, 0) else {
                 continue;
             };
-            let (pid, key, started) = owner(&slot);
-            if key != 0 && is_gone(gone, pid, started) && slots.set(index, T::default(), 0).is_ok()
-            {
+            let head = slot.head();
+            if head.key != 0 && lost(&head) && slots.set(index, T::default(), 0).is_ok() {
                 released += 1;
             }
         }
         Ok(released)
+    }
+
+    /// The slot array `name`, if it is mapped into memory.
+    fn mapped(&self, name: &str) -> Option<&MappedSlots> {
+        self.mapped
+            .iter()
+            .find(|(mapped, _)| *mapped == name)
+            .map(|(_, slots)| slots)
     }
 
     fn map<'a, T>(&'a self, name: &'static str) -> Result<T, LoadError>
@@ -495,6 +609,46 @@ impl Loader {
         T::try_from(map).map_err(|source| LoadError::Map { map: name, source })
     }
 }
+
+/// The slot array `name` of `ebpf`, mapped into memory.
+fn map_slots(ebpf: &Ebpf, name: &'static str) -> Result<MappedSlots, LoadError> {
+    let Some(Map::Array(map)) = ebpf.map(name) else {
+        return Err(LoadError::MissingMap(name));
+    };
+    let info = map
+        .info()
+        .map_err(|source| LoadError::Map { map: name, source })?;
+    MappedSlots::map(
+        std::os::fd::AsFd::as_fd(map.fd()),
+        info.map_flags(),
+        info.value_size(),
+        info.max_entries(),
+    )
+    .map_err(|source| LoadError::MapSlots { map: name, source })
+}
+
+/// A slot type, read whole by system call when its array is not mapped.
+trait Headed: aya::Pod {
+    fn head(&self) -> SlotHead;
+}
+
+macro_rules! headed {
+    ($ty:ty, $key:ident) => {
+        impl Headed for $ty {
+            fn head(&self) -> SlotHead {
+                SlotHead {
+                    key: self.$key,
+                    pid: self.pid,
+                    _pad: 0,
+                    start_ns: self.start_ns,
+                }
+            }
+        }
+    };
+}
+headed!(ServerInflight, g);
+headed!(ClientInflight, g);
+headed!(SpanLink, key);
 
 /// The injection path's `sk_msg` and `sock_ops` programs.
 const SEND: &str = "tracer_send";
@@ -525,6 +679,18 @@ fn random_u64() -> std::io::Result<u64> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(u64::from_ne_bytes(bytes))
+}
+
+/// `error` and its causes, for a log line.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
 }
 
 /// Whether `error` comes from a system call refused for lack of permission.
@@ -564,6 +730,8 @@ pub fn is_gone(gone: &[(u32, u64)], pid: u32, started_ns: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use tracer_common::inflight::SLOTS;
+
     use super::*;
 
     #[test]
@@ -576,5 +744,83 @@ mod tests {
         assert!(is_gone(&gone, 20, 5));
         assert!(!is_gone(&gone, 30, 5));
         assert!(!is_gone(&[], 10, 5));
+    }
+
+    /// A server slot of goroutine `g` of process `pid`, started at `start_ns`.
+    fn server(g: u64, pid: u32, start_ns: u64) -> ServerInflight {
+        ServerInflight {
+            g,
+            pid,
+            start_ns,
+            req: 0xc000_1000,
+            ..ServerInflight::default()
+        }
+    }
+
+    /// Frees the slots of exited processes in the kernel's arrays, mapped and not, and
+    /// says how long a pass takes each way.
+    #[test]
+    #[ignore = "needs root (loads the eBPF maps): cargo test --release -p tracer-user --lib -- --ignored --nocapture loader"]
+    fn the_slots_of_exited_processes_are_released_mapped_or_not() {
+        let mut loader = Loader::load(&[]).expect("loading the eBPF maps");
+        assert_eq!(
+            loader
+                .mapped
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>(),
+            SCANNED
+        );
+        let gone = [(100, 1_000)];
+        for mapped in [true, false] {
+            if !mapped {
+                loader.mapped.clear();
+            }
+            let slots = [
+                (3, server(0xc000_0001, 100, 900)),
+                (4, server(0xc000_0002, 100, 1_000)),
+                // Started after the exec: the new program's.
+                (5, server(0xc000_0003, 100, 1_001)),
+                (SLOTS - 1, server(0xc000_0004, 200, 900)),
+                (SLOTS - 2, server(0xc000_0005, 100, 10)),
+            ];
+            let mut servers: Array<&mut MapData, ServerInflight> =
+                loader.map_mut(SERVER_INFLIGHT).expect("SERVER_INFLIGHT");
+            for (index, slot) in slots {
+                servers.set(index, slot, 0).expect("writing a slot");
+            }
+            let started = std::time::Instant::now();
+            assert_eq!(loader.release_gone(&gone).expect("releasing"), 3);
+            let took = started.elapsed();
+            eprintln!(
+                "one release pass, {}: {took:?}",
+                if mapped {
+                    "mapped"
+                } else {
+                    "one system call per slot"
+                }
+            );
+            let servers: Array<&MapData, ServerInflight> =
+                loader.map(SERVER_INFLIGHT).expect("SERVER_INFLIGHT");
+            for (index, slot) in slots {
+                let now = servers.get(&index, 0).expect("reading a slot");
+                let freed = is_gone(&gone, slot.pid, slot.start_ns);
+                assert_eq!(now.g, if freed { 0 } else { slot.g }, "slot {index}");
+                assert_eq!(now.req, if freed && !mapped { 0 } else { slot.req });
+            }
+            let counts = loader.inflight(2_000, &[]).expect("counting");
+            assert_eq!(counts.in_flight, 2);
+            // Clean for the next round.
+            assert_eq!(
+                loader
+                    .release_gone(&[(100, 2_000), (200, 2_000)])
+                    .expect("releasing"),
+                2
+            );
+            assert_eq!(
+                loader.inflight(2_000, &[]).expect("counting"),
+                InFlight::default()
+            );
+        }
     }
 }

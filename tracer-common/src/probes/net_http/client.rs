@@ -63,6 +63,7 @@ pub struct ClientInflight {
     pub header: u64,
 }
 crate::assert_size!(ClientInflight, 80);
+crate::assert_slot_head!(ClientInflight, g);
 
 /// One finished client span.
 #[repr(C)]

@@ -152,6 +152,7 @@ pub struct ServerInflight {
     pub tracestate: [u64; 2],
 }
 crate::assert_size!(ServerInflight, 128);
+crate::assert_slot_head!(ServerInflight, g);
 
 /// An in-flight server span as found by a key: the id of its goroutine (`g.goid`), for
 /// client calls made on goroutines it started (`g.parentGoid`), or its request's context,
@@ -177,6 +178,7 @@ pub struct SpanLink {
     pub tracestate: [u64; 2],
 }
 crate::assert_size!(SpanLink, 80);
+crate::assert_slot_head!(SpanLink, key);
 
 /// One finished server span.
 #[repr(C)]
