@@ -12,7 +12,7 @@
 //! word is read or written here as one atomic access.
 use std::{
     mem::offset_of,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, BorrowedFd, OwnedFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
@@ -203,6 +203,8 @@ fn page_size() -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::FromRawFd as _;
+
     use super::*;
 
     /// Slots in a memory file, standing in for a kernel array, and a view of all of them
