@@ -62,7 +62,10 @@ fn pipeline(record: &[u8]) {
         JsonLines.encode(item, &mut out);
         let _ = text::line(item);
     }
-    let _ = otlp::request(&items).encode_to_vec();
+    // The encoder the exporters use writes what the message structs encode to.
+    let mut encoded = Vec::new();
+    otlp::RequestEncoder::default().encode_batch(&items, &mut encoded);
+    assert_eq!(encoded, otlp::request(&items).encode_to_vec());
     let _ = zipkin::encode(&items);
 }
 
