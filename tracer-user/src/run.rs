@@ -239,7 +239,6 @@ fn trace(
         None => None,
     };
     let mut loader = Loader::load(&programs)?;
-    let events = loader.take_events()?;
     let scope = match &config.mode {
         Mode::Pids(_) | Mode::Command(_) => Scope::Each,
         Mode::Binaries(paths) => Scope::Paths(paths.clone()),
@@ -281,6 +280,10 @@ fn trace(
         None => None,
     };
 
+    // Mapped only now: the ring buffer's pages count twice in the tracer's resident
+    // memory (16 MiB, its data is mapped twice), and the first inspections above need
+    // some 15 MiB for a moment; spans of probes attached meanwhile wait in the kernel.
+    let events = loader.take_events()?;
     let mut published = Instant::now();
     let mut pipeline = Pipeline {
         events,
