@@ -329,13 +329,16 @@ fn footprint(pid: u32) -> Result<Footprint> {
         cpu: process::cpu_time(pid)?,
         ..Footprint::default()
     };
+    // A map or program open twice (a descriptor duplicated) is counted once.
+    let mut seen = std::collections::HashSet::new();
     for fd in kernel::fds(pid)? {
         footprint.fds += 1;
         let kib = || fd.field("memlock").unwrap_or(0) / 1024;
+        let mut first = |key: &str| seen.insert((key.to_owned(), fd.field(key)));
         match fd.target.as_str() {
             "anon_inode:bpf_link" | "anon_inode:[perf_event]" => footprint.links += 1,
-            "anon_inode:bpf-map" => footprint.bpf_maps_kib += kib(),
-            "anon_inode:bpf-prog" => footprint.bpf_progs_kib += kib(),
+            "anon_inode:bpf-map" if first("map_id") => footprint.bpf_maps_kib += kib(),
+            "anon_inode:bpf-prog" if first("prog_id") => footprint.bpf_progs_kib += kib(),
             _ => {}
         }
     }
