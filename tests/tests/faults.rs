@@ -12,8 +12,12 @@
 //! span or a counted drop. These tests need root.
 
 use std::collections::HashSet;
+use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -513,6 +517,294 @@ fn pid_mode_exits_when_its_target_is_killed_mid_request_counting_lost_spans() {
     expect_count(&summary, "process_exited", 20);
     expect_count(&summary, "dropped", 20);
     expect_count(&summary, "in_flight_at_exit", 0);
+}
+
+// A traced binary changed on disk (`--binary`): rewritten in place, or replaced by a
+// rename.
+
+/// A directory of its own under the system's temporary directory for the test `name`,
+/// empty; removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tracer-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits until the tracer's stderr has `count` lines containing `needle`; returns the
+/// last of them.
+fn wait_lines(tracer: &Tracer, needle: &str, count: usize, timeout: Duration) -> String {
+    tracer_tests::poll_until(timeout, || {
+        let stderr = tracer.stderr();
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(needle)).collect();
+        (lines.len() >= count).then(|| lines[count - 1].to_owned())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {count} lines with {needle:?} within {timeout:?}\n--- tracer stderr ---\n{}",
+            tracer.stderr()
+        )
+    })
+}
+
+/// The line the tracer logs when the probes of `path` are live, built by Go `go`.
+fn probes_live(path: &Path, go: &str) -> String {
+    format!("probes live in {} go={go} ", path.display())
+}
+
+/// The addresses of `symbols` in `exe`, by `go tool nm` of `toolchain`.
+fn symbol_addresses(toolchain: &go::Toolchain, exe: &Path, symbols: &[&str]) -> Vec<u64> {
+    let output = toolchain
+        .command()
+        .args(["tool", "nm"])
+        .arg(exe)
+        .output()
+        .expect("run go tool nm");
+    assert!(output.status.success(), "go tool nm {}", exe.display());
+    let table = String::from_utf8_lossy(&output.stdout);
+    symbols
+        .iter()
+        .map(|symbol| {
+            table
+                .lines()
+                .find_map(|line| {
+                    let mut fields = line.split_whitespace();
+                    let address = u64::from_str_radix(fields.next()?, 16).ok()?;
+                    (fields.next()? == "T" && fields.next()? == *symbol).then_some(address)
+                })
+                .unwrap_or_else(|| panic!("{symbol} in {}", exe.display()))
+        })
+        .collect()
+}
+
+/// Rewrites the file at `path` in place with `bytes` (truncated and written, like `cp`
+/// over an existing file): the same inode, checked.
+fn rewrite_in_place(path: &Path, bytes: &[u8]) {
+    let inode = fs::metadata(path).expect("stat").ino();
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {} for writing: {e}", path.display()));
+    file.write_all(bytes).expect("write");
+    drop(file);
+    assert_eq!(
+        fs::metadata(path).expect("stat").ino(),
+        inode,
+        "the same inode"
+    );
+}
+
+/// Starts the `net_http_server` fixture at `path` (built by `toolchain`) and waits until
+/// the tracer says it is attached to it with the probes of that build.
+fn start_traced(tracer: &Tracer, path: &Path, toolchain: go::Toolchain) -> HttpServer {
+    let runtime = toolchain.runtime_version().to_owned();
+    let mut fixture = Fixture::spawn(path, &[]).expect("start the program");
+    if let Err(error) = fixture.wait_for_stdout_line("listening on ", process::STARTUP_TIMEOUT) {
+        let status = fixture.kill().expect("reap the program");
+        panic!("the program ({runtime}) did not start: {status}\n{error}");
+    }
+    let server = HttpServer::from_fixture(fixture, toolchain).expect("the program serves");
+    let line = tracer
+        .wait_attached(server.pid(), ATTACH_TIMEOUT)
+        .expect("the program is traced");
+    assert!(
+        line.contains(&format!(" go={runtime} ")),
+        "attached with the probes of {runtime}: {line}"
+    );
+    server
+}
+
+/// Ends `server` with SIGTERM and checks that it was running unharmed until then: it
+/// dies of that signal (not SIGTRAP, SIGSEGV, SIGILL, SIGBUS), having written nothing to
+/// stderr (where the Go runtime reports a fault).
+fn terminate_unharmed(server: &mut HttpServer) {
+    let pid = server.pid();
+    process::send_signal(pid, libc::SIGTERM).expect("SIGTERM the program");
+    let ended = tracer_tests::poll_until(Duration::from_secs(10), || {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat[stat.rfind(')')? + 2..].chars().next()?;
+        (state == 'Z').then_some(())
+    });
+    assert!(ended.is_some(), "pid {pid} ends on SIGTERM");
+    let status = server.fixture_mut().kill().expect("reap the program");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "the program ran until stopped: {status}\n--- its stderr ---\n{}",
+        server.fixture().stderr()
+    );
+    assert_eq!(
+        server.fixture().stderr(),
+        "",
+        "the program reported no fault"
+    );
+}
+
+/// Checks that `spans` has exactly `count` spans of the process `server` (built by Go
+/// `runtime`, at `path`), each a server span of `GET /hello` answered 200.
+fn expect_hello_spans(spans: &[Span], server: &HttpServer, path: &Path, count: usize) {
+    let runtime = server.toolchain().runtime_version();
+    let pid = u64::from(server.pid());
+    let own: Vec<&Span> = spans
+        .iter()
+        .filter(|s| {
+            s.resource("process.pid")
+                .and_then(serde_json::Value::as_u64)
+                == Some(pid)
+        })
+        .collect();
+    assert_eq!(
+        own.len(),
+        count,
+        "one span per request of pid {pid} ({runtime}): {}",
+        tracer_tests::span::dump(&own)
+    );
+    for span in own {
+        assert!(
+            span.kind() == Some("server")
+                && span.name().is_some_and(|n| n.starts_with("GET"))
+                && span.attr_str("http.request.method") == Some("GET")
+                && span.attr_str("url.path") == Some("/hello")
+                && span.attr_u64("http.response.status_code") == Some(200)
+                && span.attr_u64("server.port") == Some(u64::from(server.addr().port()))
+                && span.resource_str("process.runtime.version") == Some(runtime)
+                && span.resource_str("process.executable.path") == path.to_str(),
+            "a server span of GET /hello answered 200 by pid {pid} ({runtime}): {span}"
+        );
+    }
+}
+
+/// `--binary PATH`, the file at PATH rewritten in place (same inode, as `cp` over it
+/// does) between two runs of the program, by a build of another Go release whose
+/// functions are elsewhere: the kernel would put the old build's breakpoints, with the
+/// old build's instructions, into the new one. The tracer removes the probes as soon as
+/// the write begins, attaches to the new content once the writer is done, and the new
+/// build runs unharmed and traced, every request a span.
+#[test]
+fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_traced_unharmed() {
+    const OLD: &str = "1.22.10";
+    const NEW: &str = "1.25.5";
+    const REQUESTS: usize = 20;
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let (old_go, old_exe) = process::build_http_server(OLD).expect("build the old program");
+    let (new_go, new_exe) = process::build_http_server(NEW).expect("build the new program");
+    let probed = [
+        "net/http.serverHandler.ServeHTTP",
+        "net/http.(*response).finishRequest",
+    ];
+    let (old_at, new_at) = (
+        symbol_addresses(&old_go, &old_exe, &probed),
+        symbol_addresses(&new_go, &new_exe, &probed),
+    );
+    for (i, symbol) in probed.iter().enumerate() {
+        assert_ne!(old_at[i], new_at[i], "{symbol} moved between the builds");
+    }
+    let new_bytes = fs::read(&new_exe).expect("read the new program");
+    let dir = TempDir::new("in-place");
+    let path = dir.0.join("app");
+    fs::copy(&old_exe, &path).expect("install the old program");
+    let path_arg = path.to_str().expect("a UTF-8 path");
+    let tracer = Tracer::spawn(["--binary", path_arg, "--format", "json"]).expect("start");
+    wait_lines(
+        &tracer,
+        &probes_live(&path, old_go.runtime_version()),
+        1,
+        ATTACH_TIMEOUT,
+    );
+
+    // The old build runs and is traced, then stops.
+    let mut old = start_traced(&tracer, &path, old_go);
+    send_ok(&old, "/hello", 3);
+    old.fixture_mut().kill().expect("stop the old program");
+
+    // The new build is written over it; the probes go at the first write.
+    let writing = Instant::now();
+    rewrite_in_place(&path, &new_bytes);
+    let removed = format!("{} changed on disk: probes removed", path.display());
+    wait_lines(&tracer, &removed, 1, NOTICE);
+    let noticed = writing.elapsed();
+    wait_lines(
+        &tracer,
+        &probes_live(&path, new_go.runtime_version()),
+        1,
+        ATTACH_TIMEOUT,
+    );
+    eprintln!("probes removed {noticed:?} after the write began");
+    assert!(noticed < Duration::from_secs(2), "noticed in {noticed:?}");
+
+    // The new build: unharmed, and every request a span of it.
+    let mut new = start_traced(&tracer, &path, new_go);
+    send_ok(&new, "/hello", REQUESTS);
+    terminate_unharmed(&mut new);
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{output}");
+    let spans = output.spans().expect("spans");
+    expect_hello_spans(&spans, &old, &path, 3);
+    expect_hello_spans(&spans, &new, &path, REQUESTS);
+    assert_eq!(spans.len(), 3 + REQUESTS, "{output}");
+    expect_count(&summary(&output), "dropped", 0);
+    assert_eq!(output.stderr.matches(&removed).count(), 1, "{output}");
+}
+
+/// `--binary PATH`, a new build renamed over PATH (a deploy: a new inode at the path):
+/// its probes are live at once, before any process runs it, the old file's are detached,
+/// and the new file is watched in turn (rewriting it in place is noticed).
+#[test]
+fn binary_replaced_by_rename_is_attached_at_once_and_watched() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let (old_go, old_exe) = process::build_http_server("1.23.9").expect("build the old one");
+    let (new_go, new_exe) = process::build_http_server(go::DEFAULT).expect("build the new one");
+    let dir = TempDir::new("rename");
+    let path = dir.0.join("app");
+    fs::copy(&old_exe, &path).expect("install the old program");
+    let path_arg = path.to_str().expect("a UTF-8 path");
+    let tracer = Tracer::spawn(["--binary", path_arg, "--format", "json"]).expect("start");
+    wait_lines(
+        &tracer,
+        &probes_live(&path, old_go.runtime_version()),
+        1,
+        ATTACH_TIMEOUT,
+    );
+
+    let staged = dir.0.join("app.new");
+    fs::copy(&new_exe, &staged).expect("stage the new program");
+    let old_inode = fs::metadata(&path).expect("stat").ino();
+    fs::rename(&staged, &path).expect("rename it over the old one");
+    assert_ne!(fs::metadata(&path).expect("stat").ino(), old_inode);
+    let live = probes_live(&path, new_go.runtime_version());
+    wait_lines(&tracer, &live, 1, NOTICE);
+    let released = format!("{}: no process runs it any more: detached", path.display());
+    wait_lines(&tracer, &released, 1, NOTICE);
+
+    // Watched: rewritten in place (the same bytes), it loses its probes and gets them
+    // again.
+    rewrite_in_place(&path, &fs::read(&new_exe).expect("read the new program"));
+    let removed = format!("{} changed on disk: probes removed", path.display());
+    wait_lines(&tracer, &removed, 1, NOTICE);
+    wait_lines(&tracer, &live, 2, ATTACH_TIMEOUT);
+
+    let mut new = start_traced(&tracer, &path, new_go);
+    send_ok(&new, "/hello", 5);
+    terminate_unharmed(&mut new);
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{output}");
+    let spans = output.spans().expect("spans");
+    expect_hello_spans(&spans, &new, &path, 5);
+    assert_eq!(spans.len(), 5, "{output}");
+    expect_count(&summary(&output), "dropped", 0);
 }
 
 #[test]

@@ -4,9 +4,9 @@
 //! Stages: [`target`] resolves a binary (functions, probe points, struct layouts);
 //! [`loader`] loads the kernel programs and attaches them; [`targets`] follows the traced
 //! processes and binaries ([`launch`] starts a command, [`container`] says where a
-//! process runs); [`run`] drains the ring buffer
-//! through the [`pipeline`] (decode, span mapping in [`probes`], clock, resource) to the
-//! [`export`]ers (over [`http`] or gRPC).
+//! process runs, [`watch`] reports binaries changed on disk); [`run`] drains the ring
+//! buffer through the [`pipeline`] (decode, span mapping in [`probes`], clock, resource)
+//! to the [`export`]ers (over [`http`] or gRPC).
 pub mod cli;
 pub mod container;
 pub mod doctor;
@@ -24,3 +24,4 @@ pub mod process;
 pub mod run;
 pub mod target;
 pub mod targets;
+pub mod watch;

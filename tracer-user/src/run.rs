@@ -308,6 +308,8 @@ fn trace(
             None => matches!(config.mode, Mode::Pids(_)) && targets.all_exited(),
         };
         let stopping = stop.load(Ordering::Relaxed) || finished;
+        // First: a binary rewritten on disk loses its probes before anything else.
+        targets.check_files(&mut loader);
         pipeline.drain(&mut targets, &mut loader);
         pipeline.follow_processes(&mut targets, &mut loader);
         targets.refresh_metadata(&mut loader);
@@ -327,7 +329,7 @@ fn trace(
             }
             break;
         }
-        pipeline.wait(config.placement);
+        pipeline.wait(config.placement, targets.watch_fd());
     }
 
     // Detach, then export whatever the kernel finished before that.
@@ -826,22 +828,29 @@ impl Pipeline {
 
     /// Waits for the next drain: a timer, as events come without wake-ups; with other
     /// tracers' placement, until the kernel wakes the reader for an event (or the timer).
-    fn wait(&self, placement: Placement) {
-        if placement == Placement::Cheapest {
-            std::thread::sleep(DRAIN_INTERVAL);
-            return;
-        }
-        let mut fds = [libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&self.events),
+    /// A change to a watched binary (`watch`) ends the wait at once.
+    fn wait(&self, placement: Placement, watch: Option<std::os::fd::BorrowedFd<'_>>) {
+        use std::os::fd::AsRawFd as _;
+        let pollfd = |fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        }];
-        // SAFETY: one valid pollfd for the duration of the call; the result (ready, timed
+        };
+        // poll() skips a negative descriptor: with neither, it is a sleep.
+        let events = match placement {
+            Placement::Cheapest => -1,
+            _ => self.events.as_raw_fd(),
+        };
+        let mut fds = [
+            pollfd(events),
+            pollfd(watch.map_or(-1, |fd| fd.as_raw_fd())),
+        ];
+        // SAFETY: valid pollfds for the duration of the call; the result (ready, timed
         // out or interrupted) only decides when to drain.
         unsafe {
             libc::poll(
                 fds.as_mut_ptr(),
-                1,
+                fds.len() as libc::nfds_t,
                 DRAIN_INTERVAL.as_millis() as libc::c_int,
             )
         };

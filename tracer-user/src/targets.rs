@@ -7,22 +7,32 @@
 //! binary share its probes: one hit, one span). Processes are learnt from the kernel's
 //! exec and exit events ([`tracer_common::process`]), from a scan of `/proc` at start (and
 //! after lost events), and from the first span of a process running a traced binary.
+//!
+//! In the shared scopes every traced binary's file is watched ([`crate::watch`]): one
+//! rewritten in place loses its probes at once (the kernel would otherwise put them at
+//! the old offsets into every new process of the new content), and is inspected afresh
+//! when the writer is done (`--binary`) or when a process runs it next (`--all`).
 use std::{
     collections::{HashMap, HashSet},
+    fs::File,
+    hash::Hasher as _,
+    os::{fd::AsRawFd as _, unix::fs::FileExt as _},
     path::{Path, PathBuf},
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use crate::{
     cli::{Config, Facts, Filter},
     container::Placement,
     kube::{self, Kube},
-    loader::{AttachedProbe, Link, Loader},
+    loader::{AttachedProbe, Detaching, Link, Loader},
     pipeline::resource::{Naming, Resource},
     probes::Hook,
     process::{FileId, Process},
     run::{self, Plan, RunError},
     target::{self, TargetError, gotype::TypeNames},
+    watch::{Change, Report, Stamp, Watcher},
 };
 
 /// Binaries found not traceable (not Go, no `net/http` server, ...) remembered at most, so
@@ -32,6 +42,11 @@ const MAX_REJECTED: usize = 4096;
 /// How many pod lists may come without a container's pod before the tracer stops
 /// waiting for it (a container on the node that Kubernetes does not run).
 const POD_LISTS_WAITED: u64 = 3;
+
+/// How often every traced binary's file and every `--binary` path is looked at, for
+/// changes inotify did not report (its queue overflowed, a write through a memory
+/// mapping, no inotify at all) and for writers that are done without closing.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How processes are attached to.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,7 +86,45 @@ struct Binary {
     /// What to call it in messages.
     shown: String,
     /// The executable, open for reading type names (one descriptor for all its processes).
-    exe: Option<Arc<std::fs::File>>,
+    exe: Option<Arc<File>>,
+    /// Shared scopes: the file as inspected, and a digest of its content; a change on
+    /// disk removes its probes.
+    inspected: Option<(Stamp, u64)>,
+}
+
+/// A binary's file, open: read once for inspection, and watched and attached through
+/// `/proc/self/fd/N`, the very file read, whatever happens to its path meanwhile.
+struct Opened {
+    file: Arc<File>,
+    stamp: Stamp,
+    data: Vec<u8>,
+}
+
+impl Opened {
+    /// The path through which this process reaches the open file.
+    fn handle(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+}
+
+/// The probes of a binary changed on disk, being removed.
+struct Removal {
+    file: FileId,
+    /// Its configuration slot, free once no probe carries it.
+    slot: u32,
+    shown: String,
+    since: Instant,
+    detaching: Detaching,
+}
+
+/// A `--binary` path's file that changed on disk and lost its probes: attached again once
+/// the writer is done.
+#[derive(Clone, Copy, Debug, Default)]
+struct Settling {
+    /// A writer closed it since its last write.
+    closed: bool,
+    /// The file at the last periodic look: unchanged for one interval, it is settled too.
+    last: Option<Stamp>,
 }
 
 pub struct Targets {
@@ -82,7 +135,9 @@ pub struct Targets {
     config: Config,
     binaries: HashMap<FileId, Binary>,
     processes: HashMap<u32, Target>,
-    rejected: HashSet<FileId>,
+    /// Files found not traceable, as they were then (one rewritten in place is looked at
+    /// again).
+    rejected: HashSet<Stamp>,
     /// Processes of traced binaries that the filter leaves out (`--all`): their spans are
     /// discarded (uprobes fire for every process running a file).
     excluded: HashSet<u32>,
@@ -92,6 +147,20 @@ pub struct Targets {
     kube: Option<Kube>,
     /// The pod list generation last looked at.
     kube_generation: u64,
+    /// The shared binaries' files, watched for changes on disk (`None` with `--pid` and
+    /// `--`, or without inotify: then the periodic look only).
+    watcher: Option<Watcher>,
+    /// The files of `--binary` paths that changed on disk, until attached again.
+    settling: HashMap<FileId, Settling>,
+    /// The `--binary` paths whose file could not be traced after a change, as it was
+    /// then: said once, tried again when the file changes.
+    failed: HashMap<PathBuf, Stamp>,
+    /// When the files were last looked at.
+    checked: Instant,
+    /// The probes of binaries changed on disk, being removed: the file is not attached
+    /// again before (a uprobe added where one is still registered would share its copy
+    /// of the old instruction).
+    detaching: Vec<Removal>,
 }
 
 /// A process waiting for its pod's metadata before the filter decides on it.
@@ -110,6 +179,17 @@ impl Targets {
         config: &Config,
         kube: Option<Kube>,
     ) -> Self {
+        let watcher = match scope {
+            Scope::Each => None,
+            _ => Watcher::new()
+                .map_err(|error| {
+                    log::warn!(
+                        "traced binaries changed on disk are noticed within {CHECK_INTERVAL:?} only: {:#}",
+                        anyhow::Error::new(error)
+                    );
+                })
+                .ok(),
+        };
         Self {
             scope,
             hooks,
@@ -122,7 +202,17 @@ impl Targets {
             undecided: HashMap::new(),
             kube,
             kube_generation: 0,
+            watcher,
+            settling: HashMap::new(),
+            failed: HashMap::new(),
+            checked: Instant::now(),
+            detaching: Vec::new(),
         }
+    }
+
+    /// The descriptor that becomes readable when a watched file changed, to wait on.
+    pub fn watch_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.watcher.as_ref().map(Watcher::fd)
     }
 
     /// Whether `pid` runs a traced binary but the filter waits for its pod's metadata.
@@ -216,9 +306,49 @@ impl Targets {
         if self.binaries.contains_key(&file) {
             return Ok(());
         }
-        let data = std::fs::read(path).map_err(read)?;
-        let binary = self.inspect(loader, &shown, &data, None)?;
-        self.attach_shared(loader, file, binary, path)
+        let opened = self.open(path, &shown)?;
+        // Kept watched when it cannot be traced: a later change is tried again.
+        let binary = self.inspect(loader, &shown, &opened.data, None)?;
+        self.attach_shared(loader, binary, opened)
+    }
+
+    /// Opens the executable at `path` (`shown` in messages), watches it (before reading
+    /// it: no write goes unseen) and reads it.
+    fn open(&mut self, path: &Path, shown: &str) -> Result<Opened, TargetError> {
+        let read = |source: std::io::Error| {
+            if source.kind() == std::io::ErrorKind::PermissionDenied {
+                TargetError::ReadDenied {
+                    path: shown.to_owned(),
+                }
+            } else {
+                TargetError::Read {
+                    path: shown.to_owned(),
+                    source,
+                }
+            }
+        };
+        let file = File::open(path).map_err(read)?;
+        let stamp = Stamp::of_file(&file).map_err(read)?;
+        let mut opened = Opened {
+            file: Arc::new(file),
+            stamp,
+            data: Vec::new(),
+        };
+        if let Some(watcher) = &mut self.watcher
+            && let Err(error) = watcher.watch(stamp.file, &opened.handle())
+        {
+            log::warn!(
+                "{shown}: a change on disk is noticed within {CHECK_INTERVAL:?} only: {:#}",
+                anyhow::Error::new(error)
+            );
+        }
+        let mut data = Vec::with_capacity(usize::try_from(stamp.size()).unwrap_or(0));
+        if let Err(error) = std::io::Read::read_to_end(&mut &*opened.file, &mut data) {
+            self.unwatch(stamp.file);
+            return Err(read(error));
+        }
+        opened.data = data;
+        Ok(opened)
     }
 
     /// Inspects a binary, plans what to trace in it and gives it a configuration slot.
@@ -247,20 +377,25 @@ impl Targets {
             attached: Vec::new(),
             shown: shown.to_owned(),
             exe: None,
+            inspected: None,
         })
     }
 
-    /// Attaches `binary` (the file `file`, opened through `path`) for every process.
+    /// Attaches `binary` (inspected from `opened`) for every process running its file.
     fn attach_shared(
         &mut self,
         loader: &mut Loader,
-        file: FileId,
         mut binary: Binary,
-        path: &Path,
+        opened: Opened,
     ) -> Result<(), RunError> {
         let who = binary.shown.clone();
+        let file = opened.stamp.file;
+        // A process started running the new content (rare: a wait of a grace period
+        // per old probe at most).
+        self.wait_removed(loader, file);
+        binary.inspected = Some((opened.stamp, digest(&opened.data)));
         match loader.attach(
-            path,
+            &opened.handle(),
             None,
             &who,
             &binary.inspection,
@@ -274,7 +409,9 @@ impl Targets {
                     "probes live in {who} go={} for every process running it",
                     binary.inspection.build.go_version
                 );
+                binary.exe = Some(opened.file);
                 self.binaries.insert(file, binary);
+                self.settling.remove(&file);
                 Ok(())
             }
             Err(error) => {
@@ -385,6 +522,260 @@ impl Targets {
             log::info!("{}: no process runs it any more: detached", binary.shown);
             loader.detach_links(binary.links);
             loader.free_config(binary.slot);
+            self.unwatch(file);
+        }
+    }
+
+    /// Acts on what happened to the traced binaries' files on disk (see [`crate::watch`]),
+    /// and looks at each of them and at each `--binary` path every [`CHECK_INTERVAL`]:
+    /// a binary changed on disk loses its probes at once; a `--binary` path's file is
+    /// attached again once its writer is done, and a new file at the path (a deploy's
+    /// rename) at once.
+    pub fn check_files(&mut self, loader: &mut Loader) {
+        if !self.shared() {
+            return;
+        }
+        let reports = self
+            .watcher
+            .as_mut()
+            .map(Watcher::reports)
+            .unwrap_or_default();
+        let mut everything = false;
+        // A `--binary` path's file whose old probes are all gone may be attached again.
+        let mut paths = self.finish_removals(loader);
+        for report in reports {
+            match report {
+                Report::Overflow => everything = true,
+                Report::File(file, Change::Modified) => {
+                    // A writer is at work; no process can run the file until it closes it.
+                    self.changed(loader, file);
+                    if let Some(settling) = self.settling.get_mut(&file) {
+                        settling.closed = false;
+                    } else if self.failed.values().any(|stamp| stamp.file == file) {
+                        self.settling.insert(file, Settling::default());
+                    }
+                }
+                Report::File(file, Change::WriteClosed) => match self.settling.get_mut(&file) {
+                    Some(settling) => {
+                        settling.closed = true;
+                        paths = true;
+                    }
+                    None => self.recheck(loader, file),
+                },
+                Report::File(file, Change::Attributes) => {
+                    self.recheck(loader, file);
+                    // A rename over a `--binary` path takes a link from the file it named.
+                    paths = true;
+                }
+                Report::File(_, Change::Moved) => paths = true,
+            }
+        }
+        let periodic = everything || self.checked.elapsed() >= CHECK_INTERVAL;
+        if periodic {
+            self.checked = Instant::now();
+            let files: Vec<FileId> = self.binaries.keys().copied().collect();
+            for file in files {
+                self.recheck(loader, file);
+            }
+        }
+        if periodic || paths {
+            self.look_at_paths(loader, periodic);
+        }
+    }
+
+    /// Frees the slots of the binaries changed on disk whose probes are all removed now;
+    /// returns whether one of them waits to be attached again (`--binary`).
+    fn finish_removals(&mut self, loader: &mut Loader) -> bool {
+        let mut settling = false;
+        let mut index = 0;
+        while index < self.detaching.len() {
+            if self.detaching[index].detaching.is_done() {
+                let removal = self.detaching.swap_remove(index);
+                settling |= self.settling.contains_key(&removal.file);
+                self.removed(loader, removal);
+            } else {
+                index += 1;
+            }
+        }
+        settling
+    }
+
+    /// Waits until the old probes of `file` (changed on disk) are all removed.
+    fn wait_removed(&mut self, loader: &mut Loader, file: FileId) {
+        while let Some(index) = self.detaching.iter().position(|r| r.file == file) {
+            let mut removal = self.detaching.swap_remove(index);
+            removal.detaching.wait();
+            self.removed(loader, removal);
+        }
+    }
+
+    /// Whether the old probes of `file` (changed on disk) are still being removed.
+    fn removing(&self, file: FileId) -> bool {
+        self.detaching.iter().any(|r| r.file == file)
+    }
+
+    /// The old probes of a binary changed on disk are all removed: its slot is free.
+    fn removed(&mut self, loader: &mut Loader, removal: Removal) {
+        loader.free_config(removal.slot);
+        log::debug!(
+            "{}: every probe removed in {:?}",
+            removal.shown,
+            removal.since.elapsed()
+        );
+    }
+
+    /// Removes the probes of binary `file` when its file is not what was inspected any
+    /// more.
+    fn recheck(&mut self, loader: &mut Loader, file: FileId) {
+        let Some(exe) = self.binaries.get(&file).and_then(|b| b.exe.clone()) else {
+            return;
+        };
+        match Stamp::of_file(&exe) {
+            Ok(now) if self.unchanged(file, now) => {}
+            _ => self.changed(loader, file),
+        }
+    }
+
+    /// Whether binary `file`'s content is still what was inspected, its file now being
+    /// `now`: the same stamp, or (an attribute changed: a mode, a time, a link) the same
+    /// content, read again. True for a binary not inspected in a shared scope.
+    fn unchanged(&mut self, file: FileId, now: Stamp) -> bool {
+        let Some(binary) = self.binaries.get_mut(&file) else {
+            return true;
+        };
+        let (Some((stamp, digest)), Some(exe)) = (binary.inspected, &binary.exe) else {
+            return true;
+        };
+        if stamp == now {
+            return true;
+        }
+        if digest_of(exe).ok() != Some(digest) {
+            return false;
+        }
+        log::debug!("{}: attributes changed, content unchanged", binary.shown);
+        binary.inspected = Some((now, digest));
+        true
+    }
+
+    /// The file of binary `file` changed on disk: its probes are removed now (a process
+    /// that starts running the new content must not get them at the old offsets), and it
+    /// is forgotten; a `--binary` path's file waits for its writer to be done.
+    fn changed(&mut self, loader: &mut Loader, file: FileId) {
+        let Some(binary) = self.binaries.remove(&file) else {
+            return;
+        };
+        // Started now, on a thread of its own: the kernel takes a grace period per
+        // uprobe, and the reader does not wait.
+        let detaching = loader.detach_links_apart(binary.links);
+        self.detaching.push(Removal {
+            file,
+            slot: binary.slot,
+            shown: binary.shown.clone(),
+            since: Instant::now(),
+            detaching,
+        });
+        log::warn!("{} changed on disk: probes removed", binary.shown);
+        if self.named_by_path(file) {
+            self.settling.insert(file, Settling::default());
+        } else {
+            self.unwatch(file);
+        }
+    }
+
+    /// Attaches what the `--binary` paths name now and is not traced: a new file at once
+    /// (a tried one that failed, maybe half written, waits to settle), one that changed
+    /// on disk once settled (closed by its writer, or unchanged since the last
+    /// `periodic` look); a file that cannot be traced is said once. Releases the files
+    /// the paths named before.
+    fn look_at_paths(&mut self, loader: &mut Loader, periodic: bool) {
+        let Scope::Paths(paths) = &self.scope else {
+            return;
+        };
+        let mut named = HashSet::new();
+        for path in paths.clone() {
+            // Not here: only in containers, or gone for now.
+            let Ok(stamp) = Stamp::of(&path) else {
+                continue;
+            };
+            let file = stamp.file;
+            named.insert(file);
+            if self.binaries.contains_key(&file) {
+                if self.unchanged(file, stamp) {
+                    continue;
+                }
+                self.changed(loader, file);
+            }
+            let settled = match self.settling.get_mut(&file) {
+                Some(settling) => {
+                    let settled = settling.closed || (periodic && settling.last == Some(stamp));
+                    if periodic {
+                        settling.last = Some(stamp);
+                    }
+                    // Looked at again once the old probes are all gone.
+                    if !settled || self.removing(file) {
+                        continue;
+                    }
+                    true
+                }
+                None => false,
+            };
+            if self.failed.get(&path) == Some(&stamp) {
+                continue;
+            }
+            match self.add_path(loader, &path) {
+                Ok(()) => {
+                    self.failed.remove(&path);
+                }
+                Err(error) if settled => {
+                    log::warn!(
+                        "{} not traced: {:#}",
+                        path.display(),
+                        anyhow::Error::new(error)
+                    );
+                    self.settling.remove(&file);
+                    self.failed.insert(path, stamp);
+                }
+                Err(error) => {
+                    log::debug!(
+                        "{}: tried again once settled: {:#}",
+                        path.display(),
+                        anyhow::Error::new(error)
+                    );
+                    let settling = Settling {
+                        closed: false,
+                        last: Some(stamp),
+                    };
+                    self.settling.insert(file, settling);
+                }
+            }
+        }
+        self.settling.retain(|file, _| named.contains(file));
+        let before: Vec<FileId> = self
+            .binaries
+            .keys()
+            .filter(|file| !named.contains(file))
+            .copied()
+            .collect();
+        for file in before {
+            self.release(loader, file);
+        }
+    }
+
+    /// Whether a `--binary` path names `file` (on this machine's filesystem).
+    fn named_by_path(&self, file: FileId) -> bool {
+        match &self.scope {
+            Scope::Paths(paths) => paths.iter().any(|p| FileId::of(p).ok() == Some(file)),
+            _ => false,
+        }
+    }
+
+    /// Stops watching `file`, unless a traced binary or a `--binary` path needs it.
+    fn unwatch(&mut self, file: FileId) {
+        if self.binaries.contains_key(&file) || self.named_by_path(file) {
+            return;
+        }
+        if let Some(watcher) = &mut self.watcher {
+            watcher.unwatch(file);
         }
     }
 
@@ -394,11 +785,16 @@ impl Targets {
         let Ok(process) = Process::open(pid) else {
             return;
         };
-        let Ok(file) = process.file() else {
+        let Ok(stamp) = Stamp::of(&process.exe_handle()) else {
             return;
         };
-        if self.rejected.contains(&file) {
+        if self.rejected.contains(&stamp) {
             return;
+        }
+        let mut file = stamp.file;
+        if self.binaries.contains_key(&file) && !self.unchanged(file, stamp) {
+            // A change no event reported.
+            self.changed(loader, file);
         }
         let wanted = self.wants(&process, file, false);
         if wanted == Some(false) {
@@ -407,25 +803,14 @@ impl Targets {
             }
             return;
         }
-        if !self.binaries.contains_key(&file)
-            && let Err(error) = self.attach_process_file(loader, &process, file)
-        {
-            if self.rejected.len() >= MAX_REJECTED {
-                self.rejected.clear();
+        if !self.binaries.contains_key(&file) {
+            match self.attach_process_file(loader, &process) {
+                Ok(attached) => file = attached,
+                Err(error) => {
+                    self.reject(stamp, &process, error);
+                    return;
+                }
             }
-            self.rejected.insert(file);
-            let level = match self.scope {
-                // Most programs on a node are not Go HTTP services.
-                Scope::All(_) => log::Level::Debug,
-                _ => log::Level::Warn,
-            };
-            log::log!(
-                level,
-                "pid={pid} ({}) not traced: {:#}",
-                process.exe.display(),
-                anyhow::Error::new(error)
-            );
-            return;
         }
         if wanted.is_none() {
             log::debug!("pid={pid}: the filter waits for its pod");
@@ -442,6 +827,26 @@ impl Targets {
         if let Err(error) = self.take_in(process, file) {
             log::warn!("pid={pid} not traced: {:#}", anyhow::Error::new(error));
         }
+    }
+
+    /// Remembers that the file `stamp` that `process` runs cannot be traced, and says why
+    /// (quietly with `--all`: most programs on a node are not Go HTTP services).
+    fn reject(&mut self, stamp: Stamp, process: &Process, error: RunError) {
+        if self.rejected.len() >= MAX_REJECTED {
+            self.rejected.clear();
+        }
+        self.rejected.insert(stamp);
+        let level = match self.scope {
+            Scope::All(_) => log::Level::Debug,
+            _ => log::Level::Warn,
+        };
+        log::log!(
+            level,
+            "pid={} ({}) not traced: {:#}",
+            process.pid,
+            process.exe.display(),
+            anyhow::Error::new(error)
+        );
     }
 
     /// Whether the scope asks for `process`, which runs `file`; `None` when the filter
@@ -509,10 +914,14 @@ impl Targets {
                 continue;
             };
             if let Some(pod) = kube.cached(id) {
-                let go_version = &self.binaries[&target.file].inspection.build.go_version;
+                // The binary's version; its probes may be gone (changed on disk).
+                let go_version = self.binaries.get(&target.file).map_or_else(
+                    || target.resource.runtime_version.clone(),
+                    |b| b.inspection.build.go_version.clone(),
+                );
                 target.resource = Arc::new(Resource::of(
                     &target.process,
-                    go_version,
+                    &go_version,
                     naming(&self.config),
                     Some(id),
                     Some(&pod),
@@ -545,17 +954,24 @@ impl Targets {
         }
     }
 
-    /// Inspects and attaches the binary `file` that `process` runs, for every process.
+    /// Inspects and attaches the binary that `process` runs, for every process; returns
+    /// its file.
     fn attach_process_file(
         &mut self,
         loader: &mut Loader,
         process: &Process,
-        file: FileId,
-    ) -> Result<(), RunError> {
-        let (shown, data) = run::read_exe(process)?;
-        let binary = self.inspect(loader, &shown, &data, Some(process.pid))?;
+    ) -> Result<FileId, RunError> {
+        let shown = process.exe.display().to_string();
         // Through /proc/PID/exe: the file itself, in whatever mount namespace.
-        self.attach_shared(loader, file, binary, &process.exe_handle())
+        let opened = self.open(&process.exe_handle(), &shown)?;
+        let file = opened.stamp.file;
+        let attached = self
+            .inspect(loader, &shown, &opened.data, Some(process.pid))
+            .and_then(|binary| self.attach_shared(loader, binary, opened));
+        if attached.is_err() {
+            self.unwatch(file);
+        }
+        attached.map(|()| file)
     }
 
     /// Records `process` (running the traced binary `file`) and says it is attached.
@@ -621,6 +1037,29 @@ impl Targets {
     }
 }
 
+/// A digest of a binary's content, to tell a file whose attributes changed from one
+/// rewritten.
+fn digest(data: &[u8]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    hasher.write(data);
+    hasher.finish()
+}
+
+/// [`digest`] of the content of `file` now.
+fn digest_of(file: &File) -> std::io::Result<u64> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    let mut buffer = vec![0_u8; 1 << 20];
+    let mut offset = 0;
+    loop {
+        let n = file.read_at(&mut buffer, offset)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.write(&buffer[..n]);
+        offset += n as u64;
+    }
+}
+
 /// What the configuration says about resources.
 fn naming(config: &Config) -> Naming<'_> {
     Naming {
@@ -634,4 +1073,25 @@ fn naming(config: &Config) -> Naming<'_> {
 fn in_root(pid: u32, path: &Path) -> Option<PathBuf> {
     let relative = path.strip_prefix("/").ok()?;
     Some(Path::new(&format!("/proc/{pid}/root")).join(relative))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_read_in_chunks_has_the_digest_of_its_bytes() {
+        // Over two read chunks, not a multiple of one.
+        let data: Vec<u8> = (0..(5_u32 << 19) + 7)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let path = std::env::temp_dir().join(format!("tracer-digest-{}", std::process::id()));
+        std::fs::write(&path, &data).expect("write the file");
+        let file = File::open(&path).expect("open the file");
+        assert_eq!(digest_of(&file).expect("read the file"), digest(&data));
+        let mut changed = data.clone();
+        changed[data.len() - 1] ^= 1;
+        assert_ne!(digest(&changed), digest(&data));
+        std::fs::remove_file(&path).expect("remove the file");
+    }
 }
