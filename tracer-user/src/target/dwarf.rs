@@ -38,6 +38,18 @@ pub fn member_offsets(elf: &Elf<'_>, wanted: &[(&str, &[&str])]) -> Result<Offse
     // A section the headers name but whose bytes are cut short or do not decompress is
     // an error, not an absent section.
     let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, DwarfError> {
+        // Where variables live and which addresses units cover are not needed for types:
+        // not decompressed (megabytes, for a moment, in a large binary).
+        if matches!(
+            id,
+            gimli::SectionId::DebugLoc
+                | gimli::SectionId::DebugLocLists
+                | gimli::SectionId::DebugRanges
+                | gimli::SectionId::DebugRngLists
+                | gimli::SectionId::DebugAranges
+        ) {
+            return Ok(Cow::Borrowed(&[]));
+        }
         match (elf.section(id.name()), elf.section_address(id.name())) {
             (Some(data), _) => Ok(data),
             (None, Some(_)) => Err(DwarfError::Unreadable),
