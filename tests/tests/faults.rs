@@ -562,6 +562,23 @@ fn probes_live(path: &Path, go: &str) -> String {
     format!("probes live in {} go={go} ", path.display())
 }
 
+/// `exe` (built by `go`) installed as `app` in a new directory named after `name`, and a
+/// tracer of `--binary` that path, its probes live.
+fn trace_installed(name: &str, exe: &Path, go: &go::Toolchain) -> (TempDir, PathBuf, Tracer) {
+    let dir = TempDir::new(name);
+    let path = dir.0.join("app");
+    fs::copy(exe, &path).expect("install the old program");
+    let path_arg = path.to_str().expect("a UTF-8 path");
+    let tracer = Tracer::spawn(["--binary", path_arg, "--format", "json"]).expect("start");
+    wait_lines(
+        &tracer,
+        &probes_live(&path, go.runtime_version()),
+        1,
+        ATTACH_TIMEOUT,
+    );
+    (dir, path, tracer)
+}
+
 /// The addresses of `symbols` in `exe`, by `go tool nm` of `toolchain`.
 fn symbol_addresses(toolchain: &go::Toolchain, exe: &Path, symbols: &[&str]) -> Vec<u64> {
     let output = toolchain
@@ -712,17 +729,7 @@ fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_trace
         assert_ne!(old_at[i], new_at[i], "{symbol} moved between the builds");
     }
     let new_bytes = fs::read(&new_exe).expect("read the new program");
-    let dir = TempDir::new("in-place");
-    let path = dir.0.join("app");
-    fs::copy(&old_exe, &path).expect("install the old program");
-    let path_arg = path.to_str().expect("a UTF-8 path");
-    let tracer = Tracer::spawn(["--binary", path_arg, "--format", "json"]).expect("start");
-    wait_lines(
-        &tracer,
-        &probes_live(&path, old_go.runtime_version()),
-        1,
-        ATTACH_TIMEOUT,
-    );
+    let (_dir, path, tracer) = trace_installed("in-place", &old_exe, &old_go);
 
     // The old build runs and is traced, then stops.
     let mut old = start_traced(&tracer, &path, old_go);
@@ -767,17 +774,7 @@ fn binary_replaced_by_rename_is_attached_at_once_and_watched() {
     tracer_tests::require_root();
     let (old_go, old_exe) = process::build_http_server("1.23.9").expect("build the old one");
     let (new_go, new_exe) = process::build_http_server(go::DEFAULT).expect("build the new one");
-    let dir = TempDir::new("rename");
-    let path = dir.0.join("app");
-    fs::copy(&old_exe, &path).expect("install the old program");
-    let path_arg = path.to_str().expect("a UTF-8 path");
-    let tracer = Tracer::spawn(["--binary", path_arg, "--format", "json"]).expect("start");
-    wait_lines(
-        &tracer,
-        &probes_live(&path, old_go.runtime_version()),
-        1,
-        ATTACH_TIMEOUT,
-    );
+    let (dir, path, tracer) = trace_installed("rename", &old_exe, &old_go);
 
     let staged = dir.0.join("app.new");
     fs::copy(&new_exe, &staged).expect("stage the new program");
