@@ -169,7 +169,10 @@ impl View {
 
     /// The 8-byte word at byte `at` (a multiple of 8 in the mapping).
     fn u64_at(&self, at: usize) -> &AtomicU64 {
-        assert!(at.is_multiple_of(8) && at + 8 <= self.len, "word {at} out of range");
+        assert!(
+            at.is_multiple_of(8) && at + 8 <= self.len,
+            "word {at} out of range"
+        );
         // SAFETY: in the mapping, 8-aligned (the mapping starts on a page); it lives as
         // long as `self`, and is only ever accessed atomically here.
         unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(at).cast()) }
@@ -177,7 +180,10 @@ impl View {
 
     /// The 4-byte word at byte `at` (a multiple of 4 in the mapping).
     fn u32_at(&self, at: usize) -> &AtomicU32 {
-        assert!(at.is_multiple_of(4) && at + 4 <= self.len, "word {at} out of range");
+        assert!(
+            at.is_multiple_of(4) && at + 4 <= self.len,
+            "word {at} out of range"
+        );
         // SAFETY: as in `u64_at`.
         unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(at).cast()) }
     }
