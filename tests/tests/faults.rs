@@ -1014,6 +1014,11 @@ fn ten_thousand_concurrent_slow_requests_all_succeed_and_each_is_a_span_or_a_cou
         "the requests ran at once: at most {overlap} of {} spans overlap",
         spans.len()
     );
+    expect_bounded_memory(peak);
+}
+
+/// The tracer's peak resident memory `peak` (KiB) stayed under the bound.
+fn expect_bounded_memory(peak: u64) {
     assert!(
         peak < TRACER_PEAK_KIB,
         "the tracer's memory stays bounded: peak {peak} KiB"
@@ -1210,10 +1215,7 @@ fn a_burst_of_100k_requests_fails_none_and_each_is_a_span_or_a_counted_drop() {
         );
     }
     expect_accounted(spans.len() as u64, &summary, BURST as u64 + 10);
-    assert!(
-        peak < TRACER_PEAK_KIB,
-        "the tracer's memory stays bounded: peak {peak} KiB"
-    );
+    expect_bounded_memory(peak);
 }
 
 /// Soak (a longer run, not in CI: `cargo test --release -p tracer-tests --test faults -- --ignored soak`):

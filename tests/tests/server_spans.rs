@@ -538,6 +538,17 @@ fn a_panicking_handler_ends_its_span_with_an_error_and_later_requests_stay_apart
     }
 }
 
+/// The span among `spans` whose `url.path` starts with `prefix` (`what` names it).
+fn with_path_prefix<'a>(spans: &[&'a Span], prefix: &str, what: &str) -> &'a Span {
+    spans
+        .iter()
+        .find(|s| {
+            s.attr_str("url.path")
+                .is_some_and(|p| p.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("{what} span:\n{}", span::dump(spans)))
+}
+
 /// Very long input is cut to the kept length and marked (`tracer.truncated` names the
 /// attribute); bytes that are not UTF-8 become U+FFFD; the span stays valid JSON and the
 /// program answers as it would untraced.
@@ -572,13 +583,7 @@ fn long_and_non_utf8_input_is_cut_and_marked_never_garbage() {
         "one span per request:\n{}",
         span::dump(&servers)
     );
-    let long = servers
-        .iter()
-        .find(|s| {
-            s.attr_str("url.path")
-                .is_some_and(|p| p.starts_with("/ppp"))
-        })
-        .unwrap_or_else(|| panic!("the long path's span:\n{}", span::dump(&servers)));
+    let long = with_path_prefix(&servers, "/ppp", "the long path's");
     assert_eq!(
         long.attr_str("url.path"),
         Some(&long_path[..PATH_LEN]),
@@ -594,13 +599,7 @@ fn long_and_non_utf8_input_is_cut_and_marked_never_garbage() {
         Some("url.path,user_agent.original"),
         "span: {long}"
     );
-    let bytes = servers
-        .iter()
-        .find(|s| {
-            s.attr_str("url.path")
-                .is_some_and(|p| p.starts_with("/users/"))
-        })
-        .unwrap_or_else(|| panic!("the non-UTF-8 path's span:\n{}", span::dump(&servers)));
+    let bytes = with_path_prefix(&servers, "/users/", "the non-UTF-8 path's");
     assert_eq!(
         bytes.attr_str("url.path"),
         Some("/users/\u{FFFD}\u{FFFD}ok"),

@@ -110,6 +110,8 @@ pub struct Watcher {
     inotify: OwnedFd,
     files: HashMap<i32, FileId>,
     watches: HashMap<FileId, i32>,
+    /// Where events are read to, kept: the main loop asks for reports every drain.
+    buffer: Vec<u8>,
 }
 
 impl Watcher {
@@ -125,6 +127,7 @@ impl Watcher {
             inotify: unsafe { OwnedFd::from_raw_fd(fd) },
             files: HashMap::new(),
             watches: HashMap::new(),
+            buffer: vec![0_u8; EVENTS_PER_READ * std::mem::size_of::<libc::inotify_event>()],
         })
     }
 
@@ -172,7 +175,7 @@ impl Watcher {
     /// Every report waiting, in order (none when nothing happened).
     pub fn reports(&mut self) -> Vec<Report> {
         let mut reports = Vec::new();
-        let mut buffer = vec![0_u8; EVENTS_PER_READ * std::mem::size_of::<libc::inotify_event>()];
+        let mut buffer = std::mem::take(&mut self.buffer);
         loop {
             // SAFETY: the buffer is valid for writes of its length for the whole call.
             let n = unsafe {
@@ -205,6 +208,7 @@ impl Watcher {
                 }
             }
         }
+        self.buffer = buffer;
         reports
     }
 }
