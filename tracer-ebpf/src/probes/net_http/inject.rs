@@ -413,8 +413,17 @@ fn try_send(ctx: &SkMsgContext) -> Option<()> {
         count(INJECT_UNSURE);
         return None;
     }
+    // The push splits the message's buffer in three (before, the new bytes, after), and
+    // the kernel hands TCP each piece on its own: with TCP_NODELAY (Go's default) that
+    // is three segments, three receive wake-ups downstream. Joining the pieces (one copy
+    // of what the request wrote so far) sends it whole; the second pull then only points
+    // at the new bytes. On failure the new bytes, not written yet, are taken out again.
+    let joined = (at + len + 1).min(ctx.size());
     // SAFETY: as above, for the inserted bytes.
-    if unsafe { bpf_msg_pull_data(ctx.msg, at, at + len, 0) } != 0 {
+    if unsafe { bpf_msg_pull_data(ctx.msg, 0, joined, 0) } != 0
+        || unsafe { bpf_msg_pull_data(ctx.msg, at, at + len, 0) } != 0
+    {
+        let _ = ctx.pop_data(at, len, 0);
         count(INJECT_UNSURE);
         return None;
     }
