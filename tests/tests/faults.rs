@@ -496,6 +496,101 @@ fn all_mode_follows_a_target_killed_restarted_and_replaced_counting_lost_spans()
     killed_restarted_and_replaced(&["--all", "--include"]);
 }
 
+/// More exit events than the kernel's process event ring holds (128 KiB of 24-byte
+/// records).
+const FLOOD: usize = 8_000;
+
+/// Starts and reaps `count` processes that exit at once: `count` exit events.
+fn flood_exits(count: usize) {
+    for _ in 0..count {
+        // SAFETY: the child only calls `_exit`, which is async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        match pid {
+            0 => unsafe { libc::_exit(0) },
+            -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+            _ => {
+                let mut status = 0;
+                // SAFETY: `pid` is our child, not reaped yet.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+            }
+        }
+    }
+}
+
+/// The kernel drops process events when the tracer reads none for long: here the tracer
+/// is stopped (SIGSTOP) while thousands of processes come and go, and then one traced
+/// process is killed and another runs another program. The tracer's rescan of /proc
+/// finds both, forgets them and counts their spans in flight lost (`process_exited`).
+#[test]
+fn targets_gone_while_process_events_were_lost_count_their_spans() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let (toolchain, exe) = process::build_http_server(go::DEFAULT).expect("build the fixture");
+    let exe_arg = exe.to_str().expect("a UTF-8 path");
+    let tracer = Tracer::spawn([
+        "--binary",
+        exe_arg,
+        "--format",
+        "json",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ])
+    .expect("start the tracer");
+    let metrics = metrics_addr(&tracer);
+    let mut killed = HttpServer::start(go::DEFAULT).expect("start the process to kill");
+    let fixture = Fixture::spawn(&exe, &["-exec", "/bin/sleep 60"]).expect("start again");
+    let replaced = HttpServer::from_fixture(fixture, toolchain).expect("the other process");
+    for server in [&killed, &replaced] {
+        tracer
+            .wait_attached(server.pid(), ATTACH_TIMEOUT)
+            .expect("the process is traced");
+        send_ok(server, "/hello", 2);
+    }
+    wait_metrics(metrics, &[(TRACED, 2)], "both processes traced");
+    let in_flight = [
+        Pending::send(&killed, SLOW, 10, Duration::from_secs(10)),
+        Pending::send(&replaced, SLOW, 5, Duration::from_secs(10)),
+    ];
+
+    process::send_signal(tracer.pid(), libc::SIGSTOP).expect("stop the tracer");
+    flood_exits(FLOOD);
+    killed
+        .fixture_mut()
+        .kill()
+        .expect("SIGKILL the first process");
+    let exec = Pending::send_only(&replaced, "/exec", 1);
+    let sleeping = tracer_tests::poll_until(Duration::from_secs(10), || {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", replaced.pid())).ok()?;
+        cmdline.starts_with(b"/bin/sleep\0").then_some(())
+    });
+    assert!(sleeping.is_some(), "the second process ran /bin/sleep");
+    process::send_signal(tracer.pid(), libc::SIGCONT).expect("resume the tracer");
+
+    wait_lines(&tracer, "process events were lost", 1, NOTICE);
+    // 10 killed, 5 + GET /exec replaced.
+    wait_metrics(
+        metrics,
+        &[(TRACED, 0), (PROCESS_EXITED, 16)],
+        "both processes gone while their events were lost",
+    );
+    drop((in_flight, exec));
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{output}");
+    let spans = ok_spans(&output, "/hello", &[killed.pid(), replaced.pid()]);
+    assert_eq!(spans.len(), 4, "one span per answered request\n{output}");
+    let summary = summary(&output);
+    assert!(
+        summary
+            .get("process_events_lost")
+            .is_some_and(|lost| lost > 0),
+        "{}",
+        summary.line
+    );
+    expect_count(&summary, "process_exited", 16);
+    expect_count(&summary, "dropped", 16);
+    expect_count(&summary, "in_flight_at_exit", 0);
+}
+
 #[test]
 fn pid_mode_exits_when_its_target_is_killed_mid_request_counting_lost_spans() {
     let _serial = tracer_tests::serial();

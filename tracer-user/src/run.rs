@@ -822,7 +822,9 @@ impl Pipeline {
         if lost > self.lost_process_events {
             self.lost_process_events = lost;
             log::warn!("process events were lost: rescanning /proc");
-            targets.scan(loader);
+            let now = Clock::monotonic_now();
+            self.gone
+                .extend(targets.scan(loader).into_iter().map(|pid| (pid, now)));
         }
     }
 

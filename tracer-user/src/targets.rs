@@ -422,17 +422,31 @@ impl Targets {
     }
 
     /// Looks at every process on the machine (at start, and after process events were
-    /// lost).
-    pub fn scan(&mut self, loader: &mut Loader) {
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        // Exits the lost events would have reported.
-        for target in self.processes.values_mut() {
+    /// lost). Returns the traced processes found to have exited or run another program
+    /// since the events that were lost: the spans they had in flight are lost.
+    pub fn scan(&mut self, loader: &mut Loader) -> Vec<u32> {
+        let mut gone = Vec::new();
+        // Exits and execs the lost events would have reported.
+        let mut replaced = Vec::new();
+        for (&pid, target) in &mut self.processes {
+            if target.exited {
+                continue;
+            }
             if !target.process.is_alive() {
                 target.exited = true;
+                gone.push(pid);
+            } else if target.process.file().is_ok_and(|file| file != target.file) {
+                replaced.push(pid);
             }
         }
+        for pid in replaced {
+            if self.exec(loader, pid) {
+                gone.push(pid);
+            }
+        }
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return gone;
+        };
         let mut pids: Vec<u32> = entries
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
@@ -442,6 +456,7 @@ impl Targets {
                 self.discover(loader, pid);
             }
         }
+        gone
     }
 
     /// A process ran a new program: traced when the program is a traced binary, or one
