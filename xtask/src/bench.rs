@@ -253,7 +253,9 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
     };
     let cpu_before = tracer.as_ref().map(Tracer::cpu_time).transpose()?;
     let throughput = wrk::run(server.addr, bench.throughput)?;
+    let busy_before = kernel::busy_ns()?;
     let latency = wrk::run(server.addr, bench.latency)?;
+    let busy_ns = kernel::busy_ns()?.saturating_sub(busy_before);
     let (spans, summary, tracer_cpu, probes, peak_rss, programs) = match tracer {
         Some(tracer) => {
             // Only the loads: loading and verifying the programs is not per span.
@@ -285,6 +287,7 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
         config,
         throughput,
         latency,
+        busy_ns: Some(busy_ns),
         spans,
         summary,
         tracer_cpu,

@@ -223,6 +223,8 @@ mod tests {
             added_us: share.map(|_| 1.5),
             p50_us: None,
             p99_us: None,
+            cpu_us: None,
+            added_cpu_us: None,
             cpu_ms_per_10k: None,
             peak_rss_mib: None,
             requests: 0,

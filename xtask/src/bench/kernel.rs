@@ -95,3 +95,29 @@ impl Drop for StatsOn {
         let _ = fs::write(BPF_STATS, self.before.trim());
     }
 }
+
+/// Time every CPU of the machine spent busy so far, in nanoseconds: user, nice, system,
+/// irq and softirq of `/proc/stat`'s `cpu` line (idle, iowait and time stolen by the
+/// hypervisor left out).
+pub fn busy_ns() -> Result<u64> {
+    let stat = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|line| line.starts_with("cpu "))
+        .context("no cpu line in /proc/stat")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().context("a /proc/stat field"))
+        .collect::<Result<_>>()?;
+    let [user, nice, system, _idle, _iowait, irq, softirq, ..] = ticks[..] else {
+        anyhow::bail!("short cpu line in /proc/stat: {line}");
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz)
+        .ok()
+        .filter(|&hz| hz > 0)
+        .context("clock ticks")?;
+    Ok((user + nice + system + irq + softirq) * (1_000_000_000 / hz))
+}

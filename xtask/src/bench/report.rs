@@ -169,6 +169,9 @@ pub struct Sample {
     pub throughput: Report,
     /// The one-connection run.
     pub latency: Report,
+    /// CPU time the whole machine (every process, the kernel, the tracer) spent busy
+    /// during the one-connection run.
+    pub busy_ns: Option<u64>,
     /// Spans the tracer delivered: lines written (JSON) or its `spans_exported` (OTLP)
     /// (traced only).
     pub spans: Option<u64>,
@@ -190,6 +193,15 @@ impl Sample {
     fn cpu_ms_per_10k_spans(&self) -> Option<f64> {
         let (cpu, spans) = (self.tracer_cpu?, self.spans?);
         (spans > 0).then(|| cpu.as_secs_f64() * 1e3 * 1e4 / spans as f64)
+    }
+
+    /// Busy CPU time of the whole machine per request of the one-connection run, in µs:
+    /// at one connection nothing waits for a CPU, so this is what a request costs, the
+    /// tracer's work included, unlike throughput, which moves with the scheduling of a
+    /// saturated machine.
+    fn cpu_us_per_request(&self) -> Option<f64> {
+        let busy = self.busy_ns?;
+        (self.latency.requests > 0).then(|| busy as f64 / 1e3 / self.latency.requests as f64)
     }
 
     /// Requests wrk completed in both runs of the round.
@@ -241,6 +253,10 @@ pub struct Row {
     pub added_us: Option<f64>,
     pub p50_us: Option<f64>,
     pub p99_us: Option<f64>,
+    /// Busy CPU µs per request at one connection (see `Sample::cpu_us_per_request`).
+    pub cpu_us: Option<f64>,
+    /// Median over rounds of the CPU µs per request above the same round's untraced run.
+    pub added_cpu_us: Option<f64>,
     pub cpu_ms_per_10k: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     pub requests: u64,
@@ -296,6 +312,11 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 },
                 p50_us: median_of(samples, config, |s| s.latency.p50_us),
                 p99_us: median_of(samples, config, |s| s.latency.p99_us),
+                cpu_us: median(of.iter().filter_map(|s| s.cpu_us_per_request()).collect()),
+                added_cpu_us: config
+                    .traced()
+                    .then(|| median(round_differences(samples, config)))
+                    .flatten(),
                 cpu_ms_per_10k: median(
                     of.iter().filter_map(|s| s.cpu_ms_per_10k_spans()).collect(),
                 ),
@@ -341,9 +362,10 @@ pub fn markdown(setup: &Setup, samples: &[Sample]) -> String {
 fn summary_table(out: &mut String, rows: &[Row]) {
     out.push_str(
         "| configuration | median req/s | share of untraced (range) | added µs/request \
-         | p50 @1 conn (µs) | p99 @1 conn (µs) | tracer CPU, ms per 10k spans | tracer peak \
-         RSS (MiB) | requests | spans | dropped | single-stepped probes |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | p50 @1 conn (µs) | p99 @1 conn (µs) | CPU µs/request @1 conn (added) | tracer \
+         CPU, ms per 10k spans | tracer peak RSS (MiB) | requests | spans | dropped | \
+         single-stepped probes |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
         let share = match (row.share, row.share_range) {
@@ -355,9 +377,14 @@ fn summary_table(out: &mut String, rows: &[Row]) {
             ),
             _ => "—".to_owned(),
         };
+        let cpu = match (row.cpu_us, row.added_cpu_us) {
+            (Some(cpu), Some(added)) => format!("{cpu:.1} ({added:+.1})"),
+            (Some(cpu), None) => format!("{cpu:.1}"),
+            _ => "—".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {share} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {share} | {} | {} | {} | {cpu} | {} | {} | {} | {} | {} | {} |",
             row.config.name(),
             fixed(row.rps, 0),
             fixed(row.added_us, 2),
@@ -373,9 +400,14 @@ fn summary_table(out: &mut String, rows: &[Row]) {
     }
     out.push_str(
         "\nShare of untraced: the median over rounds of each round's traced req/s over the \
-         same round's untraced req/s (same program, same server process). Tracer CPU per \
-         10,000 spans in ms, divided by 10, is the share of one core the tracer needs at \
-         10,000 spans/s.\n\n",
+         same round's untraced req/s (same program, same server process). CPU µs/request \
+         @1 conn: the whole machine's busy CPU time (every process, the kernel, the \
+         tracer) during the one-connection run over its requests, and in brackets the \
+         median over rounds of its difference to the same round's untraced run: what \
+         tracing adds to each request's cost, measured where nothing waits for a CPU, so \
+         it moves far less from round to round than throughput on a saturated machine. \
+         Tracer CPU per 10,000 spans in ms, divided by 10, is the share of one core the \
+         tracer needs at 10,000 spans/s.\n\n",
     );
 }
 
@@ -403,11 +435,18 @@ fn comparison(out: &mut String, rows: &[Row]) {
         } else {
             String::new()
         };
+        let cpu = match (ours.added_cpu_us, others.added_cpu_us) {
+            (Some(our_cpu), Some(their_cpu)) => format!(
+                " At one connection a request costs {our_cpu:+.1} CPU µs traced by the \
+                 tracer, {their_cpu:+.1} with the other placement."
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
             "Side by side on `{}`: the tracer ({}) keeps {:.1}% of the untraced throughput \
              (+{:.2} µs/request); the same probes placed as other tracers place them keep \
-             {:.1}% (+{:.2} µs/request): {:.1}× the tracer's throughput{times}.\n",
+             {:.1}% (+{:.2} µs/request): {:.1}× the tracer's throughput{times}.{cpu}\n",
             others.config.program.name(),
             ours.config.tracing.name(),
             100.0 * our_share,
@@ -525,6 +564,21 @@ pub fn round_ratios(samples: &[Sample], config: Config) -> Vec<f64> {
                 .find(|s| s.config == config.baseline() && s.round == traced.round)
                 .filter(|untraced| untraced.throughput.rps > 0.0)
                 .map(|untraced| traced.throughput.rps / untraced.throughput.rps)
+        })
+        .collect()
+}
+
+/// Busy CPU µs per request of `config` above the untraced run's in each round that
+/// measured both (paired by round as [`round_ratios`] is).
+pub fn round_differences(samples: &[Sample], config: Config) -> Vec<f64> {
+    samples
+        .iter()
+        .filter(|s| s.config == config)
+        .filter_map(|traced| {
+            let untraced = samples
+                .iter()
+                .find(|s| s.config == config.baseline() && s.round == traced.round)?;
+            Some(traced.cpu_us_per_request()? - untraced.cpu_us_per_request()?)
         })
         .collect()
 }
@@ -720,6 +774,7 @@ mod tests {
             config,
             throughput: report(rps, 100.0),
             latency: report(1000.0, 50.0),
+            busy_ns: Some(if traced { 60_000_000 } else { 50_000_000 }),
             spans: traced.then_some(20),
             summary: traced
                 .then(|| format!("summary: spans_exported=20 dropped={round} (ringbuf_full=0)")),
@@ -804,11 +859,11 @@ mod tests {
         let md = markdown(&setup, &samples);
         // 1e6/40000 - 1e6/50000 = 25 - 20 = 5 µs; 4 ms over 20 spans = 2000 ms per 10k.
         assert!(md.contains(
-            "| hello: server spans | 40000 | 80.0% (80.0–80.0%) | 5.00 | 50.0 | 100.0 | 2000.0 | 40.0 | 40 | 40 | 3 | 0 |"
+            "| hello: server spans | 40000 | 80.0% (80.0–80.0%) | 5.00 | 50.0 | 100.0 | 6000.0 (+1000.0) | 2000.0 | 40.0 | 40 | 40 | 3 | 0 |"
         ), "{md}");
         assert!(
             md.contains(
-                "| hello: untraced | 50000 | — | — | 50.0 | 100.0 | — | — | 40 | — | — | — |"
+                "| hello: untraced | 50000 | — | — | 50.0 | 100.0 | 5000.0 | — | — | 40 | — | — | — |"
             ),
             "{md}"
         );
