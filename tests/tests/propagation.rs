@@ -12,7 +12,8 @@
 //! headers it received. These tests need root.
 
 use std::fs;
-use std::net::SocketAddr;
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 
 use tracer_tests::chain::{
@@ -531,6 +532,53 @@ fn translated(id: u32) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The ids of the BPF maps process `pid` holds open.
+fn map_ids(pid: u32) -> Vec<u32> {
+    let dir = fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the tracer's fdinfo");
+    let mut ids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|entry| {
+            let text = fs::read_to_string(entry.path()).ok()?;
+            text.lines()
+                .find_map(|line| line.strip_prefix("map_id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// `bpftool -j ARGS`, parsed.
+fn bpftool_json(args: &[&str]) -> serde_json::Value {
+    let output = Command::new("bpftool")
+        .arg("-j")
+        .args(args)
+        .output()
+        .expect("run bpftool (cargo xtask setup installs it)");
+    assert!(
+        output.status.success(),
+        "bpftool {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("bpftool's JSON")
+}
+
+/// How many connections are in the socket map of tracer `pid` (`SOCKETS`): those whose
+/// messages pass its `sk_msg` program.
+fn watched_connections(pid: u32) -> usize {
+    for id in map_ids(pid) {
+        let id = id.to_string();
+        if bpftool_json(&["map", "show", "id", &id])["name"] == "SOCKETS" {
+            // A socket map's values (sockets) cannot be read from user space: one entry
+            // per key, each with an error for its value.
+            let entries = bpftool_json(&["map", "dump", "id", &id]);
+            return entries.as_array().expect("a list of entries").len();
+        }
+    }
+    panic!("the tracer holds no SOCKETS map");
+}
+
 /// Checks that no program in `programs` calls `bpf_probe_write_user`.
 fn assert_none_writes_into_processes(programs: &[(u32, u32)]) {
     for &(id, _) in programs {
@@ -543,6 +591,36 @@ fn assert_none_writes_into_processes(programs: &[(u32, u32)]) {
 
 /// `BPF_PROG_TYPE_SK_MSG`: a program that sees (and may change) what sockets send.
 const SK_MSG: u32 = 16;
+
+/// Only the connections of plain `http` calls pass the socket programs: every message of
+/// a connection in the socket map takes the kernel's slower socket-map send path, so a
+/// traced service's other connections (databases, gRPC, `https`) are kept out.
+#[test]
+fn only_connections_to_the_ports_of_http_calls_are_watched() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 2);
+    let other = TcpListener::bind("127.0.0.1:0").expect("a listener that is not HTTP");
+    let tracer = trace(&[services[0].pid()], &[]);
+
+    // One call: its connection stays open in the transport's pool.
+    let body = chain_request(services[0].addr());
+    assert!(received_traceparent(&body).is_some(), "{body}");
+    let target = format!("/dial?addr={}", other.local_addr().expect("its address"));
+    let response = http::get(services[0].addr(), &target).expect("GET /dial");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let (mut peer, _) = other.accept().expect("the service's connection");
+    let mut ping = [0u8; 5];
+    peer.read_exact(&mut ping).expect("the service wrote");
+    assert_eq!(&ping, b"ping\n");
+
+    assert_eq!(
+        watched_connections(tracer.pid()),
+        1,
+        "the call's connection, not the other one"
+    );
+    stop_injected(tracer, 1);
+}
 
 #[test]
 fn read_only_sends_no_traceparent_and_loads_nothing_that_writes() {

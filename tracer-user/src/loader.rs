@@ -417,15 +417,6 @@ impl Loader {
         Ok(())
     }
 
-    /// Has the injection path watch `pid`'s client connections.
-    pub fn watch_connections(&mut self, pid: u32) -> Result<(), LoadError> {
-        let mut pids: aya::maps::HashMap<&mut MapData, u32, u32> = self.map_mut("INJECT_PIDS")?;
-        pids.insert(pid, 1, 0).map_err(|source| LoadError::Map {
-            map: "INJECT_PIDS",
-            source,
-        })
-    }
-
     /// The ring buffer of finished events.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
         self.take_ring("EVENTS")

@@ -268,9 +268,6 @@ impl Targets {
         }
         let binary = self.binaries.get_mut(&file).expect("inserted above");
         let who = format!("pid={} ({})", process.pid, process.exe.display());
-        if binary.plan.propagation.inject.is_ok() {
-            loader.watch_connections(process.pid)?;
-        }
         let (attached, _links) = loader.attach(
             &process.exe_handle(),
             Some(process.pid),

@@ -38,9 +38,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
+
+// dialed holds the connections GET /dial opened.
+var dialed struct {
+	sync.Mutex
+	conns []net.Conn
+}
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
@@ -99,6 +106,20 @@ func main() {
 	// GET /redirect answers 302 to /hello (a client follows it with a second request).
 	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/hello", http.StatusFound)
+	})
+	// GET /dial?addr=HOST:PORT opens a TCP connection to addr, writes "ping\n" and keeps
+	// it open until the process exits: a connection that is not HTTP.
+	mux.HandleFunc("/dial", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := net.Dial("tcp", r.URL.Query().Get("addr"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		conn.Write([]byte("ping\n"))
+		dialed.Lock()
+		dialed.conns = append(dialed.conns, conn)
+		dialed.Unlock()
+		io.WriteString(w, "dialed\n")
 	})
 	// GET /block never returns: its handler waits for ever, its connection stays open.
 	mux.HandleFunc("/block", func(http.ResponseWriter, *http.Request) {

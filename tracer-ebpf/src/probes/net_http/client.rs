@@ -152,7 +152,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     unsafe { zero(&raw mut slot._pad) };
     slot.header = 0;
     if cfg.inject != 0 {
-        inject::watch(key.pid);
+        inject::watch(cfg, key.pid, regs.rax);
         // Where the goroutine that writes the request will find this call's span.
         let ids = Ids {
             trace_id: slot.trace_id,

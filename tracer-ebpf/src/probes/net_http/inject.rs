@@ -18,7 +18,8 @@
 //!      transport connection that is a `*net.TCPConn` (see `ConnLayout`);
 //!    - the request carries no `traceparent` of its own (which then decides the parent).
 //! 2. [`tracer_socket_ops`] (cgroup `sock_ops`) puts the TCP connections that traced
-//!    processes open into [`SOCKETS`], so that
+//!    processes open to the port of a plain `http` call ([`watch`]) into [`SOCKETS`], so
+//!    that
 //! 3. [`tracer_send`] (`sk_msg`) sees what they send: a message on a connection with a
 //!    recorded header that starts with exactly the recorded bytes is that request, written
 //!    from the start of the buffer; the line is inserted at the recorded offset. Anything
@@ -70,20 +71,84 @@ const WRITER_WINDOW: u32 = 0;
 /// How long a recorded header waits for its request to be sent.
 const PENDING_TTL_NS: u64 = 1_000_000_000;
 
-/// Processes whose client connections are watched (key: pid): set by user space for the
-/// processes it attaches to, and by [`watch`] when a process of a binary traced for
-/// every process makes a call. The least recently used give way.
+/// The remote ports whose connections are watched, per process (key: pid << 32 | port):
+/// those of the plain `http` calls its traced processes made (see [`watch`]). The least
+/// recently used give way.
 #[map]
-pub static INJECT_PIDS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0);
+static WATCHED_PORTS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0);
 
-/// Makes sure the connections `pid` opens from now on are watched (at a client call's
-/// start, before it connects).
+/// Scratch window for the call's URL (see `crate::maps::SCRATCH`).
+const URL_WINDOW: u32 = 0;
+/// The port of a `http` URL without one.
+const HTTP_PORT: u64 = 80;
+
+/// Makes sure the connections that `pid` opens to the port of the call at `req` are
+/// watched, when the call's URL is plain `http` (at the call's start, before it
+/// connects). Only those: every message a watched connection sends passes [`tracer_send`]
+/// and the kernel's socket-map send path, so the process's other connections (`https`,
+/// whose bytes are ciphertext where no header can go, databases, gRPC) are left alone.
 #[inline(always)]
-pub fn watch(pid: u32) {
+pub fn watch(cfg: &ProbeConfig, pid: u32, req: u64) {
+    let Some(url) = read_u64(req, cfg.req_url) else {
+        return;
+    };
+    let Some(url) = Window::read(URL_WINDOW, url, cfg.url_window) else {
+        return;
+    };
+    // net/http's transport sends `http` and `https`; of its schemes only `http` is 4
+    // bytes long.
+    let (Some((_, 4)), Some((host, len))) = (
+        url.string_header(cfg.url_scheme),
+        url.string_header(cfg.url_host),
+    ) else {
+        return;
+    };
+    let key = (u64::from(pid) << 32) | host_port(host, len).unwrap_or(HTTP_PORT);
     // SAFETY: a plain lookup; the value is not kept.
-    if unsafe { INJECT_PIDS.get(pid) }.is_none() {
-        let _ = INJECT_PIDS.insert(pid, 1, 0);
+    if unsafe { WATCHED_PORTS.get(key) }.is_none() {
+        let _ = WATCHED_PORTS.insert(key, 1, 0);
     }
+}
+
+/// The port at the end of a URL's host (`name:port`, `[v6]:port`), from its last 8
+/// bytes; `None` when it has none.
+#[inline(always)]
+fn host_port(host: u64, len: u64) -> Option<u64> {
+    const TAIL: usize = 8;
+    let mut tail = [0u8; TAIL];
+    let n = if len < TAIL as u64 { len } else { TAIL as u64 };
+    if n == 0 {
+        return None;
+    }
+    // SAFETY: `tail` holds TAIL bytes and `n` is at most that.
+    if !unsafe { read_bytes::<{ TAIL as u32 }>(tail.as_mut_ptr(), host + len - n, n) } {
+        return None;
+    }
+    let (mut port, mut scale) = (0u64, 1u64);
+    for i in 0..TAIL {
+        if i as u64 >= n {
+            return None;
+        }
+        let byte = tail[(n as usize - 1 - i) & (TAIL - 1)];
+        match byte {
+            b'0'..=b'9' if i < 5 => {
+                port += u64::from(byte - b'0') * scale;
+                scale *= 10;
+            }
+            b':' if i > 0 && port <= 0xffff => return Some(port),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A TCP port the kernel keeps in network order in the high half of a 32-bit field
+/// (`bpf_sock_ops.remote_port`, `sk_msg_md.remote_port` on little-endian machines), or in
+/// the low half.
+#[inline(always)]
+fn network_port(raw: u32) -> u64 {
+    let port = if raw > 0xffff { raw >> 16 } else { raw };
+    u64::from(u16::from_be(port as u16))
 }
 
 /// Connections being opened by those processes, by socket cookie.
@@ -320,8 +385,8 @@ fn traceparent_line(line: &mut [u8; PENDING_BYTES], ids: &Ids, sampled: bool) {
     line[69] = b'\n';
 }
 
-/// Puts the TCP connections that watched processes open into [`SOCKETS`]: noted at
-/// `connect()` (in the process), added once established.
+/// Puts the TCP connections that traced processes open to a watched port ([`watch`])
+/// into [`SOCKETS`]: noted at `connect()` (in the process), added once established.
 #[sock_ops]
 pub fn tracer_socket_ops(ctx: SockOpsContext) -> u32 {
     let op = ctx.op();
@@ -332,8 +397,9 @@ pub fn tracer_socket_ops(ctx: SockOpsContext) -> u32 {
     let cookie = unsafe { bpf_get_socket_cookie(ctx.ops as *mut c_void) };
     if op == BPF_SOCK_OPS_TCP_CONNECT_CB {
         let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        let key = (u64::from(pid) << 32) | network_port(ctx.remote_port());
         // SAFETY: a plain lookup; the value is not kept.
-        if unsafe { INJECT_PIDS.get(pid) }.is_some() {
+        if unsafe { WATCHED_PORTS.get(key) }.is_some() {
             let _ = CONNECTING.insert(cookie, pid, 0);
         }
     } else if op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB {
@@ -361,17 +427,8 @@ fn try_send(ctx: &SkMsgContext) -> Option<()> {
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: `msg` is this program's context.
     let md = unsafe { &*ctx.msg };
-    // The local port in host order; the remote one in network order, in the high half
-    // on little-endian machines (the kernel loads it as 16 bits, shifted by 16).
-    let remote = if md.remote_port > 0xffff {
-        md.remote_port >> 16
-    } else {
-        md.remote_port
-    };
-    let conn = connection_key(
-        u64::from(md.local_port),
-        u64::from(u16::from_be(remote as u16)),
-    );
+    // The local port in host order; the remote one in network order.
+    let conn = connection_key(u64::from(md.local_port), network_port(md.remote_port));
     let entry = slots::find(&PENDING, &link_key(pid, conn))?;
     // Used once, whatever follows.
     entry.conn = 0;
