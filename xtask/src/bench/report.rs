@@ -196,9 +196,7 @@ impl Sample {
     }
 
     /// Busy CPU time of the whole machine per request of the one-connection run, in µs:
-    /// at one connection nothing waits for a CPU, so this is what a request costs, the
-    /// tracer's work included, unlike throughput, which moves with the scheduling of a
-    /// saturated machine.
+    /// what a request costs on every CPU, the tracer's work included.
     fn cpu_us_per_request(&self) -> Option<f64> {
         let busy = self.busy_ns?;
         (self.latency.requests > 0).then(|| busy as f64 / 1e3 / self.latency.requests as f64)
@@ -404,8 +402,9 @@ fn summary_table(out: &mut String, rows: &[Row]) {
          @1 conn: the whole machine's busy CPU time (every process, the kernel, the \
          tracer) during the one-connection run over its requests, and in brackets the \
          median over rounds of its difference to the same round's untraced run: what \
-         tracing adds to each request's cost, measured where nothing waits for a CPU, so \
-         it moves far less from round to round than throughput on a saturated machine. \
+         tracing adds to each request's cost on every CPU, the tracer's own work \
+         included (idle Go runtimes and wrk spin a little between requests, so \
+         differences of a few tens of µs are noise). \
          Tracer CPU per 10,000 spans in ms, divided by 10, is the share of one core the \
          tracer needs at 10,000 spans/s.\n\n",
     );
