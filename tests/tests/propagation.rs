@@ -495,64 +495,51 @@ fn the_tracestate_a_trace_came_with_goes_on_with_it() {
     }
 }
 
+/// The `/proc/PID/fdinfo` text of each of process `pid`'s descriptors.
+fn fdinfos(pid: u32) -> Vec<String> {
+    let dir = fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the tracer's fdinfo");
+    dir.flatten()
+        .filter_map(|entry| fs::read_to_string(entry.path()).ok())
+        .collect()
+}
+
+/// The number after `name` in an fdinfo text.
+fn fdinfo_field(text: &str, name: &str) -> Option<u32> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The tracer's loaded BPF programs: `(id, type)` from its file descriptors.
 fn loaded_programs(pid: u32) -> Vec<(u32, u32)> {
-    let mut programs = Vec::new();
-    let dir = fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the tracer's fdinfo");
-    for entry in dir.flatten() {
-        let Ok(text) = fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|v| v.trim().parse::<u32>().ok())
-        };
-        if let (Some(id), Some(kind)) = (field("prog_id:"), field("prog_type:")) {
-            programs.push((id, kind));
-        }
-    }
+    let mut programs: Vec<(u32, u32)> = fdinfos(pid)
+        .iter()
+        .filter_map(|text| {
+            Some((
+                fdinfo_field(text, "prog_id:")?,
+                fdinfo_field(text, "prog_type:")?,
+            ))
+        })
+        .collect();
     programs.sort_unstable();
     programs.dedup();
     programs
 }
 
-/// The kernel's translation of program `id` (`bpftool prog dump xlated`), which names
-/// every helper it calls.
-fn translated(id: u32) -> String {
-    let output = Command::new("bpftool")
-        .args(["prog", "dump", "xlated", "id", &id.to_string()])
-        .output()
-        .expect("run bpftool (cargo xtask setup installs it)");
-    assert!(
-        output.status.success(),
-        "bpftool: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// The ids of the BPF maps process `pid` holds open.
 fn map_ids(pid: u32) -> Vec<u32> {
-    let dir = fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("the tracer's fdinfo");
-    let mut ids: Vec<u32> = dir
-        .flatten()
-        .filter_map(|entry| {
-            let text = fs::read_to_string(entry.path()).ok()?;
-            text.lines()
-                .find_map(|line| line.strip_prefix("map_id:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
+    let mut ids: Vec<u32> = fdinfos(pid)
+        .iter()
+        .filter_map(|text| fdinfo_field(text, "map_id:"))
         .collect();
     ids.sort_unstable();
     ids.dedup();
     ids
 }
 
-/// `bpftool -j ARGS`, parsed.
-fn bpftool_json(args: &[&str]) -> serde_json::Value {
+/// What `bpftool ARGS` printed; fails the test when it fails.
+fn bpftool(args: &[&str]) -> Vec<u8> {
     let output = Command::new("bpftool")
-        .arg("-j")
         .args(args)
         .output()
         .expect("run bpftool (cargo xtask setup installs it)");
@@ -561,7 +548,20 @@ fn bpftool_json(args: &[&str]) -> serde_json::Value {
         "bpftool {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("bpftool's JSON")
+    output.stdout
+}
+
+/// The kernel's translation of program `id` (`bpftool prog dump xlated`), which names
+/// every helper it calls.
+fn translated(id: u32) -> String {
+    let id = id.to_string();
+    String::from_utf8_lossy(&bpftool(&["prog", "dump", "xlated", "id", &id])).into_owned()
+}
+
+/// `bpftool -j ARGS`, parsed.
+fn bpftool_json(args: &[&str]) -> serde_json::Value {
+    let args: Vec<&str> = std::iter::once("-j").chain(args.iter().copied()).collect();
+    serde_json::from_slice(&bpftool(&args)).expect("bpftool's JSON")
 }
 
 /// How many connections are in the socket map of tracer `pid` (`SOCKETS`): those whose
