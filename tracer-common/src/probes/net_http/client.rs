@@ -151,3 +151,71 @@ crate::assert_size!(
 pub const fn connection_key(local_port: u64, remote_port: u64) -> u64 {
     (1 << 32) | ((local_port & 0xffff) << 16) | (remote_port & 0xffff)
 }
+
+/// How many bytes at the end of a URL's host [`host_port`] looks at.
+pub const HOST_TAIL: usize = 8;
+
+/// The port at the end of a URL's host (`name:port`, `[v6]:port`) from its last `n`
+/// bytes, `tail[..n]` (`n <= HOST_TAIL`); `None` when it names none (then the scheme's
+/// default applies).
+#[inline(always)]
+pub fn host_port(tail: &[u8; HOST_TAIL], n: usize) -> Option<u64> {
+    let (mut port, mut scale) = (0u64, 1u64);
+    for i in 0..HOST_TAIL {
+        if i >= n {
+            return None;
+        }
+        // From the end; the mask keeps the index provably inside for the verifier.
+        let byte = tail[(n - 1 - i) & (HOST_TAIL - 1)];
+        match byte {
+            b'0'..=b'9' if i < 5 => {
+                port += u64::from(byte - b'0') * scale;
+                scale *= 10;
+            }
+            b':' if i > 0 && port <= 0xffff => return Some(port),
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`host_port`] of `host`, given its last [`HOST_TAIL`] bytes as the probe reads them.
+    fn port(host: &str) -> Option<u64> {
+        let bytes = host.as_bytes();
+        let n = bytes.len().min(HOST_TAIL);
+        let mut tail = [0u8; HOST_TAIL];
+        tail[..n].copy_from_slice(&bytes[bytes.len() - n..]);
+        host_port(&tail, n)
+    }
+
+    #[test]
+    fn ports_at_the_end_of_hosts() {
+        assert_eq!(port("127.0.0.1:8080"), Some(8080));
+        assert_eq!(port("a:1"), Some(1));
+        assert_eq!(port("backend.svc.cluster.local:65535"), Some(65535));
+        assert_eq!(port("[::1]:443"), Some(443));
+        assert_eq!(port("[fe80::1%25eth0]:80"), Some(80));
+    }
+
+    #[test]
+    fn hosts_without_a_port() {
+        for host in [
+            "",
+            "example.com",
+            "a",
+            "80",
+            "h:",
+            "[::1]",
+            "[2001:db8::1]",
+            "h:65536",
+            "h:123456",
+            "12345678",
+        ] {
+            assert_eq!(port(host), None, "{host:?}");
+        }
+    }
+}

@@ -46,8 +46,8 @@ use tracer_common::{
     inflight::SLOTS,
     probes::net_http::{
         client::{
-            INJECT_PREFIX, PENDING_BYTES, PendingHeader, TRACEPARENT_LINE, TRACESTATE_KEY,
-            connection_key,
+            HOST_TAIL, INJECT_PREFIX, PENDING_BYTES, PendingHeader, TRACEPARENT_LINE,
+            TRACESTATE_KEY, connection_key, host_port as port_of_tail,
         },
         server::TRACESTATE_LEN,
     },
@@ -110,36 +110,24 @@ pub fn watch(cfg: &ProbeConfig, pid: u32, req: u64) {
     }
 }
 
-/// The port at the end of a URL's host (`name:port`, `[v6]:port`), from its last 8
-/// bytes; `None` when it has none.
+/// The port at the end of a URL's host, from its last [`HOST_TAIL`] bytes (see
+/// [`port_of_tail`]); `None` when it names none.
 #[inline(always)]
 fn host_port(host: u64, len: u64) -> Option<u64> {
-    const TAIL: usize = 8;
-    let mut tail = [0u8; TAIL];
-    let n = if len < TAIL as u64 { len } else { TAIL as u64 };
+    let mut tail = [0u8; HOST_TAIL];
+    let n = if len < HOST_TAIL as u64 {
+        len
+    } else {
+        HOST_TAIL as u64
+    };
     if n == 0 {
         return None;
     }
-    // SAFETY: `tail` holds TAIL bytes and `n` is at most that.
-    if !unsafe { read_bytes::<{ TAIL as u32 }>(tail.as_mut_ptr(), host + len - n, n) } {
+    // SAFETY: `tail` holds HOST_TAIL bytes and `n` is at most that.
+    if !unsafe { read_bytes::<{ HOST_TAIL as u32 }>(tail.as_mut_ptr(), host + len - n, n) } {
         return None;
     }
-    let (mut port, mut scale) = (0u64, 1u64);
-    for i in 0..TAIL {
-        if i as u64 >= n {
-            return None;
-        }
-        let byte = tail[(n as usize - 1 - i) & (TAIL - 1)];
-        match byte {
-            b'0'..=b'9' if i < 5 => {
-                port += u64::from(byte - b'0') * scale;
-                scale *= 10;
-            }
-            b':' if i > 0 && port <= 0xffff => return Some(port),
-            _ => return None,
-        }
-    }
-    None
+    port_of_tail(&tail, n as usize)
 }
 
 /// A TCP port the kernel keeps in network order in the high half of a 32-bit field
