@@ -463,11 +463,7 @@ fn killed_restarted_and_replaced(mode: &[&str]) {
     let in_flight = Pending::send(&second, SLOW, 5, Duration::from_secs(10));
     // Not waited for: once read, the sockets close with the exec.
     let exec = Pending::send_only(&second, "/exec", 1);
-    let sleeping = tracer_tests::poll_until(Duration::from_secs(10), || {
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", second.pid())).ok()?;
-        cmdline.starts_with(b"/bin/sleep\0").then_some(())
-    });
-    assert!(sleeping.is_some(), "the second process ran /bin/sleep");
+    wait_ran_sleep(&second);
     drop((in_flight, exec));
     wait_metrics(
         metrics,
@@ -484,6 +480,15 @@ fn killed_restarted_and_replaced(mode: &[&str]) {
     expect_count(&summary, "process_exited", 26);
     expect_count(&summary, "dropped", 26);
     expect_count(&summary, "in_flight_at_exit", 0);
+}
+
+/// Waits (up to 10 s) until `server`'s process runs `/bin/sleep` (its `GET /exec`).
+fn wait_ran_sleep(server: &HttpServer) {
+    let sleeping = tracer_tests::poll_until(Duration::from_secs(10), || {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid())).ok()?;
+        cmdline.starts_with(b"/bin/sleep\0").then_some(())
+    });
+    assert!(sleeping.is_some(), "the second process ran /bin/sleep");
 }
 
 #[test]
@@ -559,11 +564,7 @@ fn targets_gone_while_process_events_were_lost_count_their_spans() {
         .kill()
         .expect("SIGKILL the first process");
     let exec = Pending::send_only(&replaced, "/exec", 1);
-    let sleeping = tracer_tests::poll_until(Duration::from_secs(10), || {
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", replaced.pid())).ok()?;
-        cmdline.starts_with(b"/bin/sleep\0").then_some(())
-    });
-    assert!(sleeping.is_some(), "the second process ran /bin/sleep");
+    wait_ran_sleep(&replaced);
     process::send_signal(tracer.pid(), libc::SIGCONT).expect("resume the tracer");
 
     wait_lines(&tracer, "process events were lost", 1, NOTICE);

@@ -287,7 +287,7 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
         config,
         throughput,
         latency,
-        busy_ns: Some(busy_ns),
+        busy_ns,
         spans,
         summary,
         tracer_cpu,

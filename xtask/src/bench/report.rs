@@ -171,7 +171,7 @@ pub struct Sample {
     pub latency: Report,
     /// CPU time the whole machine (every process, the kernel, the tracer) spent busy
     /// during the one-connection run.
-    pub busy_ns: Option<u64>,
+    pub busy_ns: u64,
     /// Spans the tracer delivered: lines written (JSON) or its `spans_exported` (OTLP)
     /// (traced only).
     pub spans: Option<u64>,
@@ -198,8 +198,8 @@ impl Sample {
     /// Busy CPU time of the whole machine per request of the one-connection run, in µs:
     /// what a request costs on every CPU, the tracer's work included.
     fn cpu_us_per_request(&self) -> Option<f64> {
-        let busy = self.busy_ns?;
-        (self.latency.requests > 0).then(|| busy as f64 / 1e3 / self.latency.requests as f64)
+        (self.latency.requests > 0)
+            .then(|| self.busy_ns as f64 / 1e3 / self.latency.requests as f64)
     }
 
     /// Requests wrk completed in both runs of the round.
@@ -550,26 +550,14 @@ fn programs_section(out: &mut String, samples: &[Sample]) {
     }
 }
 
-/// Traced over untraced throughput of `config` in each round that measured both: the
-/// configurations of a round share one server process and the machine's state of the
-/// moment, and the rounds rotate their order.
-pub fn round_ratios(samples: &[Sample], config: Config) -> Vec<f64> {
-    samples
-        .iter()
-        .filter(|s| s.config == config)
-        .filter_map(|traced| {
-            samples
-                .iter()
-                .find(|s| s.config == config.baseline() && s.round == traced.round)
-                .filter(|untraced| untraced.throughput.rps > 0.0)
-                .map(|untraced| traced.throughput.rps / untraced.throughput.rps)
-        })
-        .collect()
-}
-
-/// Busy CPU µs per request of `config` above the untraced run's in each round that
-/// measured both (paired by round as [`round_ratios`] is).
-pub fn round_differences(samples: &[Sample], config: Config) -> Vec<f64> {
+/// `compare(traced, untraced)` for each round that measured both `config` and its
+/// untraced baseline: the configurations of a round share one server process and the
+/// machine's state of the moment, and the rounds rotate their order.
+fn per_round(
+    samples: &[Sample],
+    config: Config,
+    compare: impl Fn(&Sample, &Sample) -> Option<f64>,
+) -> Vec<f64> {
     samples
         .iter()
         .filter(|s| s.config == config)
@@ -577,9 +565,24 @@ pub fn round_differences(samples: &[Sample], config: Config) -> Vec<f64> {
             let untraced = samples
                 .iter()
                 .find(|s| s.config == config.baseline() && s.round == traced.round)?;
-            Some(traced.cpu_us_per_request()? - untraced.cpu_us_per_request()?)
+            compare(traced, untraced)
         })
         .collect()
+}
+
+/// Traced over untraced throughput of `config`, per round (see [`per_round`]).
+pub fn round_ratios(samples: &[Sample], config: Config) -> Vec<f64> {
+    per_round(samples, config, |traced, untraced| {
+        (untraced.throughput.rps > 0.0).then(|| traced.throughput.rps / untraced.throughput.rps)
+    })
+}
+
+/// Busy CPU µs per request of `config` above the untraced run's, per round (see
+/// [`per_round`]).
+pub fn round_differences(samples: &[Sample], config: Config) -> Vec<f64> {
+    per_round(samples, config, |traced, untraced| {
+        Some(traced.cpu_us_per_request()? - untraced.cpu_us_per_request()?)
+    })
 }
 
 fn setup_section(out: &mut String, setup: &Setup) {
@@ -773,7 +776,7 @@ mod tests {
             config,
             throughput: report(rps, 100.0),
             latency: report(1000.0, 50.0),
-            busy_ns: Some(if traced { 60_000_000 } else { 50_000_000 }),
+            busy_ns: if traced { 60_000_000 } else { 50_000_000 },
             spans: traced.then_some(20),
             summary: traced
                 .then(|| format!("summary: spans_exported=20 dropped={round} (ringbuf_full=0)")),
