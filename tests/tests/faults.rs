@@ -18,6 +18,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -501,24 +502,18 @@ fn all_mode_follows_a_target_killed_restarted_and_replaced_counting_lost_spans()
     killed_restarted_and_replaced(&["--all", "--include"]);
 }
 
-/// More exit events than the kernel's process event ring holds (128 KiB of 24-byte
-/// records).
-const FLOOD: usize = 8_000;
+/// Processes whose exec and exit events (8,000) overflow the kernel's process event
+/// ring (128 KiB of 24-byte records).
+const FLOOD: usize = 4_000;
 
-/// Starts and reaps `count` processes that exit at once: `count` exit events.
-fn flood_exits(count: usize) {
+/// Runs `/bin/true` `count` times, one after another: an exec and an exit event each.
+/// Spawned as std does (`posix_spawn`), whose cost does not grow with the test process's
+/// memory as a `fork`'s does (it copies the page tables: seconds for thousands after the
+/// suite's large tests).
+fn flood_processes(count: usize) {
     for _ in 0..count {
-        // SAFETY: the child only calls `_exit`, which is async-signal-safe.
-        let pid = unsafe { libc::fork() };
-        match pid {
-            0 => unsafe { libc::_exit(0) },
-            -1 => panic!("fork: {}", std::io::Error::last_os_error()),
-            _ => {
-                let mut status = 0;
-                // SAFETY: `pid` is our child, not reaped yet.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-            }
-        }
+        let status = Command::new("/bin/true").status().expect("run /bin/true");
+        assert!(status.success(), "/bin/true: {status}");
     }
 }
 
@@ -552,13 +547,20 @@ fn targets_gone_while_process_events_were_lost_count_their_spans() {
         send_ok(server, "/hello", 2);
     }
     wait_metrics(metrics, &[(TRACED, 2)], "both processes traced");
+    // `/block`, not a slow request: forking thousands of processes can take longer than
+    // any sleep on a slow machine, and a request answered is a span, not a loss.
     let in_flight = [
-        Pending::send(&killed, SLOW, 10, Duration::from_secs(10)),
-        Pending::send(&replaced, SLOW, 5, Duration::from_secs(10)),
+        Pending::send(&killed, "/block", 10, Duration::from_secs(10)),
+        Pending::send(&replaced, "/block", 5, Duration::from_secs(10)),
     ];
 
     process::send_signal(tracer.pid(), libc::SIGSTOP).expect("stop the tracer");
-    flood_exits(FLOOD);
+    let flood = Instant::now();
+    flood_processes(FLOOD);
+    eprintln!(
+        "{FLOOD} processes started and reaped in {:?}",
+        flood.elapsed()
+    );
     killed
         .fixture_mut()
         .kill()
