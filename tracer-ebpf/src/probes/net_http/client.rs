@@ -140,10 +140,22 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     slot.req = regs.rax;
     new_ids(&mut slot.trace_id, &mut slot.span_id)?;
     (slot.parent_span_id, slot.link, slot.trace_flags) = ([0; 8], LINK_ROOT, 0);
+    // With injection on, the request's words this start needs (its URL, header map and
+    // context) come from one read of the request; without, only the context may be
+    // needed, and only when the goroutine serves no request.
+    let request = if cfg.inject != 0 {
+        Window::read(REQUEST_WINDOW, regs.rax, cfg.req_window)
+    } else {
+        None
+    };
+    let (url, header) = match &request {
+        Some(req) => (req.word(cfg.req_url), req.word(cfg.req_header)),
+        None => (None, None),
+    };
     let mut tracestate = core::mem::MaybeUninit::uninit();
     // SAFETY: all zero is no `tracestate`.
     let tracestate: &mut [u64; 2] = unsafe { zeroed(&mut tracestate) };
-    if let Some((ids, link)) = parent(cfg, &key, regs.rax, regs.r14) {
+    if let Some((ids, link)) = parent(cfg, &key, regs.rax, request.as_ref(), regs.r14) {
         (slot.trace_id, slot.parent_span_id, slot.link) = (ids.trace_id, ids.span_id, link);
         slot.trace_flags = ids.trace_flags as u8;
         *tracestate = ids.tracestate;
@@ -152,7 +164,8 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     unsafe { zero(&raw mut slot._pad) };
     slot.header = 0;
     if cfg.inject != 0 {
-        inject::watch(cfg, key.pid, regs.rax);
+        // After the last use of the request window: the URL is read into another.
+        inject::watch(cfg, key.pid, url);
         // Where the goroutine that writes the request will find this call's span.
         let ids = Ids {
             trace_id: slot.trace_id,
@@ -160,7 +173,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
             trace_flags: u32::from(slot.trace_flags),
             tracestate: *tracestate,
         };
-        if let Some(header) = read_u64(regs.rax, cfg.req_header)
+        if let Some(header) = header
             && inject::register(key.pid, header, now, ids)
         {
             slot.header = header;
@@ -172,15 +185,26 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
 }
 
 /// The server span in flight that a call starting now on goroutine `key` (`runtime.g`
-/// `g`) with the request at `req` belongs to, and how it was found (`LINK_*`), in the
-/// order of the README: the same goroutine, the request's context, the goroutine tree,
-/// the goroutine's creator.
+/// `g`) with the request at `req` (`request`: its window, when read) belongs to, and how
+/// it was found (`LINK_*`), in the order of the README: the same goroutine, the request's
+/// context, the goroutine tree, the goroutine's creator.
 #[inline(always)]
-fn parent(cfg: &ProbeConfig, key: &GoroutineKey, req: u64, g: u64) -> Option<(Ids, u8)> {
+fn parent(
+    cfg: &ProbeConfig,
+    key: &GoroutineKey,
+    req: u64,
+    request: Option<&Window>,
+    g: u64,
+) -> Option<(Ids, u8)> {
     if let Some(server) = slots::find(&SERVER_INFLIGHT, key) {
         return Some((Ids::of_server(server), LINK_GOROUTINE));
     }
-    if let Some(found) = by_context(cfg, key.pid, req) {
+    // The context's data word (`ctx` is an interface: itab, then data).
+    let context = match request {
+        Some(request) => request.word(cfg.req_ctx.saturating_add(8)),
+        None => read_u64(req, cfg.req_ctx.saturating_add(8)),
+    };
+    if let Some(found) = by_context(key.pid, context?) {
         return Some((Ids::of_link(found), LINK_CONTEXT));
     }
     match goroutine_tree(cfg, key.pid, g) {
@@ -195,8 +219,8 @@ fn parent(cfg: &ProbeConfig, key: &GoroutineKey, req: u64, g: u64) -> Option<(Id
     Some((Ids::of_link(found), LINK_PARENT_GOROUTINE))
 }
 
-/// The in-flight server span whose request's context is the context of the request at
-/// `req`, or one of its first [`CONTEXT_DEPTH`] parents. Every context type of the standard
+/// The in-flight server span whose request's context is `context` (the data word of a
+/// request's `ctx`), or one of its first [`CONTEXT_DEPTH`] parents. Every context type of the standard
 /// library that has a parent embeds it first (<https://go.dev/src/context/context.go>:
 /// `cancelCtx`, `timerCtx`, `valueCtx`,
 /// `withoutCancelCtx`, `afterFuncCtx`): its data word is the parent's. The root contexts
@@ -206,8 +230,7 @@ fn parent(cfg: &ProbeConfig, key: &GoroutineKey, req: u64, g: u64) -> Option<(Id
 /// nothing; entries exist only while their server span is in flight, so a goroutine that
 /// outlives its request starts traces of its own.
 #[inline(always)]
-fn by_context(cfg: &ProbeConfig, pid: u32, req: u64) -> Option<&'static mut SpanLink> {
-    let mut context = read_u64(req, cfg.req_ctx.saturating_add(8))?;
+fn by_context(pid: u32, mut context: u64) -> Option<&'static mut SpanLink> {
     for _ in 0..CONTEXT_DEPTH {
         if context == 0 {
             return None;

@@ -77,22 +77,20 @@ const PENDING_TTL_NS: u64 = 1_000_000_000;
 #[map]
 static WATCHED_PORTS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0);
 
-/// Scratch window for the call's URL (see `crate::maps::SCRATCH`).
-const URL_WINDOW: u32 = 0;
+/// Scratch window for the call's URL (see `crate::maps::SCRATCH`); the client start keeps
+/// the request in window 0.
+const URL_WINDOW: u32 = 1;
 /// The port of a `http` URL without one.
 const HTTP_PORT: u64 = 80;
 
-/// Makes sure the connections that `pid` opens to the port of the call at `req` are
-/// watched, when the call's URL is plain `http` (at the call's start, before it
-/// connects). Only those: every message a watched connection sends passes [`tracer_send`]
+/// Makes sure the connections that `pid` opens to the port of a call whose request's
+/// `URL` is `url` are watched, when that URL is plain `http` (at the call's start, before
+/// it connects). Only those: every message a watched connection sends passes [`tracer_send`]
 /// and the kernel's socket-map send path, so the process's other connections (`https`,
 /// whose bytes are ciphertext where no header can go, databases, gRPC) are left alone.
 #[inline(always)]
-pub fn watch(cfg: &ProbeConfig, pid: u32, req: u64) {
-    let Some(url) = read_u64(req, cfg.req_url) else {
-        return;
-    };
-    let Some(url) = Window::read(URL_WINDOW, url, cfg.url_window) else {
+pub fn watch(cfg: &ProbeConfig, pid: u32, url: Option<u64>) {
+    let Some(url) = url.and_then(|url| Window::read(URL_WINDOW, url, cfg.url_window)) else {
         return;
     };
     // net/http's transport sends `http` and `https`; of its schemes only `http` is 4
