@@ -579,6 +579,66 @@ fn watched_connections(pid: u32) -> usize {
     panic!("the tracer holds no SOCKETS map");
 }
 
+/// A connection a service opened before the tracer attached (an idle one in its
+/// transport's pool) never passes `sock_ops`: the tracer finds it once the service calls
+/// its port and adds it to the socket map itself, so the calls it carries from then on
+/// carry `traceparent` too.
+#[test]
+fn connections_opened_before_the_tracer_attached_carry_traceparent() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 2);
+    let body = chain_request(services[0].addr());
+    assert_eq!(received_traceparent(&body), None, "untraced yet: {body}");
+    let tracer = trace(&[services[0].pid()], &[]);
+
+    // The first call after the attach watches the port, on the pooled connection.
+    chain_request(services[0].addr());
+    let taken = tracer_tests::poll_until(ATTACH_TIMEOUT, || {
+        (watched_connections(tracer.pid()) == 1).then_some(())
+    });
+    assert!(
+        taken.is_some(),
+        "the pooled connection joined the socket map\n{}",
+        tracer.stderr()
+    );
+    let bodies: Vec<String> = (0..3).map(|_| chain_request(services[0].addr())).collect();
+    assert_eq!(
+        watched_connections(tracer.pid()),
+        1,
+        "the calls reused the pooled connection"
+    );
+    let output: TracerOutput = tracer.stop().expect("the tracer stops");
+    assert!(
+        output.stderr.contains(&format!(
+            "pid {}: 1 connection(s) to port {} opened before it was watched",
+            services[0].pid(),
+            services[1].addr().port()
+        )),
+        "{output}"
+    );
+    let summary = output.summary().expect("a summary line");
+    assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
+    // The first call went out before the connection was taken in, most likely.
+    let injected = summary.get("injected").unwrap_or(0);
+    assert!((3..=4).contains(&injected), "{}", summary.line);
+    let spans = output.spans().expect("JSON spans");
+    let clients = of_kind(&spans, "client");
+    for body in &bodies {
+        let received = received_traceparent(body)
+            .unwrap_or_else(|| panic!("the called service received a traceparent: {body}"));
+        let named = clients.iter().any(|client| {
+            received
+                == format!(
+                    "00-{}-{}-01",
+                    client.trace_id().unwrap_or(""),
+                    client.span_id().unwrap_or("")
+                )
+        });
+        assert!(named, "{received} names a client span: {spans:?}");
+    }
+}
+
 /// Checks that no program in `programs` calls `bpf_probe_write_user`.
 fn assert_none_writes_into_processes(programs: &[(u32, u32)]) {
     for &(id, _) in programs {

@@ -8,6 +8,7 @@
 //! buffer through the [`pipeline`] (decode, span mapping in [`probes`], clock, resource)
 //! to the [`export`]ers (over [`http`] or gRPC).
 pub mod cli;
+pub mod connections;
 pub mod container;
 pub mod doctor;
 pub mod export;

@@ -5,6 +5,7 @@
 //! attach cookie. Probes are attached by file offset, through `/proc/PID/exe`, filtered to
 //! the traced process.
 use std::num::NonZeroU32;
+use std::os::fd::BorrowedFd;
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -415,6 +416,43 @@ impl Loader {
                 .map_err(|source| program_error(SOCKET_OPS, source))?;
         }
         Ok(())
+    }
+
+    /// How many ports the client start probes added to `WATCHED_PORTS` so far (see
+    /// `crate::connections`).
+    pub fn ports_watched(&self) -> Result<u64, LoadError> {
+        let added: PerCpuArray<&MapData, u64> = self.map("PORTS_WATCHED")?;
+        let values = added.get(&0, 0).map_err(|source| LoadError::Map {
+            map: "PORTS_WATCHED",
+            source,
+        })?;
+        Ok(values.iter().sum())
+    }
+
+    /// The processes and ports whose new connections join the socket map: `(pid, port)`.
+    pub fn watched_ports(&self) -> Result<Vec<(u32, u16)>, LoadError> {
+        let ports: aya::maps::HashMap<&MapData, u64, u32> = self.map("WATCHED_PORTS")?;
+        let keys: Result<Vec<u64>, _> = ports.keys().collect();
+        let keys = keys.map_err(|source| LoadError::Map {
+            map: "WATCHED_PORTS",
+            source,
+        })?;
+        Ok(keys
+            .into_iter()
+            .map(|key| ((key >> 32) as u32, key as u16))
+            .collect())
+    }
+
+    /// Adds the established TCP connection `socket` (with socket cookie `cookie`) to the
+    /// socket map, as `sock_ops` adds the connections it sees opened.
+    pub fn watch_socket(&mut self, cookie: u64, socket: BorrowedFd<'_>) -> Result<(), LoadError> {
+        let mut sockets: aya::maps::SockHash<&mut MapData, u64> = self.map_mut("SOCKETS")?;
+        sockets
+            .insert(cookie, socket, 0)
+            .map_err(|source| LoadError::Map {
+                map: "SOCKETS",
+                source,
+            })
     }
 
     /// The ring buffer of finished events.

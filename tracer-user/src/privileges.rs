@@ -57,7 +57,7 @@ pub fn limitations(effective: u64) -> Vec<String> {
         ),
         (
             CAP_SYS_PTRACE,
-            "CAP_SYS_PTRACE: processes of other users cannot be read",
+            "CAP_SYS_PTRACE: processes of other users cannot be read, and connections opened before the tracer attached may carry no traceparent",
         ),
         (
             CAP_DAC_READ_SEARCH,

@@ -18,6 +18,7 @@ use tracer_common::{
 
 use crate::{
     cli::{Config, ExporterKind, Format, Mode},
+    connections::Preexisting,
     export::{
         Encoder, Exporter, Exporters, Item, Policy, Sink, json::JsonLines, otlp, stream::Stream,
         text::Text, zipkin::Zipkin,
@@ -252,6 +253,8 @@ fn trace(
         Some(why) => Some(why),
         None => start_injection(&mut loader, &scope, &processes),
     };
+    // Connections opened before their port was watched, taken in (injection only).
+    let mut preexisting = blocker.is_none().then(Preexisting::new);
     let kube = kube::Source::of(&config.kubernetes).and_then(|source| {
         Kube::start(source)
             .map_err(|error| log::warn!("no Kubernetes metadata: {error}"))
@@ -313,6 +316,9 @@ fn trace(
         pipeline.drain(&mut targets, &mut loader);
         pipeline.follow_processes(&mut targets, &mut loader);
         targets.refresh_metadata(&mut loader);
+        if let Some(preexisting) = &mut preexisting {
+            preexisting.poll(&mut loader);
+        }
         if let Some(metrics) = &metrics
             && published.elapsed() >= METRICS_INTERVAL
         {

@@ -137,7 +137,12 @@ fn prepare(options: &Options, stamp: &str) -> Result<Bench> {
     // record); the called server of the call program is built with it.
     let hello = dir.join("hello");
     go::build(&go, &source, &hello)?;
-    let caller = if options.scenario.programs().contains(&Program::Call) {
+    let caller = if options
+        .scenario
+        .programs()
+        .iter()
+        .any(|p| matches!(p, Program::Call | Program::Pooled))
+    {
         let caller = dir.join("hello-call");
         go::build_tagged(&go, &source, &caller, &["call"])?;
         Some(caller)
@@ -188,17 +193,19 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
             // The called server, for client spans: on the load's CPU, untraced.
             let mut backend = match program {
                 Program::Hello | Program::Work => None,
-                Program::Call => Some(start_hello(&bench.hello, 1, &[])?),
+                Program::Call | Program::Pooled => Some(start_hello(&bench.hello, 1, &[])?),
             };
             let backend_url = backend.as_ref().map(|b| format!("http://{}/", b.addr));
             let (binary, args): (&Path, Vec<&str>) = match (program, &backend_url) {
-                (Program::Call, Some(url)) => (
-                    bench
-                        .caller
-                        .as_deref()
-                        .context("the call program is built")?,
-                    vec!["-backend", url.as_str()],
-                ),
+                (Program::Call | Program::Pooled, Some(url)) => {
+                    let mut args = vec!["-backend", url.as_str()];
+                    if program == Program::Pooled {
+                        // As many idle connections as the load has requests in flight.
+                        args.extend(["-idle", "64"]);
+                    }
+                    let caller = bench.caller.as_deref();
+                    (caller.context("the call program is built")?, args)
+                }
                 (Program::Work, _) => (&bench.hello, vec!["-work", "100us"]),
                 _ => (&bench.hello, Vec::new()),
             };

@@ -1,9 +1,9 @@
 // Command hello is the server `cargo xtask bench` measures: net/http with one handler
 // that writes "hello", after -work of busy CPU when given. Built with `-tags call`
 // (call.go), it takes -backend URL and GETs that URL in every request before answering,
-// to measure client spans too; without the tag it is a plain hello world, with no HTTP
-// client code in it at all. It listens on -addr and prints `listening on ADDR` once it
-// does.
+// to measure client spans too (-idle N keeps N idle connections to it); without the tag
+// it is a plain hello world, with no HTTP client code in it at all. It listens on -addr
+// and prints `listening on ADDR` once it does.
 package main
 
 import (

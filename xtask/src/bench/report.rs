@@ -12,6 +12,8 @@ pub enum Program {
     Hello,
     /// Makes one HTTP call to a second hello server, then writes `hello`.
     Call,
+    /// The same, its calls on connections kept in a pool as large as the load.
+    Pooled,
     /// Spends 100 µs of CPU, then writes `hello`.
     Work,
 }
@@ -21,6 +23,7 @@ impl Program {
         match self {
             Program::Hello => "hello",
             Program::Call => "call",
+            Program::Pooled => "pooled",
             Program::Work => "work",
         }
     }
@@ -34,7 +37,15 @@ impl Program {
             Program::Call => {
                 "`call`: built with `-tags call`, one handler that first GETs a second, plain \
                  hello server (`-backend`; pinned to CPU 1, `GOMAXPROCS=1`, untraced), then \
-                 writes `hello`: a server span and a client span per request"
+                 writes `hello`: a server span and a client span per request; net/http's \
+                 default transport keeps 2 idle connections per host, so with 50 requests in \
+                 flight most calls open a new connection"
+            }
+            Program::Pooled => {
+                "`pooled`: the `call` program with `-idle 64`: its transport keeps up to 64 \
+                 idle connections to the called server, as many as the load has in flight, so \
+                 the calls reuse connections (the cost per call without the cost per new \
+                 connection)"
             }
             Program::Work => {
                 "`work`: one handler spending 100 µs of CPU (`-work 100us`, a busy loop), then \
@@ -47,6 +58,7 @@ impl Program {
     pub fn configs(self) -> Vec<Config> {
         let tracings: &[Tracing] = match self {
             Program::Hello | Program::Work => &[Tracing::Off, Tracing::Server, Tracing::Others],
+            Program::Pooled => &[Tracing::Off, Tracing::Client, Tracing::Propagation],
             Program::Call => &[
                 Tracing::Off,
                 Tracing::Client,
@@ -136,6 +148,8 @@ pub enum Scenario {
     Hello,
     /// The server that makes one HTTP call per request alone.
     Call,
+    /// That server with its connections pooled alone.
+    Pooled,
     /// The server that spends 100 µs of CPU per request.
     Work,
 }
@@ -143,9 +157,10 @@ pub enum Scenario {
 impl Scenario {
     pub fn programs(self) -> &'static [Program] {
         match self {
-            Scenario::All => &[Program::Hello, Program::Call],
+            Scenario::All => &[Program::Hello, Program::Call, Program::Pooled],
             Scenario::Hello => &[Program::Hello],
             Scenario::Call => &[Program::Call],
+            Scenario::Pooled => &[Program::Pooled],
             Scenario::Work => &[Program::Work],
         }
     }
@@ -274,7 +289,12 @@ fn configs(samples: &[Sample]) -> Vec<Config> {
         }
     }
     configs.sort_by_key(|c| {
-        let programs = [Program::Hello, Program::Call, Program::Work];
+        let programs = [
+            Program::Hello,
+            Program::Call,
+            Program::Pooled,
+            Program::Work,
+        ];
         let program = programs.iter().position(|p| *p == c.program);
         (program, c.program.configs().iter().position(|x| x == c))
     });

@@ -37,7 +37,7 @@ use aya_ebpf::{
         generated::{bpf_get_socket_cookie, bpf_msg_pull_data},
     },
     macros::{map, sk_msg, sock_ops, uprobe},
-    maps::{Array, LruHashMap, SockHash},
+    maps::{Array, LruHashMap, PerCpuArray, SockHash},
     programs::{ProbeContext, SkMsgContext, SockOpsContext},
 };
 use tracer_common::{
@@ -77,6 +77,12 @@ const PENDING_TTL_NS: u64 = 1_000_000_000;
 #[map]
 static WATCHED_PORTS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0);
 
+/// Ports added to [`WATCHED_PORTS`], counted per CPU: when the sum changes, user space
+/// looks for connections the process opened to a new port before it was watched (before
+/// the tracer attached, most often) and adds them to [`SOCKETS`] itself.
+#[map]
+static PORTS_WATCHED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Scratch window for the call's URL (see `crate::maps::SCRATCH`); the client start keeps
 /// the request in window 0.
 const URL_WINDOW: u32 = 1;
@@ -103,8 +109,13 @@ pub fn watch(cfg: &ProbeConfig, pid: u32, url: Option<u64>) {
     };
     let key = (u64::from(pid) << 32) | host_port(host, len).unwrap_or(HTTP_PORT);
     // SAFETY: a plain lookup; the value is not kept.
-    if unsafe { WATCHED_PORTS.get(key) }.is_none() {
-        let _ = WATCHED_PORTS.insert(key, 1, 0);
+    if unsafe { WATCHED_PORTS.get(key) }.is_none()
+        && WATCHED_PORTS.insert(key, 1, 0).is_ok()
+        && let Some(added) = PORTS_WATCHED.get_ptr_mut(0)
+    {
+        // SAFETY: this CPU's slot of a per-CPU array; uprobe programs on one CPU do not
+        // run concurrently.
+        unsafe { *added += 1 };
     }
 }
 
