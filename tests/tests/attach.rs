@@ -151,6 +151,16 @@ fn binary_traces_processes_started_before_and_after_and_a_replaced_file() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Whether transparent huge pages are on for process `pid` (`THP_enabled` in its status).
+fn huge_pages(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .map(|value| value.trim().to_owned())
+        .expect("a THP_enabled line")
+}
+
 /// A loopback port nothing listens on (just released by this test).
 fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -171,6 +181,17 @@ fn a_command_is_traced_from_its_first_request_and_its_exit_status_is_the_tracers
     let response = tracer_tests::poll_until(ATTACH_TIMEOUT, || http::get(addr, "/hello").ok())
         .expect("the command answers");
     assert_eq!(response.status, 200);
+    // The tracer turns transparent huge pages off for itself; the command keeps the
+    // setting it would have had (this test's).
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.pid()))
+        .expect("the tracer's children");
+    let command: u32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .expect("the command is the tracer's child");
+    assert_eq!(huge_pages(tracer.pid()), "0", "the tracer's own");
+    assert_eq!(huge_pages(command), huge_pages(std::process::id()));
     // SIGTERM goes to the command, which dies of it: the tracer exits 128 + 15.
     send_signal(tracer.pid(), libc::SIGTERM).expect("signal the tracer");
     let output = tracer

@@ -41,6 +41,7 @@ fn return_freed_memory() {
 
 fn main() -> ExitCode {
     return_freed_memory();
+    tracer::launch::no_huge_pages();
     if std::env::args_os()
         .nth(1)
         .is_some_and(|arg| arg == "doctor")
