@@ -131,7 +131,12 @@ fn take_in(loader: &mut Loader, pid: u32, port: u16) -> Result<usize, TakeInErro
     if fds.is_empty() {
         return Ok(0);
     }
-    let process = pidfd_open(pid).map_err(TakeInError::PidFd)?;
+    let process = match pidfd_open(pid) {
+        Ok(process) => process,
+        // Gone meanwhile.
+        Err(error) if error.raw_os_error() == Some(libc::ESRCH) => return Ok(0),
+        Err(error) => return Err(TakeInError::PidFd(error)),
+    };
     let mut count = 0;
     for (fd, inode) in fds {
         let socket = match pidfd_getfd(&process, fd) {
@@ -186,7 +191,12 @@ pub fn socket_inode(link: &str) -> Option<u64> {
 /// `pid`'s descriptors of the sockets `inodes`: `(fd, inode)`.
 fn socket_fds(pid: u32, inodes: &HashSet<u64>) -> Result<Vec<(i32, u64)>, TakeInError> {
     let dir = format!("/proc/{pid}/fd");
-    let entries = fs::read_dir(&dir).map_err(|source| TakeInError::Proc { path: dir, source })?;
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        // Gone meanwhile.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(TakeInError::Proc { path: dir, source }),
+    };
     let mut fds = Vec::new();
     for entry in entries.flatten() {
         let Ok(link) = fs::read_link(entry.path()) else {
