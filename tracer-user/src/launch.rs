@@ -9,7 +9,7 @@ use std::{
         unix::ffi::OsStrExt as _,
     },
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicI32, Ordering},
 };
 
 /// Why the command could not be started.
@@ -87,9 +87,13 @@ fn pipe(command: &str) -> Result<(OwnedFd, OwnedFd), LaunchError> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Whether transparent huge pages were off for the tracer before [`no_huge_pages`]: what
-/// a command it starts gets back.
-static HUGE_PAGES_WERE_OFF: AtomicBool = AtomicBool::new(false);
+/// The tracer's transparent huge page setting before [`no_huge_pages`]
+/// (`PR_GET_THP_DISABLE`: bit 0 off, bit 1 off except where advised): what a command it
+/// starts gets back.
+static HUGE_PAGES_BEFORE: AtomicI32 = AtomicI32::new(0);
+
+/// `PR_THP_DISABLE_EXCEPT_ADVISED` of the kernel's `include/uapi/linux/prctl.h`.
+const THP_DISABLE_EXCEPT_ADVISED: libc::c_ulong = 1 << 1;
 
 /// Turns transparent huge pages off for the tracer (`PR_SET_THP_DISABLE`). With the
 /// kernel's `always` mode, each 2 MiB region the allocator touches again after returning
@@ -99,13 +103,19 @@ static HUGE_PAGES_WERE_OFF: AtomicBool = AtomicBool::new(false);
 /// across `fork` and `execve`: a command the tracer starts gets the one the tracer had.
 pub fn no_huge_pages() {
     // SAFETY: plain prctl calls with integer arguments.
-    let were_off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
-    if were_off < 0 {
+    let before = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+    if before < 0 {
         return;
     }
-    HUGE_PAGES_WERE_OFF.store(were_off == 1, Ordering::Relaxed);
+    HUGE_PAGES_BEFORE.store(before, Ordering::Relaxed);
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+/// The `PR_SET_THP_DISABLE` arguments that bring back `before` (see [`no_huge_pages`]).
+fn huge_pages_as(before: i32) -> (libc::c_ulong, libc::c_ulong) {
+    let flags = before as libc::c_ulong;
+    (flags & 1, flags & THP_DISABLE_EXCEPT_ADVISED)
 }
 
 /// Starts `argv` paused: a child process of the tracer that runs nothing until
@@ -123,9 +133,9 @@ pub fn spawn_paused(argv: &[String]) -> Result<Child, LaunchError> {
     let (go_read, go_write) = pipe(&command)?;
     let (error_read, error_write) = pipe(&command)?;
     let parent_ends = [go_write.as_raw_fd(), error_read.as_raw_fd()];
-    let huge_pages_off = libc::c_ulong::from(HUGE_PAGES_WERE_OFF.load(Ordering::Relaxed));
-    // SAFETY: the child only makes async-signal-safe calls (prctl, read, execv, write, _exit) on
-    // memory prepared before the fork.
+    let (huge_pages_off, except_advised) = huge_pages_as(HUGE_PAGES_BEFORE.load(Ordering::Relaxed));
+    // SAFETY: the child only makes async-signal-safe calls (read, execv, write, _exit) and
+    // prctl (a raw system call, no locks) on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(LaunchError::Start {
@@ -145,7 +155,13 @@ pub fn spawn_paused(argv: &[String]) -> Result<Child, LaunchError> {
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             // The program's transparent huge pages as they were before the tracer's.
-            libc::prctl(libc::PR_SET_THP_DISABLE, huge_pages_off, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_THP_DISABLE,
+                huge_pages_off,
+                except_advised,
+                0,
+                0,
+            );
             let mut byte = 0u8;
             if libc::read(go_read.as_raw_fd(), (&raw mut byte).cast(), 1) != 1 {
                 libc::_exit(127);
@@ -261,4 +277,16 @@ impl Running {
 /// would name it once the program runs).
 pub fn shown(program: &Path) -> PathBuf {
     std::fs::canonicalize(program).unwrap_or_else(|_| program.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_gets_back_the_huge_page_setting_the_tracer_had() {
+        assert_eq!(huge_pages_as(0), (0, 0));
+        assert_eq!(huge_pages_as(1), (1, 0));
+        assert_eq!(huge_pages_as(3), (1, THP_DISABLE_EXCEPT_ADVISED));
+    }
 }

@@ -445,14 +445,20 @@ impl Loader {
 
     /// Adds the established TCP connection `socket` (with socket cookie `cookie`) to the
     /// socket map, as `sock_ops` adds the connections it sees opened.
-    pub fn watch_socket(&mut self, cookie: u64, socket: BorrowedFd<'_>) -> Result<(), LoadError> {
-        let mut sockets: aya::maps::SockHash<&mut MapData, u64> = self.map_mut("SOCKETS")?;
-        sockets
-            .insert(cookie, socket, 0)
-            .map_err(|source| LoadError::Map {
-                map: "SOCKETS",
-                source,
-            })
+    pub fn watch_socket(&mut self, cookie: u64, socket: BorrowedFd<'_>) -> AddSocket {
+        let Ok(mut sockets) = self.map_mut::<aya::maps::SockHash<&mut MapData, u64>>("SOCKETS")
+        else {
+            return AddSocket::Refused;
+        };
+        match sockets.insert(cookie, socket, u64::from(BPF_NOEXIST)) {
+            Ok(()) => AddSocket::Added,
+            Err(aya::maps::MapError::SyscallError(error))
+                if error.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                AddSocket::AlreadyIn
+            }
+            Err(_) => AddSocket::Refused,
+        }
     }
 
     /// The ring buffer of finished events.
@@ -638,6 +644,19 @@ impl Loader {
         T::try_from(map).map_err(|source| LoadError::Map { map: name, source })
     }
 }
+
+/// What became of a socket given to [`Loader::watch_socket`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddSocket {
+    Added,
+    /// `sock_ops` had added it.
+    AlreadyIn,
+    /// Closed meanwhile, or not a TCP connection the map takes.
+    Refused,
+}
+
+/// `BPF_NOEXIST` of the kernel's `include/uapi/linux/bpf.h`: add, never replace.
+const BPF_NOEXIST: u32 = 1;
 
 /// The slot array `name` of `ebpf`, mapped into memory.
 fn map_slots(ebpf: &Ebpf, name: &'static str) -> Result<MappedSlots, LoadError> {

@@ -13,6 +13,7 @@ mod fleet;
 mod kernel;
 mod report;
 mod sink;
+mod traps;
 mod wrk;
 
 use std::fs::{self, File};
@@ -196,19 +197,22 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
                 Program::Call | Program::Pooled => Some(start_hello(&bench.hello, 1, &[])?),
             };
             let backend_url = backend.as_ref().map(|b| format!("http://{}/", b.addr));
-            let (binary, args): (&Path, Vec<&str>) = match (program, &backend_url) {
+            let (binary, args): (&Path, Vec<String>) = match (program, &backend_url) {
                 (Program::Call | Program::Pooled, Some(url)) => {
-                    let mut args = vec!["-backend", url.as_str()];
+                    let mut args = vec!["-backend".to_owned(), url.clone()];
                     if program == Program::Pooled {
-                        // As many idle connections as the load has requests in flight.
-                        args.extend(["-idle", "64"]);
+                        // Room for as many idle connections as the load has requests in
+                        // flight.
+                        let idle = bench.throughput.connections.max(bench.warm_up.connections);
+                        args.extend(["-idle".to_owned(), idle.to_string()]);
                     }
                     let caller = bench.caller.as_deref();
                     (caller.context("the call program is built")?, args)
                 }
-                (Program::Work, _) => (&bench.hello, vec!["-work", "100us"]),
+                (Program::Work, _) => (&bench.hello, vec!["-work".into(), "100us".into()]),
                 _ => (&bench.hello, Vec::new()),
             };
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut server = start_hello(binary, 0, &args)?;
             // The server's first seconds (heap growth, first connections) are not measured.
             wrk::run(server.addr, bench.warm_up)?;
@@ -243,7 +247,14 @@ fn start_hello(binary: &Path, cpu: u32, args: &[&str]) -> Result<Server> {
 /// both wrk loads.
 fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Result<Sample> {
     let spans_file = bench.scratch.join(format!("round-{round}.jsonl"));
-    let tracer = if config.traced() {
+    let traps = if config.tracing == report::Tracing::Traps {
+        // Only on the hello world, the program `bench.hello`.
+        let probes = traps::server_probes(&bench.hello)?;
+        Some((traps::Events::enable(&bench.hello, &probes)?, probes))
+    } else {
+        None
+    };
+    let tracer = if config.tracer_runs() {
         let mut args: Vec<String> = config
             .tracing
             .args()
@@ -287,8 +298,14 @@ fn run_once(bench: &Bench, server: &Server, round: u32, config: Config) -> Resul
                 programs,
             )
         }
-        None => (None, None, None, None, None, Vec::new()),
+        None => {
+            let probes = traps.as_ref().map(|(_, probes)| {
+                format!("{}(uprobe event), {}(uprobe event)", probes[0], probes[1])
+            });
+            (None, None, None, probes, None, Vec::new())
+        }
     };
+    drop(traps);
     Ok(Sample {
         round,
         config,

@@ -42,10 +42,10 @@ impl Program {
                  flight most calls open a new connection"
             }
             Program::Pooled => {
-                "`pooled`: the `call` program with `-idle 64`: its transport keeps up to 64 \
-                 idle connections to the called server, as many as the load has in flight, so \
-                 the calls reuse connections (the cost per call without the cost per new \
-                 connection)"
+                "`pooled`: the `call` program with `-idle N`, N the load's connections: its \
+                 transport keeps as many idle connections to the called server as the load \
+                 has requests in flight, so the calls reuse connections (the cost per call \
+                 without the cost per new connection)"
             }
             Program::Work => {
                 "`work`: one handler spending 100 µs of CPU (`-work 100us`, a busy loop), then \
@@ -57,7 +57,13 @@ impl Program {
     /// The configurations measured on this program, the untraced baseline first.
     pub fn configs(self) -> Vec<Config> {
         let tracings: &[Tracing] = match self {
-            Program::Hello | Program::Work => &[Tracing::Off, Tracing::Server, Tracing::Others],
+            Program::Hello => &[
+                Tracing::Off,
+                Tracing::Server,
+                Tracing::Traps,
+                Tracing::Others,
+            ],
+            Program::Work => &[Tracing::Off, Tracing::Server, Tracing::Others],
             Program::Pooled => &[Tracing::Off, Tracing::Client, Tracing::Propagation],
             Program::Call => &[
                 Tracing::Off,
@@ -87,6 +93,9 @@ pub enum Tracing {
     Client,
     /// Server and client spans with `traceparent` injected into the calls.
     Propagation,
+    /// No tracer: the kernel's own uprobe events (no BPF program, recording off) on the
+    /// two instructions of a server span's start and end: the two traps alone.
+    Traps,
     /// The same probes placed as other eBPF tracers place them: starts on a function's
     /// first instruction, ends on its `ret`s, the reader woken per event
     /// (`--placement entry-and-returns`).
@@ -100,6 +109,7 @@ impl Tracing {
             Tracing::Server => "server spans",
             Tracing::Client => "server + client spans",
             Tracing::Propagation => "server + client spans + propagation",
+            Tracing::Traps => "uprobe traps alone",
             Tracing::Others => "other tracers' placement",
         }
     }
@@ -107,7 +117,7 @@ impl Tracing {
     /// The tracer's arguments for this configuration.
     pub fn args(self) -> &'static [&'static str] {
         match self {
-            Tracing::Off | Tracing::Server | Tracing::Propagation => &[],
+            Tracing::Off | Tracing::Server | Tracing::Propagation | Tracing::Traps => &[],
             Tracing::Client => &["--read-only"],
             Tracing::Others => &["--placement", "entry-and-returns"],
         }
@@ -130,6 +140,11 @@ impl Config {
         self.tracing != Tracing::Off
     }
 
+    /// Whether the tracer runs (not for the untraced baseline or the traps alone).
+    pub fn tracer_runs(self) -> bool {
+        self.traced() && self.tracing != Tracing::Traps
+    }
+
     /// The untraced configuration of the same program.
     fn baseline(self) -> Config {
         Config {
@@ -142,7 +157,7 @@ impl Config {
 /// Which programs a bench run measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
-    /// `hello` and `call`: every configuration of the side-by-side comparison.
+    /// `hello`, `call` and `pooled`: every configuration of the side-by-side comparison.
     All,
     /// The hello world alone.
     Hello,
@@ -435,7 +450,7 @@ fn comparison(out: &mut String, rows: &[Row]) {
     for others in rows.iter().filter(|r| r.config.tracing == Tracing::Others) {
         let ours = rows.iter().rfind(|r| {
             r.config.program == others.config.program
-                && r.config.traced()
+                && r.config.tracer_runs()
                 && r.config.tracing != Tracing::Others
         });
         let (Some(ours), Some(their_share), Some(their_added)) =
@@ -664,8 +679,8 @@ fn rounds_table(out: &mut String, samples: &[Sample]) {
     out.push_str(
         "## Rounds\n\n\
          | round | configuration | req/s | p50 @1 conn (µs) | p99 @1 conn (µs) | requests \
-         | spans | tracer CPU ms / 10k spans | wrk errors |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|---|\n",
+         | spans | tracer CPU ms / 10k spans | tracer peak RSS (MiB) | wrk errors |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for s in samples {
         let errors: Vec<&str> = s
@@ -677,7 +692,7 @@ fn rounds_table(out: &mut String, samples: &[Sample]) {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
             s.round,
             s.config.name(),
             s.throughput.rps,
@@ -686,6 +701,7 @@ fn rounds_table(out: &mut String, samples: &[Sample]) {
             s.requests(),
             s.spans.map_or("—".to_owned(), |n| n.to_string()),
             fixed(s.cpu_ms_per_10k_spans(), 1),
+            fixed(s.tracer_peak_rss_kib.map(|kib| kib as f64 / 1024.0), 1),
             if errors.is_empty() {
                 "none".to_owned()
             } else {

@@ -204,7 +204,7 @@ fn parent(
         Some(request) => request.word(cfg.req_ctx.saturating_add(8)),
         None => read_u64(req, cfg.req_ctx.saturating_add(8)),
     };
-    if let Some(found) = by_context(key.pid, context?) {
+    if let Some(found) = context.and_then(|context| by_context(key.pid, context)) {
         return Some((Ids::of_link(found), LINK_CONTEXT));
     }
     match goroutine_tree(cfg, key.pid, g) {
@@ -220,9 +220,9 @@ fn parent(
 }
 
 /// The in-flight server span whose request's context is `context` (the data word of a
-/// request's `ctx`), or one of its first [`CONTEXT_DEPTH`] parents. Every context type of the standard
-/// library that has a parent embeds it first (<https://go.dev/src/context/context.go>:
-/// `cancelCtx`, `timerCtx`, `valueCtx`,
+/// request's `ctx`), or one of its first [`CONTEXT_DEPTH`] parents. Every context type of
+/// the standard library that has a parent embeds it first
+/// (<https://go.dev/src/context/context.go>: `cancelCtx`, `timerCtx`, `valueCtx`,
 /// `withoutCancelCtx`, `afterFuncCtx`): its data word is the parent's. The root contexts
 /// (`context.Background()`, `TODO()`) have no fields: their data word points to the
 /// runtime's zero-valued `zerobase`, where the walk reads a nil itab and stops. A context
