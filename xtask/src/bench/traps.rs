@@ -62,8 +62,11 @@ fn file_offset(data: &[u8], probe: &str) -> Result<u64> {
     bail!("{probe} ({address:#x}) is in no segment")
 }
 
-/// Uprobe events on the two points, enabled while this lives; removed on drop.
-pub struct Events;
+/// Uprobe events on the two points, enabled while this lives; removed on drop, and the
+/// trace buffer's switch put back.
+pub struct Events {
+    tracing_on: String,
+}
 
 impl Events {
     pub fn enable(binary: &Path, probes: &[String; 2]) -> Result<Self> {
@@ -86,8 +89,12 @@ impl Events {
             ));
         }
         // Hits are not recorded: the trace buffer stays off.
+        let tracing_on =
+            fs::read_to_string(Path::new(TRACEFS).join("tracing_on")).context("read tracing_on")?;
         write("tracing_on", "0")?;
-        let events = Self;
+        let events = Self {
+            tracing_on: tracing_on.trim().to_owned(),
+        };
         append("uprobe_events", &definitions)?;
         write(&format!("events/{GROUP}/enable"), "1")?;
         Ok(events)
@@ -100,6 +107,7 @@ impl Drop for Events {
         for i in 0..2 {
             let _ = append("uprobe_events", &format!("-:{GROUP}/p{i}\n"));
         }
+        let _ = write("tracing_on", &self.tracing_on);
     }
 }
 
