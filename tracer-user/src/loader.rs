@@ -421,12 +421,7 @@ impl Loader {
     /// How many ports the client start probes added to `WATCHED_PORTS` so far (see
     /// `crate::connections`).
     pub fn ports_watched(&self) -> Result<u64, LoadError> {
-        let added: PerCpuArray<&MapData, u64> = self.map("PORTS_WATCHED")?;
-        let values = added.get(&0, 0).map_err(|source| LoadError::Map {
-            map: "PORTS_WATCHED",
-            source,
-        })?;
-        Ok(values.iter().sum())
+        self.per_cpu_sum("PORTS_WATCHED", 0)
     }
 
     /// The processes and ports whose new connections join the socket map: `(pid, port)`.
@@ -486,11 +481,15 @@ impl Loader {
 
     /// One counter, summed over the CPUs.
     pub fn counter(&self, index: u32) -> Result<u64, LoadError> {
-        let counters: PerCpuArray<&MapData, u64> = self.map("COUNTERS")?;
-        let values = counters.get(&index, 0).map_err(|source| LoadError::Map {
-            map: "COUNTERS",
-            source,
-        })?;
+        self.per_cpu_sum("COUNTERS", index)
+    }
+
+    /// Entry `index` of the per-CPU array `name`, summed over the CPUs.
+    fn per_cpu_sum(&self, name: &'static str, index: u32) -> Result<u64, LoadError> {
+        let array: PerCpuArray<&MapData, u64> = self.map(name)?;
+        let values = array
+            .get(&index, 0)
+            .map_err(|source| LoadError::Map { map: name, source })?;
         Ok(values.iter().sum())
     }
 

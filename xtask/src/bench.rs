@@ -197,22 +197,24 @@ fn run_rounds(bench: &Bench, rounds: u32) -> Result<Vec<Sample>> {
                 Program::Call | Program::Pooled => Some(start_hello(&bench.hello, 1, &[])?),
             };
             let backend_url = backend.as_ref().map(|b| format!("http://{}/", b.addr));
-            let (binary, args): (&Path, Vec<String>) = match (program, &backend_url) {
+            // Room for as many idle connections as the load has requests in flight.
+            let idle = bench
+                .throughput
+                .connections
+                .max(bench.warm_up.connections)
+                .to_string();
+            let (binary, args): (&Path, Vec<&str>) = match (program, &backend_url) {
                 (Program::Call | Program::Pooled, Some(url)) => {
-                    let mut args = vec!["-backend".to_owned(), url.clone()];
+                    let mut args = vec!["-backend", url.as_str()];
                     if program == Program::Pooled {
-                        // Room for as many idle connections as the load has requests in
-                        // flight.
-                        let idle = bench.throughput.connections.max(bench.warm_up.connections);
-                        args.extend(["-idle".to_owned(), idle.to_string()]);
+                        args.extend(["-idle", idle.as_str()]);
                     }
                     let caller = bench.caller.as_deref();
                     (caller.context("the call program is built")?, args)
                 }
-                (Program::Work, _) => (&bench.hello, vec!["-work".into(), "100us".into()]),
+                (Program::Work, _) => (&bench.hello, vec!["-work", "100us"]),
                 _ => (&bench.hello, Vec::new()),
             };
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut server = start_hello(binary, 0, &args)?;
             // The server's first seconds (heap growth, first connections) are not measured.
             wrk::run(server.addr, bench.warm_up)?;

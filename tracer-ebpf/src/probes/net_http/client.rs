@@ -148,10 +148,6 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     } else {
         None
     };
-    let (url, header) = match &request {
-        Some(req) => (req.word(cfg.req_url), req.word(cfg.req_header)),
-        None => (None, None),
-    };
     let mut tracestate = core::mem::MaybeUninit::uninit();
     // SAFETY: all zero is no `tracestate`.
     let tracestate: &mut [u64; 2] = unsafe { zeroed(&mut tracestate) };
@@ -164,8 +160,8 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
     unsafe { zero(&raw mut slot._pad) };
     slot.header = 0;
     if cfg.inject != 0 {
-        // After the last use of the request window: the URL is read into another.
-        inject::watch(cfg, key.pid, url);
+        let word = |offset| request.as_ref().and_then(|req| req.word(offset));
+        inject::watch(cfg, key.pid, word(cfg.req_url));
         // Where the goroutine that writes the request will find this call's span.
         let ids = Ids {
             trace_id: slot.trace_id,
@@ -173,7 +169,7 @@ fn try_start(ctx: &ProbeContext) -> Option<()> {
             trace_flags: u32::from(slot.trace_flags),
             tracestate: *tracestate,
         };
-        if let Some(header) = header
+        if let Some(header) = word(cfg.req_header)
             && inject::register(key.pid, header, now, ids)
         {
             slot.header = header;
