@@ -882,7 +882,7 @@ impl Pipeline {
 
     /// Moves every finished event from the ring buffer to the exporter, as one batch.
     fn drain(&mut self, targets: &mut Targets, loader: &mut Loader) {
-        let mut batch = Vec::with_capacity(1024);
+        let mut batch = self.exporters.batch();
         while let Some(record) = self.events.next() {
             let event = match decode(&record) {
                 Ok(event) => event,

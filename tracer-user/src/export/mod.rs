@@ -33,6 +33,16 @@ use crate::{
 /// buffer): they wait here only while the exporter is busy sending.
 pub const CHANNEL_BATCHES: usize = 256;
 
+/// Emptied batches an exporter hands back for reuse, at most: the reader fills them
+/// again instead of allocating, so spans cause no allocation (nor page faults, as freed
+/// memory goes back to the system at once) in the steady state.
+const SPARE_BATCHES: usize = 4;
+
+/// Spans a batch starts with room for, and the most a reused one may hold: a larger one
+/// (a burst's) is freed rather than kept.
+pub const BATCH_CAPACITY: usize = 1024;
+const MAX_KEPT_CAPACITY: usize = 4 * BATCH_CAPACITY;
+
 /// First wait before a retry; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -67,7 +77,7 @@ impl Item {
                 start_ns: 10,
                 end_ns: 20,
                 status: Status::Unset,
-                attributes: vec![
+                attributes: smallvec::smallvec![
                     ("http.request.method", "GET".into()),
                     ("server.port", 8080.into()),
                 ],
@@ -169,6 +179,8 @@ pub struct Stats {
 pub struct Exporter {
     pub name: &'static str,
     sender: Option<SyncSender<Vec<Item>>>,
+    /// Emptied batches coming back from the thread.
+    spare: Receiver<Vec<Item>>,
     thread: Option<JoinHandle<()>>,
     pub stats: Arc<Stats>,
 }
@@ -177,10 +189,13 @@ impl Exporter {
     /// Starts the exporter thread `name` sending to `sink` as `policy` says.
     pub fn spawn(name: &'static str, sink: Box<dyn Sink>, policy: Policy) -> std::io::Result<Self> {
         let (sender, receiver) = sync_channel::<Vec<Item>>(CHANNEL_BATCHES);
+        let (give_back, spare) = sync_channel::<Vec<Item>>(SPARE_BATCHES);
         let stats = Arc::new(Stats::default());
         let worker = Worker {
             name,
             receiver,
+            give_back,
+            sending: Vec::new(),
             sink,
             policy,
             stats: Arc::clone(&stats),
@@ -195,9 +210,17 @@ impl Exporter {
         Ok(Self {
             name,
             sender: Some(sender),
+            spare,
             thread: Some(thread),
             stats,
         })
+    }
+
+    /// An empty batch to fill: one the thread gave back, or a new one.
+    pub fn batch(&self) -> Vec<Item> {
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH_CAPACITY))
     }
 
     /// Queues a batch of spans; drops and counts them when even the channel is full.
@@ -235,12 +258,23 @@ impl Drop for Exporter {
 pub struct Exporters(pub Vec<(ExporterKind, Exporter)>);
 
 impl Exporters {
+    /// An empty batch to fill and [`offer`](Self::offer).
+    pub fn batch(&self) -> Vec<Item> {
+        match self.0.last() {
+            Some((_, last)) => last.batch(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Hands `batch` to every exporter (the last one takes it, the others a copy).
     pub fn offer(&self, batch: Vec<Item>) {
         let Some(((_, last), others)) = self.0.split_last() else {
             return;
         };
         for (_, exporter) in others {
-            exporter.offer(batch.clone());
+            let mut copy = exporter.batch();
+            copy.extend_from_slice(&batch);
+            exporter.offer(copy);
         }
         last.offer(batch);
     }
@@ -264,6 +298,10 @@ struct Retrying {
 struct Worker {
     name: &'static str,
     receiver: Receiver<Vec<Item>>,
+    /// Where emptied batches go back to the reader.
+    give_back: SyncSender<Vec<Item>>,
+    /// The batch being sent, kept between sends for its allocation.
+    sending: Vec<Item>,
     sink: Box<dyn Sink>,
     policy: Policy,
     stats: Arc<Stats>,
@@ -300,9 +338,9 @@ impl Worker {
                 };
                 match received {
                     Ok(batch) => {
-                        self.enqueue(batch);
+                        self.take(batch);
                         while let Ok(batch) = self.receiver.try_recv() {
-                            self.enqueue(batch);
+                            self.take(batch);
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {}
@@ -333,11 +371,36 @@ impl Worker {
         self.first_queued.map(|first| first + self.policy.delay)
     }
 
-    fn enqueue(&mut self, batch: Vec<Item>) {
+    /// Sends `batch` as it came when nothing waits before it and the policy sends at once
+    /// (a stream: no copy of its spans); queues it otherwise.
+    fn take(&mut self, batch: Vec<Item>) {
+        let at_once = self.queue.is_empty()
+            && self.retrying.is_none()
+            && self.policy.delay.is_zero()
+            && batch.len() <= self.policy.max_batch.min(self.policy.max_queue);
+        if !at_once || batch.is_empty() {
+            self.enqueue(batch);
+            return;
+        }
+        if let Some(emptied) = self.attempt(batch, None, false) {
+            self.give_back(emptied);
+        }
+    }
+
+    /// Returns an emptied batch to the reader, unless a burst made it large or the
+    /// reader has spares enough (it is freed then).
+    fn give_back(&self, batch: Vec<Item>) {
+        if batch.capacity() <= MAX_KEPT_CAPACITY {
+            let _ = self.give_back.try_send(batch);
+        }
+    }
+
+    fn enqueue(&mut self, mut batch: Vec<Item>) {
         if self.queue.is_empty() {
             self.first_queued = Some(Instant::now());
         }
-        self.queue.extend(batch);
+        self.queue.extend(batch.drain(..));
+        self.give_back(batch);
         let over = self.queue.len().saturating_sub(self.policy.max_queue);
         if over > 0 {
             self.queue.drain(..over);
@@ -366,7 +429,8 @@ impl Worker {
                 return;
             }
             let earlier = (retrying.first_failure, retrying.backoff);
-            self.attempt(retrying.items, Some(earlier), closing);
+            // Its allocation is not kept: retried batches are rare.
+            let _ = self.attempt(retrying.items, Some(earlier), closing);
             if self.retrying.is_some() {
                 return;
             }
@@ -382,19 +446,32 @@ impl Worker {
                 break;
             }
             let n = self.queue.len().min(self.policy.max_batch);
-            let items: Vec<Item> = self.queue.drain(..n).collect();
+            let mut items = std::mem::take(&mut self.sending);
+            items.extend(self.queue.drain(..n));
             self.first_queued = (!self.queue.is_empty()).then(Instant::now);
-            self.attempt(items, None, closing);
+            if let Some(emptied) = self.attempt(items, None, closing) {
+                self.sending = emptied;
+            }
             if self.retrying.is_some() {
                 break;
             }
+        }
+        if self.queue.is_empty() && self.queue.capacity() > MAX_KEPT_CAPACITY {
+            // What a burst or an outage queued is not kept for good.
+            self.queue.shrink_to(MAX_KEPT_CAPACITY);
         }
         self.publish_depth();
     }
 
     /// One send of `items` (`earlier`: when it first failed and the last wait, if it
-    /// was tried before).
-    fn attempt(&mut self, items: Vec<Item>, earlier: Option<(Instant, Duration)>, closing: bool) {
+    /// was tried before). Gives back the emptied vector once done with its spans (not
+    /// when they wait for a retry).
+    fn attempt(
+        &mut self,
+        mut items: Vec<Item>,
+        earlier: Option<(Instant, Duration)>,
+        closing: bool,
+    ) -> Option<Vec<Item>> {
         let n = items.len() as u64;
         match self.sink.send(&items) {
             Ok(rejected) => {
@@ -407,6 +484,8 @@ impl Worker {
                 self.stats
                     .exported
                     .fetch_add(n - rejected, Ordering::Relaxed);
+                items.clear();
+                Some(items)
             }
             Err(error) => {
                 self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -437,9 +516,12 @@ impl Worker {
                             backoff,
                             next_try: Instant::now() + jitter(wait),
                         });
+                        None
                     }
                     None => {
                         self.stats.failed.fetch_add(n, Ordering::Relaxed);
+                        items.clear();
+                        Some(items)
                     }
                 }
             }
@@ -560,6 +642,62 @@ mod tests {
         // Every span is accounted for: none delivered, each dropped once.
         assert_eq!(full + failed, 20);
         assert!(received.lock().expect("lock").is_empty());
+    }
+
+    /// Waits (up to 5 s) until `exporter` has exported `n` spans.
+    fn wait_exported(exporter: &Exporter, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while exporter.stats.exported.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn sent_batches_come_back_empty_for_reuse_unless_large() {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Flaky {
+            down: 0,
+            received: Arc::clone(&received),
+        };
+        let stream = Policy {
+            max_queue: 100,
+            ..Policy::STREAM
+        };
+        let mut exporter = Exporter::spawn("test", Box::new(sink), stream).expect("spawn");
+        let mut batch = Vec::with_capacity(7);
+        batch.extend((0..3).map(item));
+        exporter.offer(batch);
+        wait_exported(&exporter, 3);
+        let reused = exporter.batch();
+        assert_eq!((reused.len(), reused.capacity()), (0, 7));
+        // A burst's batch is freed: the next one is new.
+        let mut large = Vec::with_capacity(MAX_KEPT_CAPACITY + 1);
+        large.extend((3..6).map(item));
+        exporter.offer(large);
+        wait_exported(&exporter, 6);
+        assert_eq!(exporter.batch().capacity(), BATCH_CAPACITY);
+        exporter.finish();
+        assert_eq!(*received.lock().expect("lock"), vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_stream_keeps_the_order_while_a_batch_is_retried() {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Flaky {
+            down: 1,
+            received: Arc::clone(&received),
+        };
+        let stream = Policy {
+            give_up_after: Duration::from_secs(10),
+            ..Policy::STREAM
+        };
+        let mut exporter = Exporter::spawn("test", Box::new(sink), stream).expect("spawn");
+        exporter.offer((0..2).map(item).collect());
+        exporter.offer((2..4).map(item).collect());
+        exporter.finish();
+        assert_eq!(*received.lock().expect("lock"), vec![0, 1, 2, 3]);
+        assert_eq!(exporter.stats.send_errors.load(Ordering::Relaxed), 1);
+        assert_eq!(exporter.stats.exported.load(Ordering::Relaxed), 4);
     }
 
     /// A back end that refuses everything for good.

@@ -708,7 +708,7 @@ mod tests {
         span.trace_state = Some("vendor=1".into());
         span.kind = kind;
         (span.start_ns, span.end_ns, span.status) = (100, 250, Status::Error);
-        span.attributes = vec![
+        span.attributes = smallvec::smallvec![
             ("http.request.method", "GET".into()),
             ("http.response.status_code", 500.into()),
         ];
@@ -794,7 +794,7 @@ mod tests {
                 span.name = "GET /users/{id}".into();
                 (span.start_ns, span.end_ns) =
                     (1_732_330_000_000_000_000, 1_732_330_000_004_100_000);
-                span.attributes = vec![
+                span.attributes = smallvec::smallvec![
                     ("http.request.method", "GET".into()),
                     ("url.path", "/users/12345".into()),
                     ("url.scheme", "http".into()),

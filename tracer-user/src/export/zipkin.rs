@@ -151,7 +151,7 @@ mod tests {
         span.kind = SpanKind::Client;
         (span.start_ns, span.end_ns) = (1_700_000_000_123_456_789, 1_700_000_000_124_456_789);
         span.status = Status::Error;
-        span.attributes = vec![
+        span.attributes = smallvec::smallvec![
             ("http.request.method", "GET".into()),
             ("server.address", "127.0.0.1".into()),
             ("server.port", 8080.into()),

@@ -1,5 +1,6 @@
 //! The span model every probe's decoder produces and every exporter consumes.
 use compact_str::CompactString;
+use smallvec::SmallVec;
 
 /// Span kind, as in OpenTelemetry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +66,14 @@ impl From<i64> for Value {
     }
 }
 
+/// Attributes held inline: a span's usual dozen or so need no allocation of their own,
+/// so spans flow from the reader to the exporters without heap traffic per span (more
+/// than [`INLINE_ATTRIBUTES`] spill to the heap).
+pub type Attributes = SmallVec<[(&'static str, Value); INLINE_ATTRIBUTES]>;
+
+/// Attributes a span holds without allocating: a server span has 10-15.
+pub const INLINE_ATTRIBUTES: usize = 16;
+
 /// One finished span. Times are kernel monotonic nanoseconds until the enricher converts
 /// them to UNIX time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +90,7 @@ pub struct Span {
     pub end_ns: u64,
     pub status: Status,
     /// In the order they are exported.
-    pub attributes: Vec<(&'static str, Value)>,
+    pub attributes: Attributes,
     /// Process the span comes from (its resource).
     pub pid: u32,
     /// `runtime.g` address of the goroutine that ran it (for debugging).

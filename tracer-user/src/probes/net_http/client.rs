@@ -8,7 +8,7 @@ use tracer_common::probes::net_http::client::{
 };
 
 use crate::{
-    pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
+    pipeline::span::{Attributes, Span, SpanKind, Status, split_host_port},
     probes::{Fields, Hook, Site},
 };
 
@@ -103,7 +103,7 @@ fn error_name(type_name: CompactString) -> CompactString {
 /// Maps a client event to a span (times still kernel-monotonic). `error_type` names the
 /// dynamic type of the call's error, when it failed (see `target::gotype`).
 pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactString>) -> Span {
-    let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(10);
+    let mut attributes = Attributes::new();
     let mut truncated: Vec<&str> = Vec::new();
 
     let name = CompactString::const_new(method_attributes(ev.method.bytes(), &mut attributes));

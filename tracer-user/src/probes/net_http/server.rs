@@ -12,7 +12,7 @@ use tracer_common::{
 };
 
 use crate::{
-    pipeline::span::{Span, SpanKind, Status, Value, split_host_port},
+    pipeline::span::{Attributes, Span, SpanKind, Status, Value, split_host_port},
     probes::{Fields, Hook, Site},
     target::{dwarf::Offsets, gomap},
 };
@@ -308,10 +308,7 @@ const KNOWN_METHODS: &[&str] = &[
 /// Adds `http.request.method` for the method `bytes` (with `http.request.method_original`
 /// when it is not a known one) and returns the method for the span name: `HTTP` for an
 /// unknown one, as the semantic conventions say.
-pub(super) fn method_attributes(
-    bytes: &[u8],
-    attributes: &mut Vec<(&'static str, Value)>,
-) -> &'static str {
+pub(super) fn method_attributes(bytes: &[u8], attributes: &mut Attributes) -> &'static str {
     match KNOWN_METHODS.iter().find(|m| m.as_bytes() == bytes) {
         Some(&method) => {
             attributes.push(("http.request.method", method.into()));
@@ -429,7 +426,7 @@ fn percent_decode(raw: &[u8]) -> Cow<'_, [u8]> {
 
 /// Maps a server event to a span (times still kernel-monotonic).
 pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
-    let mut attributes: Vec<(&'static str, Value)> = Vec::with_capacity(14);
+    let mut attributes = Attributes::new();
     let mut truncated: Vec<&str> = Vec::new();
 
     let name_method = method_attributes(ev.line.method(), &mut attributes);
