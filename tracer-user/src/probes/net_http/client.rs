@@ -114,12 +114,11 @@ pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactSt
     // url.full: scheme://host/path, the query only with --capture-query; never the
     // credentials (URL.User is not read).
     let host = lossy(ev.host.bytes());
-    let mut full = format_compact!(
-        "{}://{}{}",
-        lossy(ev.scheme.bytes()),
-        host,
-        lossy(ev.path.bytes())
-    );
+    let (scheme, path) = (lossy(ev.scheme.bytes()), lossy(ev.path.bytes()));
+    let mut full = CompactString::with_capacity(scheme.len() + 3 + host.len() + path.len());
+    for piece in [scheme.as_str(), "://", host.as_str(), path.as_str()] {
+        full.push_str(piece);
+    }
     if ev.path.truncated() {
         truncated.push("url.full");
     }

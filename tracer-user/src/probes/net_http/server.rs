@@ -515,7 +515,13 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
     }
 
     let name = match &route {
-        Some(route) => format_compact!("{name_method} {route}"),
+        Some(route) => {
+            let mut name = CompactString::with_capacity(name_method.len() + 1 + route.len());
+            name.push_str(name_method);
+            name.push(' ');
+            name.push_str(route);
+            name
+        }
         None => CompactString::const_new(name_method),
     };
     Span {
