@@ -882,7 +882,8 @@ impl Pipeline {
 
     /// Moves every finished event from the ring buffer to the exporter, as one batch.
     fn drain(&mut self, targets: &mut Targets, loader: &mut Loader) {
-        let mut batch = self.exporters.batch();
+        // Taken at the first span: an empty drain keeps the spare batches for later.
+        let mut batch: Option<Vec<Item>> = None;
         while let Some(record) = self.events.next() {
             let event = match decode(&record) {
                 Ok(event) => event,
@@ -920,12 +921,16 @@ impl Pipeline {
             };
             span.start_ns = self.clock.to_unix(span.start_ns);
             span.end_ns = self.clock.to_unix(span.end_ns);
-            batch.push(Item {
-                span,
-                resource: Arc::clone(&target.resource),
-            });
+            batch
+                .get_or_insert_with(|| self.exporters.batch())
+                .push(Item {
+                    span,
+                    resource: Arc::clone(&target.resource),
+                });
         }
-        self.exporters.offer(batch);
+        if let Some(batch) = batch {
+            self.exporters.offer(batch);
+        }
     }
 }
 

@@ -38,10 +38,11 @@ pub const CHANNEL_BATCHES: usize = 256;
 /// memory goes back to the system at once) in the steady state.
 const SPARE_BATCHES: usize = 4;
 
-/// Spans a batch starts with room for, and the most a reused one may hold: a larger one
-/// (a burst's) is freed rather than kept.
+/// Spans a batch starts with room for.
 pub const BATCH_CAPACITY: usize = 1024;
-const MAX_KEPT_CAPACITY: usize = 4 * BATCH_CAPACITY;
+/// The most spans a vector kept for reuse may hold (4 MiB of them): a larger one, a
+/// burst's, is freed rather than kept.
+const MAX_KEPT_CAPACITY: usize = (4 << 20) / size_of::<Item>();
 
 /// First wait before a retry; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -163,7 +164,8 @@ impl Policy {
 pub struct Stats {
     /// Spans the back end took.
     pub exported: AtomicU64,
-    /// Spans dropped because the queue was full (the oldest first).
+    /// Spans dropped because the queue was full (the oldest first), or the channel to it
+    /// (the newest).
     pub queue_full: AtomicU64,
     /// Spans given up after failed sends.
     pub failed: AtomicU64,
@@ -374,17 +376,23 @@ impl Worker {
     /// Sends `batch` as it came when nothing waits before it and the policy sends at once
     /// (a stream: no copy of its spans); queues it otherwise.
     fn take(&mut self, batch: Vec<Item>) {
+        if batch.is_empty() {
+            self.give_back(batch);
+            return;
+        }
         let at_once = self.queue.is_empty()
             && self.retrying.is_none()
             && self.policy.delay.is_zero()
             && batch.len() <= self.policy.max_batch.min(self.policy.max_queue);
-        if !at_once || batch.is_empty() {
+        if !at_once {
             self.enqueue(batch);
             return;
         }
         if let Some(emptied) = self.attempt(batch, None, false) {
             self.give_back(emptied);
         }
+        // A batch kept for a retry counts as queued.
+        self.publish_depth();
     }
 
     /// Returns an emptied batch to the reader, unless a burst made it large or the
@@ -449,7 +457,9 @@ impl Worker {
             let mut items = std::mem::take(&mut self.sending);
             items.extend(self.queue.drain(..n));
             self.first_queued = (!self.queue.is_empty()).then(Instant::now);
-            if let Some(emptied) = self.attempt(items, None, closing) {
+            if let Some(emptied) = self.attempt(items, None, closing)
+                && emptied.capacity() <= MAX_KEPT_CAPACITY
+            {
                 self.sending = emptied;
             }
             if self.retrying.is_some() {
@@ -644,14 +654,6 @@ mod tests {
         assert!(received.lock().expect("lock").is_empty());
     }
 
-    /// Waits (up to 5 s) until `exporter` has exported `n` spans.
-    fn wait_exported(exporter: &Exporter, n: u64) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while exporter.stats.exported.load(Ordering::Relaxed) < n && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
     #[test]
     fn sent_batches_come_back_empty_for_reuse_unless_large() {
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -667,16 +669,18 @@ mod tests {
         let mut batch = Vec::with_capacity(7);
         batch.extend((0..3).map(item));
         exporter.offer(batch);
-        wait_exported(&exporter, 3);
-        let reused = exporter.batch();
+        let reused = exporter
+            .spare
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the batch comes back once sent");
         assert_eq!((reused.len(), reused.capacity()), (0, 7));
-        // A burst's batch is freed: the next one is new.
+        // A burst's batch is freed, not given back.
         let mut large = Vec::with_capacity(MAX_KEPT_CAPACITY + 1);
         large.extend((3..6).map(item));
         exporter.offer(large);
-        wait_exported(&exporter, 6);
-        assert_eq!(exporter.batch().capacity(), BATCH_CAPACITY);
         exporter.finish();
+        assert!(exporter.spare.try_recv().is_err());
+        assert_eq!(exporter.batch().capacity(), BATCH_CAPACITY);
         assert_eq!(*received.lock().expect("lock"), vec![0, 1, 2, 3, 4, 5]);
     }
 
@@ -698,6 +702,30 @@ mod tests {
         assert_eq!(*received.lock().expect("lock"), vec![0, 1, 2, 3]);
         assert_eq!(exporter.stats.send_errors.load(Ordering::Relaxed), 1);
         assert_eq!(exporter.stats.exported.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn every_exporter_gets_every_span_in_order() {
+        let received: Vec<Arc<Mutex<Vec<u8>>>> = (0..3).map(|_| Arc::default()).collect();
+        let exporters = received.iter().map(|received| {
+            let sink = Flaky {
+                down: 0,
+                received: Arc::clone(received),
+            };
+            let exporter = Exporter::spawn("test", Box::new(sink), Policy::STREAM);
+            (ExporterKind::Stdout, exporter.expect("spawn"))
+        });
+        let mut exporters = Exporters(exporters.collect());
+        for first in [0, 4] {
+            let mut batch = exporters.batch();
+            batch.extend((first..first + 4).map(item));
+            exporters.offer(batch);
+        }
+        exporters.offer(Vec::new());
+        exporters.finish();
+        for received in &received {
+            assert_eq!(*received.lock().expect("lock"), (0..8).collect::<Vec<u8>>());
+        }
     }
 
     /// A back end that refuses everything for good.
