@@ -585,6 +585,19 @@ mod tests {
         received: Arc<Mutex<Vec<u8>>>,
     }
 
+    impl Flaky {
+        /// A sink down for its first `down` sends, and the first byte of the span id of
+        /// every span it received.
+        fn new(down: usize) -> (Box<Self>, Arc<Mutex<Vec<u8>>>) {
+            let received = Arc::new(Mutex::new(Vec::new()));
+            let sink = Self {
+                down,
+                received: Arc::clone(&received),
+            };
+            (Box::new(sink), received)
+        }
+    }
+
     impl Sink for Flaky {
         fn send(&mut self, batch: &[Item]) -> Result<u64, SendError> {
             if self.down > 0 {
@@ -611,12 +624,8 @@ mod tests {
 
     #[test]
     fn retries_then_delivers_in_batches() {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = Flaky {
-            down: 2,
-            received: Arc::clone(&received),
-        };
-        let mut exporter = Exporter::spawn("test", Box::new(sink), policy()).expect("spawn");
+        let (sink, received) = Flaky::new(2);
+        let mut exporter = Exporter::spawn("test", sink, policy()).expect("spawn");
         exporter.offer((0..5).map(item).collect());
         std::thread::sleep(Duration::from_millis(300));
         exporter.offer(vec![item(5)]);
@@ -631,13 +640,9 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest() {
-        let received = Arc::new(Mutex::new(Vec::new()));
         // Down long enough for the queue to overflow while the first batch waits.
-        let sink = Flaky {
-            down: 1000,
-            received: Arc::clone(&received),
-        };
-        let mut exporter = Exporter::spawn("test", Box::new(sink), policy()).expect("spawn");
+        let (sink, received) = Flaky::new(1000);
+        let mut exporter = Exporter::spawn("test", sink, policy()).expect("spawn");
         for n in 0..20 {
             exporter.offer(vec![item(n)]);
             std::thread::sleep(Duration::from_millis(5));
@@ -656,16 +661,12 @@ mod tests {
 
     #[test]
     fn sent_batches_come_back_empty_for_reuse_unless_large() {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = Flaky {
-            down: 0,
-            received: Arc::clone(&received),
-        };
+        let (sink, received) = Flaky::new(0);
         let stream = Policy {
             max_queue: 100,
             ..Policy::STREAM
         };
-        let mut exporter = Exporter::spawn("test", Box::new(sink), stream).expect("spawn");
+        let mut exporter = Exporter::spawn("test", sink, stream).expect("spawn");
         let mut batch = Vec::with_capacity(7);
         batch.extend((0..3).map(item));
         exporter.offer(batch);
@@ -686,16 +687,12 @@ mod tests {
 
     #[test]
     fn a_stream_keeps_the_order_while_a_batch_is_retried() {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let sink = Flaky {
-            down: 1,
-            received: Arc::clone(&received),
-        };
+        let (sink, received) = Flaky::new(1);
         let stream = Policy {
             give_up_after: Duration::from_secs(10),
             ..Policy::STREAM
         };
-        let mut exporter = Exporter::spawn("test", Box::new(sink), stream).expect("spawn");
+        let mut exporter = Exporter::spawn("test", sink, stream).expect("spawn");
         exporter.offer((0..2).map(item).collect());
         exporter.offer((2..4).map(item).collect());
         exporter.finish();
@@ -706,13 +703,9 @@ mod tests {
 
     #[test]
     fn every_exporter_gets_every_span_in_order() {
-        let received: Vec<Arc<Mutex<Vec<u8>>>> = (0..3).map(|_| Arc::default()).collect();
-        let exporters = received.iter().map(|received| {
-            let sink = Flaky {
-                down: 0,
-                received: Arc::clone(received),
-            };
-            let exporter = Exporter::spawn("test", Box::new(sink), Policy::STREAM);
+        let (sinks, received): (Vec<_>, Vec<_>) = (0..3).map(|_| Flaky::new(0)).unzip();
+        let exporters = sinks.into_iter().map(|sink| {
+            let exporter = Exporter::spawn("test", sink, Policy::STREAM);
             (ExporterKind::Stdout, exporter.expect("spawn"))
         });
         let mut exporters = Exporters(exporters.collect());
