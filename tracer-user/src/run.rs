@@ -20,8 +20,8 @@ use crate::{
     cli::{Config, ExporterKind, Format, Mode},
     connections::Preexisting,
     export::{
-        Encoder, Exporter, Exporters, Item, Policy, Sink, json::JsonLines, otlp, stream::Stream,
-        text::Text, zipkin::Zipkin,
+        BATCH_CAPACITY, Encoder, Exporter, Exporters, Item, Policy, Sink, json::JsonLines, otlp,
+        stream::Stream, text::Text, zipkin::Zipkin,
     },
     kube::{self, Kube},
     launch::{self, LaunchError},
@@ -880,7 +880,8 @@ impl Pipeline {
         self.gone.clear();
     }
 
-    /// Moves every finished event from the ring buffer to the exporter, as one batch.
+    /// Moves every finished event from the ring buffer to the exporters, in batches of at
+    /// most [`BATCH_CAPACITY`] spans.
     fn drain(&mut self, targets: &mut Targets, loader: &mut Loader) {
         // Taken at the first span: an empty drain keeps the spare batches for later.
         let mut batch: Option<Vec<Item>> = None;
@@ -921,12 +922,18 @@ impl Pipeline {
             };
             span.start_ns = self.clock.to_unix(span.start_ns);
             span.end_ns = self.clock.to_unix(span.end_ns);
-            batch
-                .get_or_insert_with(|| self.exporters.batch())
-                .push(Item {
-                    span,
-                    resource: Arc::clone(&target.resource),
-                });
+            let filling = batch.get_or_insert_with(|| self.exporters.batch());
+            filling.push(Item {
+                span,
+                resource: Arc::clone(&target.resource),
+            });
+            // A backlog (the reader fell behind) goes out in batches of the usual size:
+            // the exporters start on it, and no batch or encoding buffer grows with it.
+            if filling.len() >= BATCH_CAPACITY
+                && let Some(full) = batch.take()
+            {
+                self.exporters.offer(full);
+            }
         }
         if let Some(batch) = batch {
             self.exporters.offer(batch);
