@@ -298,6 +298,11 @@ struct Retrying {
     next_try: Instant,
 }
 
+/// The emptied `batch`, when it is small enough to keep for reuse ([`MAX_KEPT_CAPACITY`]).
+fn kept(batch: Vec<Item>) -> Option<Vec<Item>> {
+    (batch.capacity() <= MAX_KEPT_CAPACITY).then_some(batch)
+}
+
 /// The exporter thread.
 struct Worker {
     name: &'static str,
@@ -378,10 +383,6 @@ impl Worker {
     /// Sends `batch` as it came when nothing waits before it and the policy sends at once
     /// (a stream: no copy of its spans); queues it otherwise.
     fn take(&mut self, batch: Vec<Item>) {
-        if batch.is_empty() {
-            self.give_back(batch);
-            return;
-        }
         let at_once = self.queue.is_empty()
             && self.retrying.is_none()
             && self.policy.delay.is_zero()
@@ -400,7 +401,7 @@ impl Worker {
     /// Returns an emptied batch to the reader, unless a burst made it large or the
     /// reader has spares enough (it is freed then).
     fn give_back(&self, batch: Vec<Item>) {
-        if batch.capacity() <= MAX_KEPT_CAPACITY {
+        if let Some(batch) = kept(batch) {
             let _ = self.give_back.try_send(batch);
         }
     }
@@ -459,9 +460,7 @@ impl Worker {
             let mut items = std::mem::take(&mut self.sending);
             items.extend(self.queue.drain(..n));
             self.first_queued = (!self.queue.is_empty()).then(Instant::now);
-            if let Some(emptied) = self.attempt(items, None, closing)
-                && emptied.capacity() <= MAX_KEPT_CAPACITY
-            {
+            if let Some(emptied) = self.attempt(items, None, closing).and_then(kept) {
                 self.sending = emptied;
             }
             if self.retrying.is_some() {

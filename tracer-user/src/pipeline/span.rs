@@ -135,6 +135,16 @@ impl<const N: usize> std::fmt::Display for Hex<N> {
     }
 }
 
+/// `pieces` one after the other, in one allocation at most (none when short enough to
+/// be held inline): span names and URLs are built per span, not through the formatter.
+pub fn joined(pieces: &[&str]) -> CompactString {
+    let mut out = CompactString::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for piece in pieces {
+        out.push_str(piece);
+    }
+    out
+}
+
 /// Splits `host:port`, `[v6]:port`, or a bare host into host and optional port.
 pub fn split_host_port(s: &str) -> (&str, Option<u16>) {
     if let Some((host, after)) = s.strip_prefix('[').and_then(|rest| rest.split_once(']')) {

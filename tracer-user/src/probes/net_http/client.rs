@@ -8,7 +8,7 @@ use tracer_common::probes::net_http::client::{
 };
 
 use crate::{
-    pipeline::span::{Attributes, Span, SpanKind, Status, split_host_port},
+    pipeline::span::{Attributes, Span, SpanKind, Status, joined, split_host_port},
     probes::{Fields, Hook, Site},
 };
 
@@ -115,10 +115,7 @@ pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactSt
     // credentials (URL.User is not read).
     let host = lossy(ev.host.bytes());
     let (scheme, path) = (lossy(ev.scheme.bytes()), lossy(ev.path.bytes()));
-    let mut full = CompactString::with_capacity(scheme.len() + 3 + host.len() + path.len());
-    for piece in [scheme.as_str(), "://", host.as_str(), path.as_str()] {
-        full.push_str(piece);
-    }
+    let mut full = joined(&[&scheme, "://", &host, &path]);
     if ev.path.truncated() {
         truncated.push("url.full");
     }

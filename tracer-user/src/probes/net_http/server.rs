@@ -12,7 +12,7 @@ use tracer_common::{
 };
 
 use crate::{
-    pipeline::span::{Attributes, Span, SpanKind, Status, Value, split_host_port},
+    pipeline::span::{Attributes, Span, SpanKind, Status, Value, joined, split_host_port},
     probes::{Fields, Hook, Site},
     target::{dwarf::Offsets, gomap},
 };
@@ -515,13 +515,7 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
     }
 
     let name = match &route {
-        Some(route) => {
-            let mut name = CompactString::with_capacity(name_method.len() + 1 + route.len());
-            name.push_str(name_method);
-            name.push(' ');
-            name.push_str(route);
-            name
-        }
+        Some(route) => joined(&[name_method, " ", route]),
         None => CompactString::const_new(name_method),
     };
     Span {
