@@ -1316,6 +1316,60 @@ fn a_burst_of_100k_requests_fails_none_and_each_is_a_span_or_a_counted_drop() {
     expect_bounded_memory(peak);
 }
 
+/// Requests served while the tracer is stopped: more than the ring buffer held with
+/// records of a fixed size (about 6,600 server spans in 8 MiB), fewer than it holds now
+/// that a record is its fixed part and the bytes its strings use (about 43,000 of this
+/// fixture's).
+const STALLED: usize = 20_000;
+
+#[test]
+fn a_stalled_reader_loses_no_span_the_ring_buffer_can_hold() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
+    let tracer = Tracer::attach(server.pid(), &[]).expect("attach");
+    send_ok(&server, "/hello", 1);
+    process::send_signal(tracer.pid(), libc::SIGSTOP).expect("stop the tracer");
+    let started = Instant::now();
+    let (ok, failures) = burst(
+        server.addr(),
+        "/hello",
+        STALLED,
+        started + Duration::from_secs(30),
+    );
+    let sent_in = started.elapsed();
+    process::send_signal(tracer.pid(), libc::SIGCONT).expect("resume the tracer");
+    assert!(
+        failures.is_empty() && ok == STALLED,
+        "every request succeeds: {ok} of {STALLED} did, {failures:?}"
+    );
+    // Within a few drains the tracer has read the backlog; its output stops growing.
+    let mut last = tracer.stdout_bytes();
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let now = tracer.stdout_bytes();
+        if now == last || started.elapsed() > Duration::from_secs(90) {
+            break;
+        }
+        last = now;
+    }
+    let peak = memory_kib(tracer.pid()).1;
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{}", output.stderr);
+    let spans = output.spans().expect("spans");
+    let summary = summary(&output);
+    eprintln!(
+        "{STALLED} requests in {sent_in:?} while the tracer was stopped; {} spans; {}; \
+         tracer peak RSS {peak} KiB",
+        spans.len(),
+        summary.line
+    );
+    expect_count(&summary, "ringbuf_full", 0);
+    expect_count(&summary, "dropped", 0);
+    assert_eq!(spans.len(), STALLED + 1, "a span per request");
+    expect_bounded_memory(peak);
+}
+
 /// Soak (a longer run, not in CI: `cargo test --release -p tracer-tests --test faults -- --ignored soak`):
 /// requests per cycle, and cycles. Each cycle sends `SOAK_HELLO` plain requests and
 /// `SOAK_CHAIN` chained ones (a server span, a client span with `traceparent` injected,

@@ -9,7 +9,7 @@ pub const KIND_NET_HTTP_SERVER: u16 = 0x0100;
 pub const KIND_NET_HTTP_CLIENT: u16 = 0x0101;
 
 /// Version of the event layout; bumped when any event layout changes.
-pub const WIRE_VERSION: u16 = 3;
+pub const WIRE_VERSION: u16 = 4;
 
 /// First bytes of every ring-buffer record.
 #[repr(C)]
@@ -96,6 +96,53 @@ impl<const N: usize> StrBuf<N> {
     /// True when the target's string was longer than what was copied.
     pub fn truncated(&self) -> bool {
         self.flags & STR_READ_FAILED == 0 && self.len as usize > N
+    }
+}
+
+/// One string of a variable-size record, whose strings follow its fixed part one after
+/// another in a text area: the length the string had in the target (it may exceed what
+/// was kept), where its kept bytes start in the text, and how many were kept.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Piece {
+    /// Length of the string in the target, clamped to `u32::MAX`.
+    pub len: u32,
+    /// Where its bytes start in the text; [`PIECE_FAILED`] when they could not be read.
+    pub at: u16,
+    /// Bytes kept, at most the field's limit.
+    pub kept: u16,
+}
+crate::assert_size!(Piece, 8);
+
+/// [`Piece::at`] of a string whose header or bytes could not be read.
+pub const PIECE_FAILED: u16 = u16::MAX;
+
+impl Piece {
+    /// A string that could not be read.
+    pub const FAILED: Self = Self {
+        len: 0,
+        at: PIECE_FAILED,
+        kept: 0,
+    };
+
+    /// True when the string's header or bytes could not be read.
+    pub fn failed(&self) -> bool {
+        self.at == PIECE_FAILED
+    }
+
+    /// The kept bytes in `text`; empty when unreadable or not within `text`.
+    pub fn bytes<'a>(&self, text: &'a [u8]) -> &'a [u8] {
+        if self.failed() {
+            return &[];
+        }
+        let start = usize::from(self.at);
+        text.get(start..start + usize::from(self.kept))
+            .unwrap_or(&[])
+    }
+
+    /// True when the target's string was longer than what was kept.
+    pub fn truncated(&self) -> bool {
+        !self.failed() && self.len > u32::from(self.kept)
     }
 }
 

@@ -15,7 +15,7 @@ use aya_ebpf::{
 use tracer_common::{
     config::{NO_FIELD, ProbeConfig},
     counters::{DROP_NO_CONFIG, DROP_READ_FAILED},
-    event::{EventHeader, GoroutineKey, STR_READ_FAILED, StrBuf, WIRE_VERSION, mix64},
+    event::{EventHeader, GoroutineKey, Piece, STR_READ_FAILED, StrBuf, WIRE_VERSION, mix64},
 };
 
 use crate::maps::{CONFIGS, IDS, SCRATCH, WINDOW_WORDS, count};
@@ -192,6 +192,84 @@ impl Window {
             _ => dst.flags = STR_READ_FAILED,
         }
     }
+
+    /// Appends the Go string whose header is at byte `offset` to a record's text, as
+    /// [`append`] does; a field this Go version lacks (`NO_FIELD`) is an empty string.
+    ///
+    /// # Safety
+    /// As [`append`].
+    #[inline(always)]
+    pub unsafe fn append<const KEEP: u32, const TEXT: u32>(
+        &self,
+        offset: u32,
+        text: *mut u8,
+        at: u32,
+        piece: &mut Piece,
+    ) -> u32 {
+        if offset == NO_FIELD {
+            *piece = Piece {
+                len: 0,
+                at: at as u16,
+                kept: 0,
+            };
+            return at;
+        }
+        match self.string_header(offset) {
+            // SAFETY: as the caller's.
+            Some((ptr, len)) => unsafe { append::<KEEP, TEXT>(text, at, piece, ptr, len) },
+            None => {
+                *piece = Piece::FAILED;
+                at
+            }
+        }
+    }
+}
+
+/// Appends the Go string `{ptr, len}` (at most `KEEP` bytes) to a record's text of `TEXT`
+/// bytes at `at`, writes its piece and returns where the used text now ends.
+///
+/// # Safety
+/// `text` points to `TEXT` writable bytes.
+#[inline(always)]
+pub unsafe fn append<const KEEP: u32, const TEXT: u32>(
+    text: *mut u8,
+    at: u32,
+    piece: &mut Piece,
+    ptr: u64,
+    len: u64,
+) -> u32 {
+    // Never true, as a record's text has room for each string at its limit; the check
+    // shows the verifier that the copy stays inside the text.
+    if at > TEXT - KEEP {
+        *piece = Piece::FAILED;
+        return at;
+    }
+    let n = if len > KEEP as u64 { KEEP } else { len as u32 };
+    *piece = Piece {
+        len: if len > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            len as u32
+        },
+        at: at as u16,
+        kept: n as u16,
+    };
+    if n == 0 {
+        return at;
+    }
+    // SAFETY: `at + n <= TEXT` (checked above), inside the caller's text.
+    let rc = unsafe {
+        generated::bpf_probe_read_user(
+            text.wrapping_add(at as usize) as *mut c_void,
+            n,
+            ptr as *const c_void,
+        )
+    };
+    if rc < 0 {
+        *piece = Piece::FAILED;
+        return at;
+    }
+    at + n
 }
 
 /// Marks `dst` as unreadable (its struct could not be read).

@@ -11,7 +11,7 @@ use tracer_common::{
     inflight::{Evicted, SLOTS},
     probes::net_http::{
         client::ClientInflight,
-        server::{ServerInflight, SpanLink},
+        server::{HttpServerEvent, ServerInflight, SpanLink},
     },
 };
 
@@ -76,6 +76,11 @@ pub const WINDOWS: u32 = 3;
 /// be picked out without one read each.
 #[map]
 pub static SCRATCH: PerCpuArray<[u64; WINDOW_WORDS]> = PerCpuArray::with_max_entries(WINDOWS, 0);
+
+/// Per-CPU space where a server span's record is put together before it is copied to
+/// [`EVENTS`] at its used size (a reserved record would have to take the largest size).
+#[map]
+pub static SERVER_RECORD: PerCpuArray<HttpServerEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per binary (configuration slot): the address of the interned `User-Agent` header key
 /// string last seen (Go's textproto interns common header keys), so that later requests

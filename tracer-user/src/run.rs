@@ -313,7 +313,7 @@ fn trace(
         let stopping = stop.load(Ordering::Relaxed) || finished;
         // First: a binary rewritten on disk loses its probes before anything else.
         targets.check_files(&mut loader);
-        pipeline.drain(&mut targets, &mut loader);
+        pipeline.drain(&mut targets, &mut loader, false);
         pipeline.follow_processes(&mut targets, &mut loader);
         targets.refresh_metadata(&mut loader);
         if let Some(preexisting) = &mut preexisting {
@@ -340,7 +340,7 @@ fn trace(
 
     // Detach, then export whatever the kernel finished before that.
     loader.detach();
-    pipeline.drain(&mut targets, &mut loader);
+    pipeline.drain(&mut targets, &mut loader, true);
     // Spans of exited processes still in the slots are lost with them, not in flight.
     let mut gone = std::mem::take(&mut pipeline.gone);
     gone.extend(targets.exited().into_iter().map(|pid| (pid, u64::MAX)));
@@ -880,9 +880,13 @@ impl Pipeline {
         self.gone.clear();
     }
 
-    /// Moves every finished event from the ring buffer to the exporters, in batches of at
-    /// most [`BATCH_CAPACITY`] spans.
-    fn drain(&mut self, targets: &mut Targets, loader: &mut Loader) {
+    /// Moves finished events from the ring buffer to the exporters, in batches of at most
+    /// [`BATCH_CAPACITY`] spans. While an exporter is [`behind`](Exporters::behind) the
+    /// rest stays in the ring buffer for the next drain, unless this is the last.
+    fn drain(&mut self, targets: &mut Targets, loader: &mut Loader, last: bool) {
+        if !last && self.exporters.behind() {
+            return;
+        }
         // Taken at the first span: an empty drain keeps the spare batches for later.
         let mut batch: Option<Vec<Item>> = None;
         while let Some(record) = self.events.next() {
@@ -895,7 +899,7 @@ impl Pipeline {
                 }
             };
             let pid = match &event {
-                Event::NetHttpServer(ev) => ev.header.pid,
+                Event::NetHttpServer(ev) => ev.head.header.pid,
                 Event::NetHttpClient(ev) => ev.header.pid,
             };
             let Some(target) = targets.get(loader, pid) else {
@@ -933,6 +937,9 @@ impl Pipeline {
                 && let Some(full) = batch.take()
             {
                 self.exporters.offer(full);
+                if !last && self.exporters.behind() {
+                    return;
+                }
             }
         }
         if let Some(batch) = batch {

@@ -423,8 +423,7 @@ fn derive_seed(elf: &object::File<'_>) -> Option<Vec<u8>> {
 /// Ring-buffer records as the kernel programs write them, built from the wire structs.
 fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
     use tracer_common::event::{
-        EventHeader, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, STR_READ_FAILED, StrBuf,
-        WIRE_VERSION,
+        EventHeader, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, Piece, StrBuf, WIRE_VERSION,
     };
     use tracer_common::probes::net_http::{client::HttpClientEvent, server};
 
@@ -451,52 +450,100 @@ fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
         unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
             .to_vec()
     }
-    fn server_event(method: &str, target: &str, status: u64, end: u8) -> server::HttpServerEvent {
-        // SAFETY: the wire types are plain old data; all zeroes is a valid value.
-        let mut ev: server::HttpServerEvent = unsafe { std::mem::zeroed() };
-        ev.header = header(KIND_NET_HTTP_SERVER, size_of::<server::HttpServerEvent>());
-        ev.start_ns = 1_000_000;
-        ev.end_ns = 5_100_000;
-        ev.trace_id = [0x4b; 16];
-        ev.span_id = [0x0f; 8];
-        ev.status = status;
-        ev.proto_major = 1;
-        ev.proto_minor = 1;
-        ev.end_reason = end;
-        // Method and target in one read, a space apart, as net/http leaves them.
-        let line = format!("{method} {target}");
-        let n = line.len().min(ev.line.bytes.len());
-        ev.line.bytes[..n].copy_from_slice(&line.as_bytes()[..n]);
-        ev.line.method.len = method.len() as u32;
-        ev.line.target.len = target.len() as u32;
-        ev.line.target.at = (method.len() + 1) as u16;
-        ev.host = text("shop.example:8080");
-        ev.remote_addr = text("127.0.0.1:53412");
-        ev.user_agent = text("curl/8.5.0");
-        ev
+    /// A server record's strings, in the order the kernel appends them.
+    struct Strings<'a> {
+        target: &'a str,
+        host: &'a str,
+        pattern: &'a str,
+        user_agent: Option<&'a str>,
+        tracestate: &'a str,
     }
+    fn server_record(head: server::HttpServerHead, method: &str, strings: Strings<'_>) -> Vec<u8> {
+        let mut ev = server::HttpServerEvent {
+            head,
+            ..Default::default()
+        };
+        ev.head.header = header(KIND_NET_HTTP_SERVER, 0);
+        // Method and target in one read, a space apart, as net/http leaves them.
+        let line = format!("{method} {}", strings.target);
+        let mut at = 0;
+        let whole = ev.put(
+            &mut at,
+            server::METHOD_LEN + 1 + server::TARGET_LEN,
+            line.as_bytes(),
+        );
+        ev.head.method = Piece {
+            len: method.len() as u32,
+            at: 0,
+            kept: method.len().min(whole.kept as usize) as u16,
+        };
+        ev.head.target = Piece {
+            len: strings.target.len() as u32,
+            at: (method.len() + 1) as u16,
+            kept: (whole.kept as usize).saturating_sub(method.len() + 1) as u16,
+        };
+        ev.head.host = ev.put(&mut at, server::HOST_LEN, strings.host.as_bytes());
+        ev.head.remote_addr = ev.put(&mut at, server::REMOTE_LEN, b"127.0.0.1:53412");
+        ev.head.pattern = ev.put(&mut at, server::PATTERN_LEN, strings.pattern.as_bytes());
+        ev.head.user_agent = match strings.user_agent {
+            Some(agent) => ev.put(&mut at, server::USER_AGENT_LEN, agent.as_bytes()),
+            None => Piece::FAILED,
+        };
+        ev.head.tracestate = ev.put(
+            &mut at,
+            server::TRACESTATE_LEN,
+            strings.tracestate.as_bytes(),
+        );
+        ev.head.header.size = server::HttpServerEvent::record_size(at) as u32;
+        ev.record(at).to_vec()
+    }
+    fn server_head(status: u64, end: u8) -> server::HttpServerHead {
+        server::HttpServerHead {
+            start_ns: 1_000_000,
+            end_ns: 5_100_000,
+            trace_id: [0x4b; 16],
+            span_id: [0x0f; 8],
+            status,
+            proto_major: 1,
+            proto_minor: 1,
+            end_reason: end,
+            ..Default::default()
+        }
+    }
+    let plain = |target| Strings {
+        target,
+        host: "shop.example:8080",
+        pattern: "",
+        user_agent: Some("curl/8.5.0"),
+        tracestate: "",
+    };
     let mut seeds = Vec::new();
-    let ev = server_event("GET", "/users/42?q=1", 200, server::END_FINISHED);
-    seeds.push(("server-get", bytes_of(&ev)));
-    let mut ev = server_event("POST", "/orders", 503, server::END_FINISHED);
-    ev.pattern = text("POST /orders");
-    ev.parent_span_id = [0x77; 8];
-    ev.tracestate = text("vendor=a,other=b");
-    ev.tls = 1;
-    ev.proto_major = 2;
-    ev.proto_minor = 0;
-    seeds.push(("server-post-h2-tls", bytes_of(&ev)));
-    let mut ev = server_event(
-        "GET",
-        &format!("/{}", "x".repeat(500)),
-        0,
-        server::END_PANICKED,
-    );
-    ev.host = text("[::1]:443");
-    ev.user_agent.flags = STR_READ_FAILED;
-    seeds.push(("server-panicked-long", bytes_of(&ev)));
-    let ev = server_event("GET", "/ws", 101, server::END_HIJACKED);
-    seeds.push(("server-hijacked", bytes_of(&ev)));
+    let head = server_head(200, server::END_FINISHED);
+    seeds.push((
+        "server-get",
+        server_record(head, "GET", plain("/users/42?q=1")),
+    ));
+    let mut head = server_head(503, server::END_FINISHED);
+    head.parent_span_id = [0x77; 8];
+    head.tls = 1;
+    head.proto_major = 2;
+    head.proto_minor = 0;
+    let strings = Strings {
+        pattern: "POST /orders",
+        tracestate: "vendor=a,other=b",
+        ..plain("/orders")
+    };
+    seeds.push(("server-post-h2-tls", server_record(head, "POST", strings)));
+    let long = format!("/{}", "x".repeat(500));
+    let strings = Strings {
+        host: "[::1]:443",
+        user_agent: None,
+        ..plain(&long)
+    };
+    let head = server_head(0, server::END_PANICKED);
+    seeds.push(("server-panicked-long", server_record(head, "GET", strings)));
+    let head = server_head(101, server::END_HIJACKED);
+    seeds.push(("server-hijacked", server_record(head, "GET", plain("/ws"))));
 
     let client = |status: u64, err_itab: u64| {
         // SAFETY: the wire types are plain old data; all zeroes is a valid value.

@@ -30,10 +30,15 @@ use crate::{
 };
 
 /// Batches waiting to enter an exporter's queue, at most: they wait here only while the
-/// exporter is busy sending. A drain of the ring buffer (every 20 ms) gives one batch per
-/// [`BATCH_CAPACITY`] spans begun, so this covers 2.5-5 s of one slow send at 50-100k
-/// spans/s (and bounds the spans held meanwhile).
+/// exporter is busy sending. The reader stops taking spans from the ring buffer while an
+/// exporter has [`AHEAD_BATCHES`] waiting, so only the last drain, at exit, can come
+/// near this.
 pub const CHANNEL_BATCHES: usize = 256;
+
+/// Batches waiting for an exporter past which the reader leaves spans in the ring buffer
+/// (see [`Exporters::behind`]): there a span takes a fifth of the memory, and what does
+/// not fit is still counted (`ringbuf_full`).
+pub const AHEAD_BATCHES: u64 = 4;
 
 /// Emptied batches an exporter hands back for reuse, at most: the reader fills them
 /// again instead of allocating, so spans cause no allocation (nor page faults, as freed
@@ -177,6 +182,8 @@ pub struct Stats {
     pub send_errors: AtomicU64,
     /// Spans waiting now.
     pub queued: AtomicU64,
+    /// Batches offered that the thread has not taken yet.
+    pub ahead: AtomicU64,
 }
 
 /// The reader's end of an exporter.
@@ -233,14 +240,22 @@ impl Exporter {
         if batch.is_empty() {
             return;
         }
+        // Counted before the send: the thread may take it at once.
+        self.stats.ahead.fetch_add(1, Ordering::Relaxed);
         match sender.try_send(batch) {
             Ok(()) => {}
             Err(TrySendError::Full(batch)) | Err(TrySendError::Disconnected(batch)) => {
+                self.stats.ahead.fetch_sub(1, Ordering::Relaxed);
                 self.stats
                     .queue_full
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
         }
+    }
+
+    /// True while [`AHEAD_BATCHES`] or more batches wait for the thread.
+    pub fn behind(&self) -> bool {
+        self.stats.ahead.load(Ordering::Relaxed) >= AHEAD_BATCHES
     }
 
     /// Flushes everything queued (within [`SHUTDOWN`]) and stops the thread.
@@ -281,6 +296,11 @@ impl Exporters {
             exporter.offer(copy);
         }
         last.offer(batch);
+    }
+
+    /// True while any exporter is [`behind`](Exporter::behind).
+    pub fn behind(&self) -> bool {
+        self.0.iter().any(|(_, exporter)| exporter.behind())
     }
 
     pub fn finish(&mut self) {
@@ -383,6 +403,7 @@ impl Worker {
     /// Sends `batch` as it came when nothing waits before it and the policy sends at once
     /// (a stream: no copy of its spans); queues it otherwise.
     fn take(&mut self, batch: Vec<Item>) {
+        self.stats.ahead.fetch_sub(1, Ordering::Relaxed);
         let at_once = self.queue.is_empty()
             && self.retrying.is_none()
             && self.policy.delay.is_zero()
@@ -544,6 +565,7 @@ impl Worker {
         let mut left = self.queue.len() as u64;
         left += self.retrying.take().map_or(0, |r| r.items.len() as u64);
         while let Ok(batch) = self.receiver.try_recv() {
+            self.stats.ahead.fetch_sub(1, Ordering::Relaxed);
             left += batch.len() as u64;
         }
         self.queue.clear();

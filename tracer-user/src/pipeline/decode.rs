@@ -4,19 +4,37 @@ use std::{borrow::Cow, mem::size_of};
 
 use tracer_common::{
     event::{EventHeader, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, WIRE_VERSION},
-    probes::net_http::{client::HttpClientEvent, server::HttpServerEvent},
+    probes::net_http::{
+        client::HttpClientEvent,
+        server::{HttpServerEvent, HttpServerHead},
+    },
 };
 
 /// A decoded kernel event, borrowed from the ring buffer when the record is aligned (ring
-/// buffer records are 8-byte aligned), copied otherwise.
+/// buffer records are 8-byte aligned; a server record's text is always borrowed), copied
+/// otherwise.
 #[derive(Clone, Debug)]
 #[expect(
     clippy::large_enum_variant,
     reason = "an event lives on the stack for one record; the copy happens only for an unaligned record"
 )]
 pub enum Event<'a> {
-    NetHttpServer(Cow<'a, HttpServerEvent>),
+    NetHttpServer(ServerRecord<'a>),
     NetHttpClient(Cow<'a, HttpClientEvent>),
+}
+
+/// A server span's record: its fixed part, and the text its strings' pieces point into.
+#[derive(Clone, Debug)]
+pub struct ServerRecord<'a> {
+    pub head: Cow<'a, HttpServerHead>,
+    pub text: &'a [u8],
+}
+
+impl ServerRecord<'_> {
+    /// The kept bytes of one of the head's strings.
+    pub fn string(&self, piece: &tracer_common::event::Piece) -> &[u8] {
+        piece.bytes(self.text)
+    }
 }
 
 /// A record that cannot be decoded (a kernel/user version mismatch or a bug): counted,
@@ -56,13 +74,38 @@ fn view<T: Copy>(kind: u16, bytes: &[u8]) -> Result<Cow<'_, T>, DecodeError> {
     if bytes.len() != expected {
         return Err(wrong_size);
     }
+    borrow(bytes).ok_or(wrong_size)
+}
+
+/// `T` at the start of `bytes` (`None` when they are shorter): borrowed when aligned.
+fn borrow<T: Copy>(bytes: &[u8]) -> Option<Cow<'_, T>> {
+    if bytes.len() < size_of::<T>() {
+        return None;
+    }
     if bytes.as_ptr().align_offset(align_of::<T>()) == 0 {
         // SAFETY: the length was checked and the pointer is aligned; `T` is a
         // plain-old-data wire type (tracer-common) for which every bit pattern is valid;
         // the borrow keeps the bytes alive.
-        return Ok(Cow::Borrowed(unsafe { &*bytes.as_ptr().cast::<T>() }));
+        return Some(Cow::Borrowed(unsafe { &*bytes.as_ptr().cast::<T>() }));
     }
-    read(bytes).map(Cow::Owned).ok_or(wrong_size)
+    read(bytes).map(Cow::Owned)
+}
+
+/// A server record: its head, then the used part of its text (at most the whole text).
+fn server(bytes: &[u8]) -> Result<ServerRecord<'_>, DecodeError> {
+    let head_size = size_of::<HttpServerHead>();
+    if bytes.len() < head_size || bytes.len() > size_of::<HttpServerEvent>() {
+        return Err(DecodeError::Size {
+            kind: KIND_NET_HTTP_SERVER,
+            got: bytes.len(),
+            expected: size_of::<HttpServerEvent>(),
+        });
+    }
+    let head = borrow::<HttpServerHead>(bytes).ok_or(DecodeError::Short(bytes.len()))?;
+    Ok(ServerRecord {
+        head,
+        text: &bytes[head_size..],
+    })
 }
 
 /// Decodes one ring-buffer record.
@@ -72,7 +115,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
         return Err(DecodeError::Version(header.version));
     }
     match header.kind {
-        KIND_NET_HTTP_SERVER => Ok(Event::NetHttpServer(view(header.kind, bytes)?)),
+        KIND_NET_HTTP_SERVER => Ok(Event::NetHttpServer(server(bytes)?)),
         KIND_NET_HTTP_CLIENT => Ok(Event::NetHttpClient(view(header.kind, bytes)?)),
         kind => Err(DecodeError::UnknownKind(kind)),
     }
@@ -99,16 +142,34 @@ mod tests {
     }
 
     #[test]
-    fn decodes_server_event() {
-        let bytes = header_bytes(
-            KIND_NET_HTTP_SERVER,
-            WIRE_VERSION,
-            size_of::<HttpServerEvent>(),
-        );
-        let Ok(Event::NetHttpServer(ev)) = decode(&bytes) else {
-            panic!("not decoded")
-        };
-        assert_eq!(ev.header.g, 9);
+    fn decodes_server_records_of_any_used_size() {
+        let mut ev = HttpServerEvent::default();
+        let mut at = 0;
+        ev.head.host = ev.put(&mut at, 64, b"shop.example:8080");
+        for used in [at, tracer_common::probes::net_http::server::TEXT_LEN] {
+            ev.head.header = EventHeader {
+                kind: KIND_NET_HTTP_SERVER,
+                version: WIRE_VERSION,
+                size: HttpServerEvent::record_size(used) as u32,
+                pid: 1,
+                tid: 1,
+                g: 9,
+            };
+            let record = ev.record(used);
+            let Ok(Event::NetHttpServer(decoded)) = decode(record) else {
+                panic!("not decoded")
+            };
+            assert_eq!(decoded.head.header.g, 9);
+            assert_eq!(decoded.text.len(), used);
+            assert_eq!(decoded.string(&decoded.head.host), b"shop.example:8080");
+            // At an odd address the head is copied; the text is still borrowed.
+            let mut odd = vec![0u8; record.len() + 1];
+            odd[1..].copy_from_slice(record);
+            let Ok(Event::NetHttpServer(decoded)) = decode(&odd[1..]) else {
+                panic!("not decoded")
+            };
+            assert_eq!(decoded.string(&decoded.head.host), b"shop.example:8080");
+        }
     }
 
     #[test]
@@ -124,7 +185,16 @@ mod tests {
             decode(&bytes).expect_err("rejected"),
             DecodeError::UnknownKind(0x7777)
         );
+        // A server record shorter than its head, or longer than the largest.
         let bytes = header_bytes(KIND_NET_HTTP_SERVER, WIRE_VERSION, 100);
+        assert!(matches!(
+            decode(&bytes),
+            Err(DecodeError::Size { got: 100, .. })
+        ));
+        let largest = size_of::<HttpServerEvent>();
+        let bytes = header_bytes(KIND_NET_HTTP_SERVER, WIRE_VERSION, largest + 8);
+        assert!(matches!(decode(&bytes), Err(DecodeError::Size { .. })));
+        let bytes = header_bytes(KIND_NET_HTTP_CLIENT, WIRE_VERSION, 100);
         assert!(matches!(
             decode(&bytes),
             Err(DecodeError::Size { got: 100, .. })

@@ -6,7 +6,7 @@
 //! handler returns; or, when the handler panicked or hijacked the connection, at the entry
 //! of the deferred closure of `(*conn).serve`. The kernel emits one [`HttpServerEvent`] per
 //! finished span. See <https://go.dev/src/net/http/server.go> (`func (c *conn) serve`).
-use crate::event::{EventHeader, STR_READ_FAILED, StrBuf};
+use crate::event::{EventHeader, Piece};
 
 /// Bytes kept of `Request.Method`.
 pub const METHOD_LEN: usize = 16;
@@ -28,77 +28,18 @@ pub const TRACESTATE_LEN: usize = 256;
 /// Bytes of the request target (`Request.RequestURI`) kept: room for a path of
 /// [`PATH_LEN`] bytes, its `?` and a query of [`QUERY_LEN`] bytes.
 pub const TARGET_LEN: usize = PATH_LEN + 1 + QUERY_LEN;
-/// Where the target's bytes start in [`RequestLine::bytes`]: after the method and the
-/// space that ends it, as in the request line itself.
-pub const TARGET_AT: usize = METHOD_LEN + 1;
-/// Size of [`RequestLine::bytes`] (a multiple of 8).
-pub const LINE_BYTES: usize = (TARGET_AT + TARGET_LEN).next_multiple_of(8);
 
-/// One string of a [`RequestLine`]: the length in the target (may exceed what was kept),
-/// where its bytes start, and [`STR_READ_FAILED`].
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LinePiece {
-    pub len: u32,
-    pub at: u16,
-    pub flags: u16,
-}
-
-/// The request's method and target (`Request.Method` and `Request.RequestURI`, e.g.
-/// `GET` and `/users/42?a=1`); user space takes `url.path` and `url.query` from the
-/// target. `net/http` cuts both out of the request line without copying
-/// (`parseRequestLine`), so they usually sit in the target process one after the other, a
-/// space apart: the kernel then copies them with one read, the method at 0 and the target
-/// at `1 + method length`. Otherwise (e.g. HTTP/2) each is copied on its own, the target at
-/// [`TARGET_AT`].
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestLine {
-    pub method: LinePiece,
-    pub target: LinePiece,
-    pub bytes: [u8; LINE_BYTES],
-}
-
-impl RequestLine {
-    /// The kept bytes of `piece` (at most `keep`); empty when it could not be read.
-    fn piece(&self, piece: &LinePiece, keep: usize) -> &[u8] {
-        if piece.flags & STR_READ_FAILED as u16 != 0 {
-            return &[];
-        }
-        let start = usize::from(piece.at);
-        let end = start.saturating_add((piece.len as usize).min(keep));
-        self.bytes.get(start..end).unwrap_or(&[])
-    }
-
-    pub fn method(&self) -> &[u8] {
-        self.piece(&self.method, METHOD_LEN)
-    }
-
-    pub fn target(&self) -> &[u8] {
-        self.piece(&self.target, TARGET_LEN)
-    }
-
-    /// True when the method in the process was longer than what was kept.
-    pub fn method_truncated(&self) -> bool {
-        self.method.len as usize > METHOD_LEN
-    }
-
-    /// True when the target in the process was longer than what was kept.
-    pub fn target_truncated(&self) -> bool {
-        self.target.len as usize > TARGET_LEN
-    }
-}
-
-impl Default for RequestLine {
-    fn default() -> Self {
-        Self {
-            method: LinePiece::default(),
-            target: LinePiece::default(),
-            bytes: [0; LINE_BYTES],
-        }
-    }
-}
-crate::assert_size!(RequestLine, 2 * 8 + LINE_BYTES);
+/// Size of [`HttpServerEvent::text`]: every string at its limit, plus the space between
+/// method and target when both are copied with one read (a multiple of 8).
+pub const TEXT_LEN: usize = (METHOD_LEN
+    + 1
+    + TARGET_LEN
+    + HOST_LEN
+    + REMOTE_LEN
+    + PATTERN_LEN
+    + USER_AGENT_LEN
+    + TRACESTATE_LEN)
+    .next_multiple_of(8);
 
 /// How a server span ended.
 pub const END_FINISHED: u8 = 0;
@@ -180,10 +121,12 @@ pub struct SpanLink {
 crate::assert_size!(SpanLink, 80);
 crate::assert_slot_head!(SpanLink, key);
 
-/// One finished server span.
+/// The fixed part of a finished server span's record; the strings follow in the text
+/// (see [`HttpServerEvent`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct HttpServerEvent {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpServerHead {
+    /// `size` is the record's: this head and the used part of the text.
     pub header: EventHeader,
     pub start_ns: u64,
     pub end_ns: u64,
@@ -201,26 +144,73 @@ pub struct HttpServerEvent {
     /// `CTX_*` bits of the trace context the request carried (`crate::propagation`).
     pub trace_flags: u8,
     pub _pad: u8,
-    pub line: RequestLine,
-    pub host: StrBuf<HOST_LEN>,
-    pub remote_addr: StrBuf<REMOTE_LEN>,
-    pub pattern: StrBuf<PATTERN_LEN>,
+    /// `Request.Method` and `Request.RequestURI` (e.g. `GET` and `/users/42?a=1`; user
+    /// space takes `url.path` and `url.query` from the target). `net/http` cuts both out of
+    /// the request line without copying (`parseRequestLine`), so they usually sit in the
+    /// process one after the other, a space apart: the kernel then copies them with one
+    /// read, the method at 0 and the target after the space.
+    pub method: Piece,
+    pub target: Piece,
+    pub host: Piece,
+    pub remote_addr: Piece,
+    pub pattern: Piece,
     /// First value of the `User-Agent` header (empty when absent).
-    pub user_agent: StrBuf<USER_AGENT_LEN>,
+    pub user_agent: Piece,
     /// The `tracestate` that came with a valid `traceparent` (empty otherwise).
-    pub tracestate: StrBuf<TRACESTATE_LEN>,
+    pub tracestate: Piece,
 }
-// Header, times, ids, status, protocol and flags; then each string's length and flags.
-const FIXED: usize = 24 + 2 * 8 + 16 + 8 + 8 + 8 + 8;
-const STRINGS: usize = 5;
+crate::assert_size!(HttpServerHead, 24 + 2 * 8 + 16 + 8 + 8 + 8 + 8 + 7 * 8);
+
+/// One finished server span as the kernel builds it. The ring-buffer record is its first
+/// `head.header.size` bytes: the head, then only the used part of the text, where the
+/// strings sit one after another. A record of a typical request is a fifth of the whole,
+/// so the ring buffer holds five times as many spans as with fixed-size records.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HttpServerEvent {
+    pub head: HttpServerHead,
+    pub text: [u8; TEXT_LEN],
+}
 crate::assert_size!(
     HttpServerEvent,
-    FIXED
-        + core::mem::size_of::<RequestLine>()
-        + STRINGS * 8
-        + HOST_LEN
-        + REMOTE_LEN
-        + PATTERN_LEN
-        + USER_AGENT_LEN
-        + TRACESTATE_LEN
+    core::mem::size_of::<HttpServerHead>() + TEXT_LEN
 );
+
+impl HttpServerEvent {
+    /// Appends `s` to the text at `*at`, as the kernel copies a string (at most `keep`
+    /// bytes), and returns its piece; for tests and fuzz seeds.
+    pub fn put(&mut self, at: &mut usize, keep: usize, s: &[u8]) -> Piece {
+        let kept = s.len().min(keep).min(TEXT_LEN - *at);
+        self.text[*at..*at + kept].copy_from_slice(&s[..kept]);
+        let piece = Piece {
+            len: s.len().min(u32::MAX as usize) as u32,
+            at: *at as u16,
+            kept: kept as u16,
+        };
+        *at += kept;
+        piece
+    }
+
+    /// The record's size when `used` bytes of the text are used.
+    pub const fn record_size(used: usize) -> usize {
+        core::mem::size_of::<HttpServerHead>() + used
+    }
+
+    /// The record the kernel copies to the ring buffer when `used` bytes of the text are
+    /// used: the head and that much text.
+    pub fn record(&self, used: usize) -> &[u8] {
+        let size = Self::record_size(used.min(TEXT_LEN));
+        // SAFETY: `size` is within `self`, a `repr(C)` type of integers and byte arrays
+        // without implicit padding, so every byte is initialised.
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size) }
+    }
+}
+
+impl Default for HttpServerEvent {
+    fn default() -> Self {
+        Self {
+            head: HttpServerHead::default(),
+            text: [0; TEXT_LEN],
+        }
+    }
+}

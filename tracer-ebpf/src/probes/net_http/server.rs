@@ -13,22 +13,24 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, maps::Array, programs:
 use tracer_common::{
     config::ProbeConfig,
     counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END, SAMPLED_OUT},
-    event::{GoroutineKey, KIND_NET_HTTP_SERVER, STR_READ_FAILED},
+    event::{GoroutineKey, KIND_NET_HTTP_SERVER, Piece},
     probes::net_http::server::{
-        END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, INFLIGHT_PANICKING, LINE_BYTES,
-        LinePiece, METHOD_LEN, RequestLine, ServerInflight, SpanLink, TARGET_AT, TARGET_LEN,
+        END_FINISHED, END_HIJACKED, END_PANICKED, HOST_LEN, HttpServerEvent, HttpServerHead,
+        INFLIGHT_PANICKING, METHOD_LEN, PATTERN_LEN, REMOTE_LEN, ServerInflight, SpanLink,
+        TARGET_LEN, TEXT_LEN, TRACESTATE_LEN, USER_AGENT_LEN,
     },
     propagation::{KEY_TRACESTATE, KEY_USER_AGENT, RemoteContext},
 };
 
 use crate::{
     go::{
-        Regs, Window, config, copy_string, event_header, goroutine, new_ids, read_bytes, read_u64,
-        read_words, string_failed, submit_flags, zero, zeroed,
+        Regs, Window, append, config, event_header, goroutine, new_ids, read_bytes, read_u64,
+        read_words, submit_flags, zero, zeroed,
     },
     gomap::{self, Matches},
     maps::{
-        CONFIGS, EVENTS, SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, USER_AGENT_KEY, count,
+        CONFIGS, EVENTS, SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, SERVER_RECORD,
+        USER_AGENT_KEY, count,
     },
     slots::{self, Slot, keyed_slot},
     tracecontext,
@@ -331,23 +333,23 @@ fn try_end(ctx: &ProbeContext, end: End) -> Option<()> {
 }
 
 fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reason: u8, h2: bool) {
-    let Some(mut entry) = EVENTS.reserve::<HttpServerEvent>(0) else {
-        count(DROP_RINGBUF_FULL);
+    let Some(ev) = SERVER_RECORD.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: the reserved record is exclusively ours until submitted; every field user
-    // space reads is written below (string bytes beyond their copied length are not read).
-    let ev = unsafe { &mut *entry.as_mut_ptr() };
-    ev.header = event_header::<HttpServerEvent>(KIND_NET_HTTP_SERVER, key);
-    ev.start_ns = start.start_ns;
+    // SAFETY: this CPU's record space, used from here to the copy below; every byte copied
+    // is written first (the head whole, the text up to its used size).
+    let ev = unsafe { &mut *ev };
+    let head = &mut ev.head;
+    head.header = event_header::<HttpServerEvent>(KIND_NET_HTTP_SERVER, key);
+    head.start_ns = start.start_ns;
     // SAFETY: the helper has no preconditions.
-    ev.end_ns = unsafe { bpf_ktime_get_ns() };
-    ev.trace_id = start.trace_id;
-    ev.span_id = start.span_id;
-    ev.parent_span_id = start.parent_span_id;
-    ev.end_reason = end_reason;
-    ev._pad = 0;
-    ev.status = if h2 {
+    head.end_ns = unsafe { bpf_ktime_get_ns() };
+    head.trace_id = start.trace_id;
+    head.span_id = start.span_id;
+    head.parent_span_id = start.parent_span_id;
+    head.end_reason = end_reason;
+    head._pad = 0;
+    head.status = if h2 {
         // The writer holds a pointer to its state, which holds the status.
         read_u64(start.resp, cfg.h2_rws)
             .and_then(|state| read_u64(state, cfg.h2_status))
@@ -355,55 +357,80 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     } else {
         read_u64(start.resp, cfg.resp_status).unwrap_or(0)
     };
+    head.trace_flags = start.trace_flags as u8;
 
-    ev.trace_flags = start.trace_flags as u8;
-    // Found by the start's header scan; the request holds them until it ends.
-    copy_string(&mut ev.user_agent, start.user_agent[0], start.user_agent[1]);
-    copy_string(&mut ev.tracestate, start.tracestate[0], start.tracestate[1]);
-    match Window::read(0, start.req, cfg.req_window) {
-        Some(req) => {
-            ev.proto_major = req.word(cfg.req_proto_major).unwrap_or(0) as u16;
-            ev.proto_minor = req.word(cfg.req_proto_minor).unwrap_or(0) as u16;
-            ev.tls = (req.word(cfg.req_tls).unwrap_or(0) != 0) as u8;
-            req.string(&mut ev.host, cfg.req_host);
-            req.string(&mut ev.remote_addr, cfg.req_remote_addr);
-            req.string(&mut ev.pattern, cfg.req_pattern);
-            request_line(
-                &mut ev.line,
+    const TEXT: u32 = TEXT_LEN as u32;
+    let text = ev.text.as_mut_ptr();
+    // SAFETY (every append below): `text` is the record's text of TEXT_LEN bytes.
+    let mut at = match Window::read(0, start.req, cfg.req_window) {
+        Some(req) => unsafe {
+            head.proto_major = req.word(cfg.req_proto_major).unwrap_or(0) as u16;
+            head.proto_minor = req.word(cfg.req_proto_minor).unwrap_or(0) as u16;
+            head.tls = (req.word(cfg.req_tls).unwrap_or(0) != 0) as u8;
+            let at = request_line(
+                head,
+                text,
                 req.string_header(cfg.req_method),
                 req.string_header(cfg.req_request_uri),
             );
-        }
+            let at =
+                req.append::<{ HOST_LEN as u32 }, TEXT>(cfg.req_host, text, at, &mut head.host);
+            let at = req.append::<{ REMOTE_LEN as u32 }, TEXT>(
+                cfg.req_remote_addr,
+                text,
+                at,
+                &mut head.remote_addr,
+            );
+            req.append::<{ PATTERN_LEN as u32 }, TEXT>(cfg.req_pattern, text, at, &mut head.pattern)
+        },
         None => {
-            ev.proto_major = 0;
-            ev.proto_minor = 0;
-            ev.tls = 0;
-            string_failed(&mut ev.remote_addr);
-            string_failed(&mut ev.host);
-            string_failed(&mut ev.pattern);
-            request_line(&mut ev.line, None, None);
+            head.proto_major = 0;
+            head.proto_minor = 0;
+            head.tls = 0;
+            head.method = Piece::FAILED;
+            head.target = Piece::FAILED;
+            head.host = Piece::FAILED;
+            head.remote_addr = Piece::FAILED;
+            head.pattern = Piece::FAILED;
+            0
         }
+    };
+    // Found by the start's header scan; the request holds them until it ends.
+    let [ptr, len] = start.user_agent;
+    at = unsafe {
+        append::<{ USER_AGENT_LEN as u32 }, TEXT>(text, at, &mut head.user_agent, ptr, len)
+    };
+    let [ptr, len] = start.tracestate;
+    at = unsafe {
+        append::<{ TRACESTATE_LEN as u32 }, TEXT>(text, at, &mut head.tracestate, ptr, len)
+    };
+    // Never true (see `append`); it bounds the copy for the verifier.
+    if at > TEXT {
+        return;
     }
-    entry.submit(submit_flags(cfg));
+    head.header.size = HttpServerEvent::record_size(at as usize) as u32;
+    if EVENTS
+        .output::<[u8]>(ev.record(at as usize), submit_flags(cfg))
+        .is_err()
+    {
+        count(DROP_RINGBUF_FULL);
+    }
 }
 
-/// Fills `line` from the Go string headers of the method and the target (`None`: not
-/// readable): with one read when the target follows the method in the process, see
-/// [`RequestLine`].
+/// Appends the method and the target (`None`: their headers were not readable) to the
+/// text, which they start: with one read when the target follows the method in the
+/// process, see [`HttpServerHead::method`]. Returns where the used text ends.
+///
+/// # Safety
+/// `text` is a record's text of [`TEXT_LEN`] bytes.
 #[inline(always)]
-fn request_line(line: &mut RequestLine, method: Option<(u64, u64)>, target: Option<(u64, u64)>) {
-    let piece = |header: Option<(u64, u64)>, at: usize| LinePiece {
-        len: header.map_or(0, |(_, len)| len.min(u64::from(u32::MAX)) as u32),
-        at: at as u16,
-        flags: if header.is_some() {
-            0
-        } else {
-            STR_READ_FAILED as u16
-        },
-    };
-    line.method = piece(method, 0);
-    line.target = piece(target, TARGET_AT);
-    let bytes = line.bytes.as_mut_ptr();
+unsafe fn request_line(
+    head: &mut HttpServerHead,
+    text: *mut u8,
+    method: Option<(u64, u64)>,
+    target: Option<(u64, u64)>,
+) -> u32 {
+    const TEXT: u32 = TEXT_LEN as u32;
     if let (Some((m, m_len)), Some((t, t_len))) = (method, target)
         && m != 0
         && m_len > 0
@@ -415,24 +442,43 @@ fn request_line(line: &mut RequestLine, method: Option<(u64, u64)>, target: Opti
         } else {
             t_len
         };
-        // SAFETY: `m_len + 1 + kept <= TARGET_AT + TARGET_LEN <= LINE_BYTES`.
-        let ok = unsafe { read_bytes::<{ LINE_BYTES as u32 }>(bytes, m, m_len + 1 + kept) };
-        let flags = if ok { 0 } else { STR_READ_FAILED as u16 };
-        line.method.flags = flags;
-        line.target.at = (m_len + 1) as u16;
-        line.target.flags = flags;
-        return;
+        const LINE: u32 = (METHOD_LEN + 1 + TARGET_LEN) as u32;
+        // SAFETY: `m_len + 1 + kept <= LINE <= TEXT_LEN`.
+        if !unsafe { read_bytes::<LINE>(text, m, m_len + 1 + kept) } {
+            head.method = Piece::FAILED;
+            head.target = Piece::FAILED;
+            return 0;
+        }
+        head.method = Piece {
+            len: m_len as u32,
+            at: 0,
+            kept: m_len as u16,
+        };
+        head.target = Piece {
+            len: t_len.min(u64::from(u32::MAX)) as u32,
+            at: (m_len + 1) as u16,
+            kept: kept as u16,
+        };
+        return (m_len + 1 + kept) as u32;
     }
-    if let Some((m, m_len)) = method
-        // SAFETY: the method's place holds METHOD_LEN bytes.
-        && !unsafe { read_bytes::<{ METHOD_LEN as u32 }>(bytes, m, m_len) }
-    {
-        line.method.flags = STR_READ_FAILED as u16;
-    }
-    if let Some((t, t_len)) = target
-        // SAFETY: the target's place, TARGET_AT + TARGET_LEN <= LINE_BYTES.
-        && !unsafe { read_bytes::<{ TARGET_LEN as u32 }>(bytes.wrapping_add(TARGET_AT), t, t_len) }
-    {
-        line.target.flags = STR_READ_FAILED as u16;
+    let at = match method {
+        // SAFETY: as the caller's.
+        Some((m, len)) => unsafe {
+            append::<{ METHOD_LEN as u32 }, TEXT>(text, 0, &mut head.method, m, len)
+        },
+        None => {
+            head.method = Piece::FAILED;
+            0
+        }
+    };
+    match target {
+        // SAFETY: as the caller's.
+        Some((t, len)) => unsafe {
+            append::<{ TARGET_LEN as u32 }, TEXT>(text, at, &mut head.target, t, len)
+        },
+        None => {
+            head.target = Piece::FAILED;
+            at
+        }
     }
 }

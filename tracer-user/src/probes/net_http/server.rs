@@ -6,12 +6,11 @@ use std::borrow::Cow;
 use compact_str::{CompactString, format_compact};
 use tracer_common::{
     config::{ConnLayout, NO_FIELD, ProbeConfig, WINDOW_BYTES},
-    probes::net_http::server::{
-        END_FINISHED, END_HIJACKED, END_PANICKED, HttpServerEvent, PATH_LEN, QUERY_LEN,
-    },
+    probes::net_http::server::{END_FINISHED, END_HIJACKED, END_PANICKED, PATH_LEN, QUERY_LEN},
 };
 
 use crate::{
+    pipeline::decode::ServerRecord,
     pipeline::span::{Attributes, Span, SpanKind, Status, Value, joined, split_host_port},
     probes::{Fields, Hook, Site},
     target::{dwarf::Offsets, gomap},
@@ -425,15 +424,16 @@ fn percent_decode(raw: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// Maps a server event to a span (times still kernel-monotonic).
-pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
+pub fn span(record: &ServerRecord<'_>, mapping: Mapping) -> Span {
+    let ev = &*record.head;
     let mut attributes = Attributes::new();
     let mut truncated: Vec<&str> = Vec::new();
 
-    let name_method = method_attributes(ev.line.method(), &mut attributes);
-    if ev.line.method_truncated() {
+    let name_method = method_attributes(record.string(&ev.method), &mut attributes);
+    if ev.method.truncated() {
         truncated.push("http.request.method_original");
     }
-    let target = RequestTarget::parse(ev.line.target(), ev.line.target_truncated());
+    let target = RequestTarget::parse(record.string(&ev.target), ev.target.truncated());
     attributes.push(("url.path", lossy(&target.path).into()));
     if target.path_cut {
         truncated.push("url.path");
@@ -448,7 +448,7 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
             truncated.push("url.query");
         }
     }
-    let pattern = lossy(ev.pattern.bytes());
+    let pattern = lossy(record.string(&ev.pattern));
     let route = route_of(&pattern).map(CompactString::from);
     if let Some(route) = &route {
         attributes.push(("http.route", route.clone().into()));
@@ -463,7 +463,7 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
         attributes.push(("http.response.status_code", code.into()));
     }
 
-    let host = lossy(ev.host.bytes());
+    let host = lossy(record.string(&ev.host));
     let (server_address, server_port) = split_host_port(&host);
     if !server_address.is_empty() {
         attributes.push(("server.address", CompactString::from(server_address).into()));
@@ -475,7 +475,7 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
             i64::from(server_port.unwrap_or(default_port)).into(),
         ));
     }
-    let remote = lossy(ev.remote_addr.bytes());
+    let remote = lossy(record.string(&ev.remote_addr));
     let (client_address, client_port) = split_host_port(&remote);
     if !client_address.is_empty() {
         attributes.push(("client.address", CompactString::from(client_address).into()));
@@ -504,8 +504,9 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
     if error && status.is_some() {
         attributes.push(("error.type", status.unwrap_or_default().to_string().into()));
     }
-    if ev.user_agent.copied() > 0 {
-        attributes.push(("user_agent.original", lossy(ev.user_agent.bytes()).into()));
+    let user_agent = record.string(&ev.user_agent);
+    if !user_agent.is_empty() {
+        attributes.push(("user_agent.original", lossy(user_agent).into()));
         if ev.user_agent.truncated() {
             truncated.push("user_agent.original");
         }
@@ -522,8 +523,8 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
         trace_id: ev.trace_id,
         span_id: ev.span_id,
         parent_span_id: (ev.parent_span_id != [0; 8]).then_some(ev.parent_span_id),
-        trace_state: (ev.tracestate.copied() > 0 && !ev.tracestate.truncated())
-            .then(|| lossy(ev.tracestate.bytes())),
+        trace_state: (ev.tracestate.kept > 0 && !ev.tracestate.truncated())
+            .then(|| lossy(record.string(&ev.tracestate))),
         name,
         kind: SpanKind::Server,
         start_ns: ev.start_ns,
@@ -538,67 +539,102 @@ pub fn span(ev: &HttpServerEvent, mapping: Mapping) -> Span {
 #[cfg(test)]
 mod tests {
     use tracer_common::{
-        event::{EventHeader, StrBuf},
-        probes::net_http::server::{LinePiece, METHOD_LEN, RequestLine, TARGET_AT, TARGET_LEN},
+        event::{EventHeader, KIND_NET_HTTP_SERVER, Piece, WIRE_VERSION},
+        probes::net_http::server::{
+            HOST_LEN, HttpServerEvent, HttpServerHead, METHOD_LEN, PATTERN_LEN, REMOTE_LEN,
+            TARGET_LEN, TRACESTATE_LEN, USER_AGENT_LEN,
+        },
     };
 
     use super::*;
+    use crate::pipeline::decode::{Event, decode};
 
-    fn buf<const N: usize>(s: &str) -> StrBuf<N> {
-        let mut b = StrBuf::<N>::default();
-        let n = s.len().min(N);
-        b.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
-        b.len = s.len() as u32;
-        b
+    /// A server event as the tests describe it: the head, and the strings the kernel
+    /// copies into the text.
+    struct TestEvent {
+        head: HttpServerHead,
+        method: String,
+        target: String,
+        host: String,
+        remote_addr: String,
+        pattern: String,
+        user_agent: String,
+        /// Instead of method and target: the line's bytes and their pieces, as written.
+        line: Option<(Vec<u8>, Piece, Piece)>,
     }
 
-    /// A request line as the kernel writes it when method and target are read apart.
-    fn line(method: &str, target: &str) -> RequestLine {
-        let mut line = RequestLine::default();
-        for (piece, at, keep, s) in [
-            (&mut line.method, 0, METHOD_LEN, method),
-            (&mut line.target, TARGET_AT, TARGET_LEN, target),
-        ] {
-            *piece = LinePiece {
-                len: s.len() as u32,
-                at: at as u16,
-                flags: 0,
+    impl TestEvent {
+        /// The ring-buffer record the kernel writes for this event (method and target
+        /// read apart).
+        fn record(&self) -> Vec<u8> {
+            let mut ev = HttpServerEvent {
+                head: self.head,
+                ..HttpServerEvent::default()
             };
-            let n = s.len().min(keep);
-            line.bytes[at..at + n].copy_from_slice(&s.as_bytes()[..n]);
+            let mut at = 0;
+            match &self.line {
+                Some((bytes, method, target)) => {
+                    ev.text[..bytes.len()].copy_from_slice(bytes);
+                    at = bytes.len();
+                    ev.head.method = *method;
+                    ev.head.target = *target;
+                }
+                None => {
+                    ev.head.method = ev.put(&mut at, METHOD_LEN, self.method.as_bytes());
+                    ev.head.target = ev.put(&mut at, TARGET_LEN, self.target.as_bytes());
+                }
+            }
+            ev.head.host = ev.put(&mut at, HOST_LEN, self.host.as_bytes());
+            ev.head.remote_addr = ev.put(&mut at, REMOTE_LEN, self.remote_addr.as_bytes());
+            ev.head.pattern = ev.put(&mut at, PATTERN_LEN, self.pattern.as_bytes());
+            ev.head.user_agent = ev.put(&mut at, USER_AGENT_LEN, self.user_agent.as_bytes());
+            ev.head.tracestate = ev.put(&mut at, TRACESTATE_LEN, b"");
+            ev.head.header.size = HttpServerEvent::record_size(at) as u32;
+            ev.record(at).to_vec()
         }
-        line
+    }
+
+    /// The span of `ev`, through its record and the decoder.
+    fn span_of(ev: &TestEvent, mapping: Mapping) -> Span {
+        let record = ev.record();
+        let Ok(Event::NetHttpServer(record)) = decode(&record) else {
+            panic!("record not decoded")
+        };
+        super::span(&record, mapping)
     }
 
     const QUERY: Mapping = Mapping {
         capture_query: true,
     };
 
-    fn event(method: &str, path: &str, status: u64) -> HttpServerEvent {
-        HttpServerEvent {
-            header: EventHeader {
-                pid: 42,
-                g: 7,
-                ..EventHeader::default()
+    fn event(method: &str, target: &str, status: u64) -> TestEvent {
+        TestEvent {
+            head: HttpServerHead {
+                header: EventHeader {
+                    kind: KIND_NET_HTTP_SERVER,
+                    version: WIRE_VERSION,
+                    pid: 42,
+                    g: 7,
+                    ..EventHeader::default()
+                },
+                start_ns: 1_000,
+                end_ns: 5_000,
+                trace_id: [1; 16],
+                span_id: [2; 8],
+                parent_span_id: [0; 8],
+                status,
+                proto_major: 1,
+                proto_minor: 1,
+                end_reason: END_FINISHED,
+                ..HttpServerHead::default()
             },
-            start_ns: 1_000,
-            end_ns: 5_000,
-            trace_id: [1; 16],
-            span_id: [2; 8],
-            parent_span_id: [0; 8],
-            status,
-            proto_major: 1,
-            proto_minor: 1,
-            tls: 0,
-            end_reason: END_FINISHED,
-            trace_flags: 0,
-            _pad: 0,
-            line: line(method, path),
-            host: buf("127.0.0.1:8080"),
-            remote_addr: buf("127.0.0.1:51000"),
-            pattern: buf(""),
-            user_agent: buf("curl/8.0"),
-            tracestate: buf(""),
+            method: method.into(),
+            target: target.into(),
+            host: "127.0.0.1:8080".into(),
+            remote_addr: "127.0.0.1:51000".into(),
+            pattern: String::new(),
+            user_agent: "curl/8.0".into(),
+            line: None,
         }
     }
 
@@ -608,7 +644,7 @@ mod tests {
 
     #[test]
     fn maps_a_plain_request() {
-        let span = span(&event("GET", "/hello", 0), Mapping::default());
+        let span = span_of(&event("GET", "/hello", 0), Mapping::default());
         assert_eq!(span.name, "GET");
         assert_eq!(span.kind, SpanKind::Server);
         assert_eq!(span.status, Status::Unset);
@@ -632,8 +668,8 @@ mod tests {
     #[test]
     fn route_names_the_span_and_5xx_is_an_error() {
         let mut ev = event("DELETE", "/users/42", 500);
-        ev.pattern = buf("DELETE /users/{id}");
-        let span = span(&ev, QUERY);
+        ev.pattern = "DELETE /users/{id}".into();
+        let span = span_of(&ev, QUERY);
         assert_eq!(span.name, "DELETE /users/{id}");
         assert_eq!(attr(&span, "http.route"), Some(&"/users/{id}".into()));
         assert_eq!(span.status, Status::Error);
@@ -650,8 +686,8 @@ mod tests {
     #[test]
     fn panics_hijacks_unknown_methods_and_truncation() {
         let mut ev = event("BREW", &"x".repeat(400), 0);
-        ev.end_reason = END_PANICKED;
-        let panicked = span(&ev, QUERY);
+        ev.head.end_reason = END_PANICKED;
+        let panicked = span_of(&ev, QUERY);
         assert_eq!(panicked.status, Status::Error);
         assert_eq!(panicked.name, "HTTP");
         assert_eq!(attr(&panicked, "error.type"), Some(&"panic".into()));
@@ -666,7 +702,7 @@ mod tests {
         );
         // A method longer than what is kept: the kept part, marked as cut.
         let long = "X".repeat(40);
-        let cut = span(&event(&long, "/", 0), QUERY);
+        let cut = span_of(&event(&long, "/", 0), QUERY);
         assert_eq!(
             attr(&cut, "http.request.method_original"),
             Some(&Value::from(CompactString::from(&long[..METHOD_LEN])))
@@ -677,8 +713,8 @@ mod tests {
         );
 
         let mut ev = event("GET", "/ws", 0);
-        ev.end_reason = END_HIJACKED;
-        let hijacked = span(&ev, QUERY);
+        ev.head.end_reason = END_HIJACKED;
+        let hijacked = span_of(&ev, QUERY);
         assert_eq!(hijacked.status, Status::Unset);
         assert_eq!(attr(&hijacked, "tracer.end"), Some(&"hijacked".into()));
     }
@@ -688,31 +724,31 @@ mod tests {
         // `POST /a%2Fb?x=1` as one run of bytes: the target starts after the space.
         let mut ev = event("", "", 0);
         let text = b"POST /a%2Fb?x=1";
-        ev.line.bytes[..text.len()].copy_from_slice(text);
-        ev.line.method = LinePiece {
+        let method = Piece {
             len: 4,
             at: 0,
-            flags: 0,
+            kept: 4,
         };
-        ev.line.target = LinePiece {
+        let target = Piece {
             len: 10,
             at: 5,
-            flags: 0,
+            kept: 10,
         };
-        let span = span(&ev, QUERY);
+        ev.line = Some((text.to_vec(), method, target));
+        let span = span_of(&ev, QUERY);
         assert_eq!(attr(&span, "http.request.method"), Some(&"POST".into()));
         assert_eq!(attr(&span, "url.path"), Some(&"/a/b".into()));
         assert_eq!(attr(&span, "url.query"), Some(&"x=1".into()));
         // Without --capture-query the query is dropped.
-        let span = super::span(&ev, Mapping::default());
+        let span = span_of(&ev, Mapping::default());
         assert_eq!(attr(&span, "url.query"), None);
         // A piece that could not be read, or that points past the buffer, is empty.
-        ev.line.target.flags = tracer_common::event::STR_READ_FAILED as u16;
-        let span = super::span(&ev, QUERY);
+        ev.line = Some((text.to_vec(), method, Piece::FAILED));
+        let span = span_of(&ev, QUERY);
         assert_eq!(attr(&span, "url.path"), Some(&"".into()));
-        ev.line.target.flags = 0;
-        ev.line.target.at = u16::MAX;
-        let span = super::span(&ev, QUERY);
+        let past = Piece { at: 2000, ..target };
+        ev.line = Some((text.to_vec(), method, past));
+        let span = span_of(&ev, QUERY);
         assert_eq!(attr(&span, "url.path"), Some(&"".into()));
         assert_eq!(attr(&span, "url.query"), None);
     }
@@ -770,11 +806,11 @@ mod tests {
     #[test]
     fn query_tls_and_http2() {
         let mut ev = event("GET", "/q?a=1&b=2", 201);
-        ev.tls = 1;
-        ev.host = buf("example.com");
-        ev.proto_major = 2;
-        ev.proto_minor = 0;
-        let span = span(&ev, QUERY);
+        ev.head.tls = 1;
+        ev.host = "example.com".into();
+        ev.head.proto_major = 2;
+        ev.head.proto_minor = 0;
+        let span = span_of(&ev, QUERY);
         assert_eq!(attr(&span, "url.query"), Some(&"a=1&b=2".into()));
         assert_eq!(attr(&span, "url.scheme"), Some(&"https".into()));
         assert_eq!(attr(&span, "server.port"), Some(&Value::Int(443)));
