@@ -46,6 +46,11 @@ use crate::{
 /// How often the ring buffer is drained (events are submitted without wake-ups).
 const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Longest the reader leaves spans in the ring buffer while an exporter is behind (see
+/// `Pipeline::drain`): past it, it drains again and what the exporter cannot take is
+/// counted there (`export_queue_full`), so a back end that stays slow is named as such.
+const HOLD_LIMIT: Duration = Duration::from_secs(1);
+
 /// How often `--metrics-addr` gets a new snapshot.
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -300,6 +305,8 @@ fn trace(
         lost_process_events: 0,
         gone: Vec::new(),
         released: Instant::now(),
+        holding_since: None,
+        held: false,
     };
     let mut exit_code = None;
     loop {
@@ -313,8 +320,11 @@ fn trace(
         let stopping = stop.load(Ordering::Relaxed) || finished;
         // First: a binary rewritten on disk loses its probes before anything else.
         targets.check_files(&mut loader);
-        pipeline.drain(&mut targets, &mut loader, false);
-        pipeline.follow_processes(&mut targets, &mut loader);
+        // Processes are followed once every span before their events has been read: a
+        // process forgotten too early would leave its spans without a target.
+        if pipeline.drain(&mut targets, &mut loader, false) {
+            pipeline.follow_processes(&mut targets, &mut loader);
+        }
         targets.refresh_metadata(&mut loader);
         if let Some(preexisting) = &mut preexisting {
             preexisting.poll(&mut loader);
@@ -729,6 +739,10 @@ struct Pipeline {
     gone: Vec<(u32, u64)>,
     /// When slots were last released.
     released: Instant,
+    /// Since when an exporter has been behind, while the reader holds spans back for it.
+    holding_since: Option<Instant>,
+    /// The last drain left spans in the ring buffer.
+    held: bool,
     clock: Clock,
     mapping: server::Mapping,
     exporters: Exporters,
@@ -802,7 +816,8 @@ impl Pipeline {
         let Some(events) = &mut self.process_events else {
             return;
         };
-        // Exits first, from before the last drain: their spans were exported.
+        // Exits first, from before the last drain, which emptied the ring buffer: their
+        // spans were exported.
         targets.sweep(loader);
         while let Some(record) = events.next() {
             let Some(event) = decode::read::<ProcessEvent>(&record) else {
@@ -844,9 +859,11 @@ impl Pipeline {
             events: libc::POLLIN,
             revents: 0,
         };
-        // poll() skips a negative descriptor: with neither, it is a sleep.
+        // poll() skips a negative descriptor: with neither, it is a sleep. Spans held back
+        // for an exporter would end every wait at once.
         let events = match placement {
             Placement::Cheapest => -1,
+            _ if self.held => -1,
             _ => self.events.as_raw_fd(),
         };
         let mut fds = [
@@ -881,11 +898,14 @@ impl Pipeline {
     }
 
     /// Moves finished events from the ring buffer to the exporters, in batches of at most
-    /// [`BATCH_CAPACITY`] spans. While an exporter is [`behind`](Exporters::behind) the
-    /// rest stays in the ring buffer for the next drain, unless this is the last.
-    fn drain(&mut self, targets: &mut Targets, loader: &mut Loader, last: bool) {
-        if !last && self.exporters.behind() {
-            return;
+    /// [`BATCH_CAPACITY`] spans; true when it emptied the ring buffer. While an exporter
+    /// is [`behind`](Exporters::behind), the rest stays in the ring buffer, where a span
+    /// takes a fifth of the memory it takes queued, for up to [`HOLD_LIMIT`]; the last
+    /// drain takes everything.
+    fn drain(&mut self, targets: &mut Targets, loader: &mut Loader, last: bool) -> bool {
+        self.held = !last && hold(&self.exporters, &mut self.holding_since);
+        if self.held {
+            return false;
         }
         // Taken at the first span: an empty drain keeps the spare batches for later.
         let mut batch: Option<Vec<Item>> = None;
@@ -937,15 +957,27 @@ impl Pipeline {
                 && let Some(full) = batch.take()
             {
                 self.exporters.offer(full);
-                if !last && self.exporters.behind() {
-                    return;
+                self.held = !last && hold(&self.exporters, &mut self.holding_since);
+                if self.held {
+                    return false;
                 }
             }
         }
         if let Some(batch) = batch {
             self.exporters.offer(batch);
         }
+        true
     }
+}
+
+/// True when a drain should stop and leave spans in the ring buffer: an exporter is
+/// behind, and has been for less than [`HOLD_LIMIT`] (`since` keeps from when).
+fn hold(exporters: &Exporters, since: &mut Option<Instant>) -> bool {
+    if !exporters.behind() {
+        *since = None;
+        return false;
+    }
+    since.get_or_insert_with(Instant::now).elapsed() < HOLD_LIMIT
 }
 
 /// Sets the niceness of the calling thread, which every thread it starts inherits: the

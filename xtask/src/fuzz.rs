@@ -467,11 +467,9 @@ fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
         // Method and target in one read, a space apart, as net/http leaves them.
         let line = format!("{method} {}", strings.target);
         let mut at = 0;
-        let whole = ev.put(
-            &mut at,
-            server::METHOD_LEN + 1 + server::TARGET_LEN,
-            line.as_bytes(),
-        );
+        // As the kernel: the method, the space and at most TARGET_LEN of the target.
+        let keep = method.len() + 1 + strings.target.len().min(server::TARGET_LEN);
+        let whole = ev.put(&mut at, keep, line.as_bytes());
         ev.head.method = Piece {
             len: method.len() as u32,
             at: 0,

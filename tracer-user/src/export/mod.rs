@@ -30,14 +30,14 @@ use crate::{
 };
 
 /// Batches waiting to enter an exporter's queue, at most: they wait here only while the
-/// exporter is busy sending. The reader stops taking spans from the ring buffer while an
-/// exporter has [`AHEAD_BATCHES`] waiting, so only the last drain, at exit, can come
-/// near this.
+/// exporter is busy sending. The reader stops taking spans from the ring buffer for up
+/// to a second while an exporter has [`AHEAD_BATCHES`] waiting, so only a back end slow
+/// for longer, or the last drain at exit, fills this.
 pub const CHANNEL_BATCHES: usize = 256;
 
 /// Batches waiting for an exporter past which the reader leaves spans in the ring buffer
-/// (see [`Exporters::behind`]): there a span takes a fifth of the memory, and what does
-/// not fit is still counted (`ringbuf_full`).
+/// for a while (see [`Exporters::behind`]): there a span takes a fifth of the memory,
+/// and what does not fit is still counted (`ringbuf_full`).
 pub const AHEAD_BATCHES: u64 = 4;
 
 /// Emptied batches an exporter hands back for reuse, at most: the reader fills them
@@ -253,9 +253,14 @@ impl Exporter {
         }
     }
 
-    /// True while [`AHEAD_BATCHES`] or more batches wait for the thread.
+    /// True while [`AHEAD_BATCHES`] or more batches wait for the thread (which has not
+    /// ended: the batches of a thread that died wait for nothing).
     pub fn behind(&self) -> bool {
         self.stats.ahead.load(Ordering::Relaxed) >= AHEAD_BATCHES
+            && self
+                .thread
+                .as_ref()
+                .is_some_and(|thread| !thread.is_finished())
     }
 
     /// Flushes everything queued (within [`SHUTDOWN`]) and stops the thread.
@@ -680,6 +685,77 @@ mod tests {
         // Every span is accounted for: none delivered, each dropped once.
         assert_eq!(full + failed, 20);
         assert!(received.lock().expect("lock").is_empty());
+    }
+
+    /// A back end that takes a batch only when the test lets it (`gate`), or panics.
+    struct Gated {
+        gate: std::sync::mpsc::Receiver<()>,
+        panics: bool,
+    }
+
+    impl Sink for Gated {
+        fn send(&mut self, _batch: &[Item]) -> Result<u64, SendError> {
+            assert!(!self.panics, "a sink that fails hard");
+            self.gate
+                .recv()
+                .map_err(|_| SendError::Fail("gate closed".into()))?;
+            Ok(0)
+        }
+    }
+
+    /// Waits up to 5 s for `done`.
+    fn eventually(done: impl Fn() -> bool) -> bool {
+        let start = Instant::now();
+        while !done() {
+            if start.elapsed() > Duration::from_secs(5) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    #[test]
+    fn an_exporter_is_behind_while_batches_wait_and_its_thread_lives() {
+        let (open, gate) = sync_channel(0);
+        let sink = Box::new(Gated {
+            gate,
+            panics: false,
+        });
+        let exporter = Exporter::spawn("test", sink, Policy::STREAM).expect("spawn");
+        let exporters = Exporters(vec![(ExporterKind::Stdout, exporter)]);
+        // One batch in the send, then AHEAD_BATCHES waiting.
+        exporters.offer(vec![item(0)]);
+        assert!(eventually(|| exporters.0[0]
+            .1
+            .stats
+            .ahead
+            .load(Ordering::Relaxed)
+            == 0));
+        for n in 0..AHEAD_BATCHES {
+            assert!(!exporters.behind(), "{n} waiting");
+            exporters.offer(vec![item(n as u8 + 1)]);
+        }
+        assert!(exporters.behind());
+        open.send(()).expect("let one batch through");
+        assert!(
+            eventually(|| !exporters.behind()),
+            "one taken: no longer behind"
+        );
+        drop(open);
+
+        // A thread that died leaves its batches waiting for nothing: not behind.
+        let (_open, gate) = sync_channel(0);
+        let sink = Box::new(Gated { gate, panics: true });
+        let exporter = Exporter::spawn("test", sink, Policy::STREAM).expect("spawn");
+        for n in 0..=AHEAD_BATCHES {
+            exporter.offer(vec![item(n as u8)]);
+        }
+        assert!(eventually(|| exporter
+            .thread
+            .as_ref()
+            .is_some_and(|t| t.is_finished())));
+        assert!(!exporter.behind());
     }
 
     #[test]

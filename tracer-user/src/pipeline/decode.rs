@@ -94,7 +94,11 @@ fn borrow<T: Copy>(bytes: &[u8]) -> Option<Cow<'_, T>> {
 /// A server record: its head, then the used part of its text (at most the whole text).
 fn server(bytes: &[u8]) -> Result<ServerRecord<'_>, DecodeError> {
     let head_size = size_of::<HttpServerHead>();
-    if bytes.len() < head_size || bytes.len() > size_of::<HttpServerEvent>() {
+    let header: Option<EventHeader> = read(bytes);
+    if bytes.len() < head_size
+        || bytes.len() > size_of::<HttpServerEvent>()
+        || header.is_none_or(|header| header.size as usize != bytes.len())
+    {
         return Err(DecodeError::Size {
             kind: KIND_NET_HTTP_SERVER,
             got: bytes.len(),
