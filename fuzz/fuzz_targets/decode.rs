@@ -43,8 +43,8 @@ fn pipeline(record: &[u8]) {
         let span = match &event {
             Event::NetHttpServer(ev) => server::span(ev, mapping),
             Event::NetHttpClient(ev) => {
-                let error_type = (ev.err_itab != 0).then(|| {
-                    CompactString::from(ERROR_TYPES[ev.err_data as usize % ERROR_TYPES.len()])
+                let error_type = (ev.head.err_itab != 0).then(|| {
+                    CompactString::from(ERROR_TYPES[ev.head.err_data as usize % ERROR_TYPES.len()])
                 });
                 client::span(ev, mapping, error_type)
             }

@@ -9,7 +9,7 @@ pub const KIND_NET_HTTP_SERVER: u16 = 0x0100;
 pub const KIND_NET_HTTP_CLIENT: u16 = 0x0101;
 
 /// Version of the event layout; bumped when any event layout changes.
-pub const WIRE_VERSION: u16 = 4;
+pub const WIRE_VERSION: u16 = 5;
 
 /// First bytes of every ring-buffer record.
 #[repr(C)]
@@ -64,41 +64,6 @@ pub const fn mix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A Go string copied out of the target: the original length and as many bytes as fit.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StrBuf<const N: usize> {
-    /// Length of the string in the target, clamped to `u32::MAX`; may exceed `N`.
-    pub len: u32,
-    /// [`STR_READ_FAILED`] when the bytes could not be read.
-    pub flags: u32,
-    pub buf: [u8; N],
-}
-
-/// [`StrBuf::flags`] bit: reading the string header or its bytes failed.
-pub const STR_READ_FAILED: u32 = 1;
-
-impl<const N: usize> StrBuf<N> {
-    /// Number of valid bytes in `buf`.
-    pub fn copied(&self) -> usize {
-        if self.flags & STR_READ_FAILED != 0 {
-            0
-        } else {
-            (self.len as usize).min(N)
-        }
-    }
-
-    /// The copied bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[..self.copied()]
-    }
-
-    /// True when the target's string was longer than what was copied.
-    pub fn truncated(&self) -> bool {
-        self.flags & STR_READ_FAILED == 0 && self.len as usize > N
-    }
-}
-
 /// One string of a variable-size record, whose strings follow its fixed part one after
 /// another in a text area: the length the string had in the target (it may exceed what
 /// was kept), where its kept bytes start in the text, and how many were kept.
@@ -146,12 +111,61 @@ impl Piece {
     }
 }
 
-impl<const N: usize> Default for StrBuf<N> {
+/// The fixed part of a variable-size record: a `repr(C)` wire type of integers and byte
+/// arrays without implicit padding, whose size is a multiple of 8.
+///
+/// # Safety
+/// Implementors must be such a type: [`Record::record`] hands out its bytes.
+pub unsafe trait Head: Copy + Default {}
+
+/// A variable-size record as the kernel builds it (in a per-CPU array): the fixed part,
+/// then a text where its strings sit one after another, each found by a [`Piece`] of the
+/// head. The ring-buffer record is the head and only the used part of the text, so a
+/// span takes the size its strings need, not room for each at its limit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Record<H: Head, const N: usize> {
+    pub head: H,
+    pub text: [u8; N],
+}
+
+impl<H: Head, const N: usize> Record<H, N> {
+    /// Appends `s` to the text at `*at`, as the kernel copies a string (at most `keep`
+    /// bytes), and returns its piece; for tests and fuzz seeds.
+    pub fn put(&mut self, at: &mut usize, keep: usize, s: &[u8]) -> Piece {
+        let kept = s.len().min(keep).min(N - *at);
+        self.text[*at..*at + kept].copy_from_slice(&s[..kept]);
+        let piece = Piece {
+            len: s.len().min(u32::MAX as usize) as u32,
+            at: *at as u16,
+            kept: kept as u16,
+        };
+        *at += kept;
+        piece
+    }
+
+    /// The record's size when `used` bytes of the text are used.
+    pub const fn record_size(used: usize) -> usize {
+        core::mem::size_of::<H>() + used
+    }
+
+    /// The record the kernel copies to the ring buffer when `used` bytes of the text are
+    /// used: the head and that much text.
+    pub fn record(&self, used: usize) -> &[u8] {
+        const { assert!(core::mem::size_of::<H>().is_multiple_of(8)) };
+        let size = Self::record_size(if used < N { used } else { N });
+        // SAFETY: `size` is within `self`: the text starts right after the head, whose
+        // size is a multiple of its alignment; every byte of the head is initialised
+        // (`Head`), and so is the text.
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size) }
+    }
+}
+
+impl<H: Head, const N: usize> Default for Record<H, N> {
     fn default() -> Self {
         Self {
-            len: 0,
-            flags: 0,
-            buf: [0; N],
+            head: H::default(),
+            text: [0; N],
         }
     }
 }

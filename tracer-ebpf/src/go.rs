@@ -15,7 +15,7 @@ use aya_ebpf::{
 use tracer_common::{
     config::{NO_FIELD, ProbeConfig},
     counters::{DROP_NO_CONFIG, DROP_READ_FAILED},
-    event::{EventHeader, GoroutineKey, Piece, STR_READ_FAILED, StrBuf, WIRE_VERSION, mix64},
+    event::{EventHeader, GoroutineKey, Piece, WIRE_VERSION, mix64},
 };
 
 use crate::maps::{CONFIGS, IDS, SCRATCH, WINDOW_WORDS, count};
@@ -179,20 +179,6 @@ impl Window {
         Some((self.word(offset)?, self.word(offset + 8)?))
     }
 
-    /// Copies the Go string whose header is at byte `offset` into `dst`.
-    #[inline(always)]
-    pub fn string<const N: usize>(&self, dst: &mut StrBuf<N>, offset: u32) {
-        dst.len = 0;
-        dst.flags = 0;
-        if offset == NO_FIELD {
-            return;
-        }
-        match (self.word(offset), self.word(offset + 8)) {
-            (Some(ptr), Some(len)) => copy_string(dst, ptr, len),
-            _ => dst.flags = STR_READ_FAILED,
-        }
-    }
-
     /// Appends the Go string whose header is at byte `offset` to a record's text, as
     /// [`append`] does; a field this Go version lacks (`NO_FIELD`) is an empty string.
     ///
@@ -270,35 +256,6 @@ pub unsafe fn append<const KEEP: u32, const TEXT: u32>(
         return at;
     }
     at + n
-}
-
-/// Marks `dst` as unreadable (its struct could not be read).
-#[inline(always)]
-pub fn string_failed<const N: usize>(dst: &mut StrBuf<N>) {
-    dst.len = 0;
-    dst.flags = STR_READ_FAILED;
-}
-
-/// Copies up to `N` bytes of the Go string `{ptr, len}` into `dst`.
-#[inline(always)]
-pub fn copy_string<const N: usize>(dst: &mut StrBuf<N>, ptr: u64, len: u64) {
-    dst.flags = 0;
-    dst.len = if len > u32::MAX as u64 {
-        u32::MAX
-    } else {
-        len as u32
-    };
-    let n = if len > N as u64 { N as u32 } else { len as u32 };
-    if n == 0 {
-        return;
-    }
-    // SAFETY: `n <= N`, the size of `dst.buf`; the helper never faults on `ptr`.
-    let rc = unsafe {
-        generated::bpf_probe_read_user(dst.buf.as_mut_ptr() as *mut c_void, n, ptr as *const c_void)
-    };
-    if rc < 0 {
-        dst.flags = STR_READ_FAILED;
-    }
 }
 
 /// Copies `len` bytes (at most `LIMIT`) at `ptr` in the target to `dst`; false when the

@@ -10,7 +10,7 @@ use tracer_common::{
     event::IdState,
     inflight::{Evicted, SLOTS},
     probes::net_http::{
-        client::ClientInflight,
+        client::{ClientInflight, HttpClientEvent},
         server::{HttpServerEvent, ServerInflight, SpanLink},
     },
 };
@@ -81,6 +81,10 @@ pub static SCRATCH: PerCpuArray<[u64; WINDOW_WORDS]> = PerCpuArray::with_max_ent
 /// [`EVENTS`] at its used size (a reserved record would have to take the largest size).
 #[map]
 pub static SERVER_RECORD: PerCpuArray<HttpServerEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// The same for a client span's record.
+#[map]
+pub static CLIENT_RECORD: PerCpuArray<HttpClientEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per binary (configuration slot): the address of the interned `User-Agent` header key
 /// string last seen (Go's textproto interns common header keys), so that later requests

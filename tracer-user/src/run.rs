@@ -920,7 +920,7 @@ impl Pipeline {
             };
             let pid = match &event {
                 Event::NetHttpServer(ev) => ev.head.header.pid,
-                Event::NetHttpClient(ev) => ev.header.pid,
+                Event::NetHttpClient(ev) => ev.head.header.pid,
             };
             let Some(target) = targets.get(loader, pid) else {
                 if targets.is_excluded(pid) {
@@ -937,9 +937,9 @@ impl Pipeline {
             let mut span = match event {
                 Event::NetHttpServer(ev) => server::span(&ev, self.mapping),
                 Event::NetHttpClient(ev) => {
-                    let error_type = match ev.err_itab {
+                    let error_type = match ev.head.err_itab {
                         0 => None,
-                        itab => target.types.of_error(itab, ev.err_data),
+                        itab => target.types.of_error(itab, ev.head.err_data),
                     };
                     client::span(&ev, self.mapping, error_type)
                 }

@@ -423,17 +423,10 @@ fn derive_seed(elf: &object::File<'_>) -> Option<Vec<u8>> {
 /// Ring-buffer records as the kernel programs write them, built from the wire structs.
 fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
     use tracer_common::event::{
-        EventHeader, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, Piece, StrBuf, WIRE_VERSION,
+        EventHeader, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, Piece, WIRE_VERSION,
     };
-    use tracer_common::probes::net_http::{client::HttpClientEvent, server};
+    use tracer_common::probes::net_http::{client, server};
 
-    fn text<const N: usize>(s: &str) -> StrBuf<N> {
-        let mut buf = StrBuf::<N>::default();
-        let n = s.len().min(N);
-        buf.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
-        buf.len = s.len() as u32;
-        buf
-    }
     fn header(kind: u16, size: usize) -> EventHeader {
         EventHeader {
             kind,
@@ -443,12 +436,6 @@ fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
             tid: 4243,
             g: 0xc0_0000_21c0,
         }
-    }
-    fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
-        // SAFETY: `T` is a `repr(C)` wire type of tracer-common with explicit padding: all
-        // of its bytes are initialised.
-        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
-            .to_vec()
     }
     /// A server record's strings, in the order the kernel appends them.
     struct Strings<'a> {
@@ -543,29 +530,47 @@ fn decode_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let head = server_head(101, server::END_HIJACKED);
     seeds.push(("server-hijacked", server_record(head, "GET", plain("/ws"))));
 
-    let client = |status: u64, err_itab: u64| {
-        // SAFETY: the wire types are plain old data; all zeroes is a valid value.
-        let mut ev: HttpClientEvent = unsafe { std::mem::zeroed() };
-        ev.header = header(KIND_NET_HTTP_CLIENT, size_of::<HttpClientEvent>());
-        ev.start_ns = 2_000_000;
-        ev.end_ns = 3_000_000;
-        ev.trace_id = [0x4b; 16];
-        ev.span_id = [0x12; 8];
-        ev.parent_span_id = [0x0f; 8];
-        ev.status = status;
-        ev.err_itab = err_itab;
-        ev.err_data = err_itab.wrapping_add(8);
-        ev.link = 3;
-        ev.method = text("GET");
-        ev.scheme = text("https");
-        ev.host = text("backend:9443");
-        ev.path = text("/inventory/7");
-        ev.query = text("fields=all");
-        ev
+    let client_record = |status: u64, err_itab: u64, path: &str, url_readable: bool| {
+        let head = client::HttpClientHead {
+            header: header(KIND_NET_HTTP_CLIENT, 0),
+            start_ns: 2_000_000,
+            end_ns: 3_000_000,
+            trace_id: [0x4b; 16],
+            span_id: [0x12; 8],
+            parent_span_id: [0x0f; 8],
+            status,
+            err_itab,
+            err_data: err_itab.wrapping_add(8),
+            link: 3,
+            ..Default::default()
+        };
+        let mut ev = client::HttpClientEvent {
+            head,
+            ..Default::default()
+        };
+        let mut at = 0;
+        ev.head.method = ev.put(&mut at, client::METHOD_LEN, b"GET");
+        if url_readable {
+            ev.head.scheme = ev.put(&mut at, client::SCHEME_LEN, b"https");
+            ev.head.host = ev.put(&mut at, client::HOST_LEN, b"backend:9443");
+            ev.head.path = ev.put(&mut at, client::PATH_LEN, path.as_bytes());
+            ev.head.query = ev.put(&mut at, client::QUERY_LEN, b"fields=all");
+        } else {
+            ev.head.scheme = Piece::FAILED;
+            ev.head.host = Piece::FAILED;
+            ev.head.path = Piece::FAILED;
+            ev.head.query = Piece::FAILED;
+        }
+        ev.head.header.size = client::HttpClientEvent::record_size(at) as u32;
+        ev.record(at).to_vec()
     };
-    seeds.push(("client-ok", bytes_of(&client(200, 0))));
-    seeds.push(("client-error", bytes_of(&client(0, 0x7a_5e20))));
-    seeds.push(("client-404", bytes_of(&client(404, 0))));
+    let path = "/inventory/7";
+    seeds.push(("client-ok", client_record(200, 0, path, true)));
+    seeds.push(("client-error", client_record(0, 0x7a_5e20, path, true)));
+    seeds.push(("client-404", client_record(404, 0, path, true)));
+    seeds.push(("client-url-failed", client_record(0, 0, path, false)));
+    let long = "/p".repeat(200);
+    seeds.push(("client-long-path", client_record(200, 0, &long, true)));
     seeds
 }
 

@@ -3,39 +3,41 @@
 use std::{borrow::Cow, mem::size_of};
 
 use tracer_common::{
-    event::{EventHeader, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, WIRE_VERSION},
+    event::{EventHeader, Head, KIND_NET_HTTP_CLIENT, KIND_NET_HTTP_SERVER, Piece, WIRE_VERSION},
     probes::net_http::{
-        client::HttpClientEvent,
-        server::{HttpServerEvent, HttpServerHead},
+        client::{self, HttpClientHead},
+        server::{self, HttpServerHead},
     },
 };
 
-/// A decoded kernel event, borrowed from the ring buffer when the record is aligned (ring
-/// buffer records are 8-byte aligned; a server record's text is always borrowed), copied
-/// otherwise.
+/// A decoded kernel event. Its head is borrowed from the ring buffer when the record is
+/// aligned (ring buffer records are 8-byte aligned), copied otherwise; its text is always
+/// borrowed.
 #[derive(Clone, Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "an event lives on the stack for one record; the copy happens only for an unaligned record"
-)]
 pub enum Event<'a> {
-    NetHttpServer(ServerRecord<'a>),
-    NetHttpClient(Cow<'a, HttpClientEvent>),
+    NetHttpServer(Record<'a, HttpServerHead>),
+    NetHttpClient(Record<'a, HttpClientHead>),
 }
 
-/// A server span's record: its fixed part, and the text its strings' pieces point into.
+/// A span's record (`tracer_common::event::Record`): its fixed part, and the used text its
+/// strings' pieces point into.
 #[derive(Clone, Debug)]
-pub struct ServerRecord<'a> {
-    pub head: Cow<'a, HttpServerHead>,
+pub struct Record<'a, H: Head> {
+    pub head: Cow<'a, H>,
     pub text: &'a [u8],
 }
 
-impl ServerRecord<'_> {
+impl<H: Head> Record<'_, H> {
     /// The kept bytes of one of the head's strings.
-    pub fn string(&self, piece: &tracer_common::event::Piece) -> &[u8] {
+    pub fn string(&self, piece: &Piece) -> &[u8] {
         piece.bytes(self.text)
     }
 }
+
+/// A server span's record.
+pub type ServerRecord<'a> = Record<'a, HttpServerHead>;
+/// A client span's record.
+pub type ClientRecord<'a> = Record<'a, HttpClientHead>;
 
 /// A record that cannot be decoded (a kernel/user version mismatch or a bug): counted,
 /// never fatal.
@@ -64,19 +66,6 @@ pub(crate) fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-fn view<T: Copy>(kind: u16, bytes: &[u8]) -> Result<Cow<'_, T>, DecodeError> {
-    let expected = size_of::<T>();
-    let wrong_size = DecodeError::Size {
-        kind,
-        got: bytes.len(),
-        expected,
-    };
-    if bytes.len() != expected {
-        return Err(wrong_size);
-    }
-    borrow(bytes).ok_or(wrong_size)
-}
-
 /// `T` at the start of `bytes` (`None` when they are shorter): borrowed when aligned.
 fn borrow<T: Copy>(bytes: &[u8]) -> Option<Cow<'_, T>> {
     if bytes.len() < size_of::<T>() {
@@ -91,22 +80,23 @@ fn borrow<T: Copy>(bytes: &[u8]) -> Option<Cow<'_, T>> {
     read(bytes).map(Cow::Owned)
 }
 
-/// A server record: its head, then the used part of its text (at most the whole text).
-fn server(bytes: &[u8]) -> Result<ServerRecord<'_>, DecodeError> {
-    let head_size = size_of::<HttpServerHead>();
+/// A record of `kind`: its head, then the used part of a text of at most `text_len`
+/// bytes, as long as its header says.
+fn record<H: Head>(kind: u16, text_len: usize, bytes: &[u8]) -> Result<Record<'_, H>, DecodeError> {
+    let head_size = size_of::<H>();
     let header: Option<EventHeader> = read(bytes);
     if bytes.len() < head_size
-        || bytes.len() > size_of::<HttpServerEvent>()
+        || bytes.len() > head_size + text_len
         || header.is_none_or(|header| header.size as usize != bytes.len())
     {
         return Err(DecodeError::Size {
-            kind: KIND_NET_HTTP_SERVER,
+            kind,
             got: bytes.len(),
-            expected: size_of::<HttpServerEvent>(),
+            expected: head_size + text_len,
         });
     }
-    let head = borrow::<HttpServerHead>(bytes).ok_or(DecodeError::Short(bytes.len()))?;
-    Ok(ServerRecord {
+    let head = borrow::<H>(bytes).ok_or(DecodeError::Short(bytes.len()))?;
+    Ok(Record {
         head,
         text: &bytes[head_size..],
     })
@@ -119,14 +109,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
         return Err(DecodeError::Version(header.version));
     }
     match header.kind {
-        KIND_NET_HTTP_SERVER => Ok(Event::NetHttpServer(server(bytes)?)),
-        KIND_NET_HTTP_CLIENT => Ok(Event::NetHttpClient(view(header.kind, bytes)?)),
+        KIND_NET_HTTP_SERVER => Ok(Event::NetHttpServer(record(
+            header.kind,
+            server::TEXT_LEN,
+            bytes,
+        )?)),
+        KIND_NET_HTTP_CLIENT => Ok(Event::NetHttpClient(record(
+            header.kind,
+            client::TEXT_LEN,
+            bytes,
+        )?)),
         kind => Err(DecodeError::UnknownKind(kind)),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tracer_common::probes::net_http::{client::HttpClientEvent, server::HttpServerEvent};
+
     use super::*;
 
     fn header_bytes(kind: u16, version: u16, total: usize) -> Vec<u8> {
@@ -150,7 +150,7 @@ mod tests {
         let mut ev = HttpServerEvent::default();
         let mut at = 0;
         ev.head.host = ev.put(&mut at, 64, b"shop.example:8080");
-        for used in [at, tracer_common::probes::net_http::server::TEXT_LEN] {
+        for used in [at, server::TEXT_LEN] {
             ev.head.header = EventHeader {
                 kind: KIND_NET_HTTP_SERVER,
                 version: WIRE_VERSION,
@@ -203,5 +203,39 @@ mod tests {
             decode(&bytes),
             Err(DecodeError::Size { got: 100, .. })
         ));
+        let largest = size_of::<HttpClientEvent>();
+        let bytes = header_bytes(KIND_NET_HTTP_CLIENT, WIRE_VERSION, largest + 8);
+        assert!(matches!(decode(&bytes), Err(DecodeError::Size { .. })));
+        // A size in the header that is not the record's.
+        let mut bytes = header_bytes(KIND_NET_HTTP_CLIENT, WIRE_VERSION, 200);
+        bytes[4] = 208;
+        assert!(matches!(
+            decode(&bytes),
+            Err(DecodeError::Size { got: 200, .. })
+        ));
+    }
+
+    #[test]
+    fn decodes_client_records() {
+        let mut ev = HttpClientEvent::default();
+        let mut at = 0;
+        ev.head.method = ev.put(&mut at, client::METHOD_LEN, b"GET");
+        ev.head.path = ev.put(&mut at, client::PATH_LEN, b"/inventory/7");
+        ev.head.err_itab = 0x7a_5e20;
+        ev.head.header = EventHeader {
+            kind: KIND_NET_HTTP_CLIENT,
+            version: WIRE_VERSION,
+            size: HttpClientEvent::record_size(at) as u32,
+            pid: 3,
+            tid: 3,
+            g: 9,
+        };
+        let Ok(Event::NetHttpClient(decoded)) = decode(ev.record(at)) else {
+            panic!("not decoded")
+        };
+        assert_eq!(decoded.head.err_itab, 0x7a_5e20);
+        assert_eq!(decoded.string(&decoded.head.method), b"GET");
+        assert_eq!(decoded.string(&decoded.head.path), b"/inventory/7");
+        assert_eq!(decoded.string(&decoded.head.host), b"");
     }
 }

@@ -6,7 +6,7 @@
 //! after `(*Client).send`'s call to it returns (results: `resp *Response` in RAX,
 //! `didTimeout` in RBX, `err error` in RCX and RDI), at the first instruction there that
 //! the kernel emulates. See <https://go.dev/src/net/http/client.go> (`func send`).
-use crate::event::{EventHeader, StrBuf};
+use crate::event::{EventHeader, Head, Piece, Record};
 
 /// Bytes kept of `Request.Method`.
 pub const METHOD_LEN: usize = 16;
@@ -19,7 +19,7 @@ pub const PATH_LEN: usize = 256;
 /// Bytes kept of `URL.RawQuery`.
 pub const QUERY_LEN: usize = 128;
 
-/// [`HttpClientEvent::link`]: how the parent was found.
+/// [`HttpClientHead::link`]: how the parent was found.
 /// No server request was in flight: the span starts a trace.
 pub const LINK_ROOT: u8 = 0;
 /// The call ran on the goroutine that serves a request.
@@ -65,10 +65,15 @@ pub struct ClientInflight {
 crate::assert_size!(ClientInflight, 80);
 crate::assert_slot_head!(ClientInflight, g);
 
-/// One finished client span.
+/// Size of [`HttpClientEvent`]'s text: every string at its limit.
+pub const TEXT_LEN: usize = METHOD_LEN + SCHEME_LEN + HOST_LEN + PATH_LEN + QUERY_LEN;
+
+/// The fixed part of a finished client span's record; the strings follow in the text, in
+/// this order (see [`HttpClientEvent`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct HttpClientEvent {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpClientHead {
+    /// `size` is the record's: this head and the used part of the text.
     pub header: EventHeader,
     pub start_ns: u64,
     pub end_ns: u64,
@@ -86,26 +91,23 @@ pub struct HttpClientEvent {
     /// The parent's `trace_flags` (`CTX_*` bits of `crate::propagation`).
     pub trace_flags: u8,
     pub _pad: [u8; 6],
-    pub method: StrBuf<METHOD_LEN>,
-    pub scheme: StrBuf<SCHEME_LEN>,
-    pub host: StrBuf<HOST_LEN>,
-    pub path: StrBuf<PATH_LEN>,
-    pub query: StrBuf<QUERY_LEN>,
+    pub method: Piece,
+    pub scheme: Piece,
+    pub host: Piece,
+    pub path: Piece,
+    pub query: Piece,
 }
+crate::assert_size!(HttpClientHead, 24 + 2 * 8 + 16 + 8 + 8 + 3 * 8 + 8 + 5 * 8);
+
+// SAFETY: `repr(C)`, integers, byte arrays and pieces without implicit padding (the size
+// assertion above adds up every field); 144 bytes.
+unsafe impl Head for HttpClientHead {}
+
+/// One finished client span as the kernel builds it (see [`Record`]).
+pub type HttpClientEvent = Record<HttpClientHead, TEXT_LEN>;
 crate::assert_size!(
     HttpClientEvent,
-    24 + 2 * 8
-        + 16
-        + 8
-        + 8
-        + 3 * 8
-        + 8
-        + 5 * 8
-        + METHOD_LEN
-        + SCHEME_LEN
-        + HOST_LEN
-        + PATH_LEN
-        + QUERY_LEN
+    core::mem::size_of::<HttpClientHead>() + TEXT_LEN
 );
 
 /// Bytes of the request's start compared before a `traceparent` is inserted (the request

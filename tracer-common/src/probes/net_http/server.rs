@@ -6,7 +6,7 @@
 //! handler returns; or, when the handler panicked or hijacked the connection, at the entry
 //! of the deferred closure of `(*conn).serve`. The kernel emits one [`HttpServerEvent`] per
 //! finished span. See <https://go.dev/src/net/http/server.go> (`func (c *conn) serve`).
-use crate::event::{EventHeader, Piece};
+use crate::event::{EventHeader, Head, Piece, Record};
 
 /// Bytes kept of `Request.Method`.
 pub const METHOD_LEN: usize = 16;
@@ -29,7 +29,7 @@ pub const TRACESTATE_LEN: usize = 256;
 /// [`PATH_LEN`] bytes, its `?` and a query of [`QUERY_LEN`] bytes.
 pub const TARGET_LEN: usize = PATH_LEN + 1 + QUERY_LEN;
 
-/// Size of [`HttpServerEvent::text`]: every string at its limit, plus the space between
+/// Size of the text of an [`HttpServerEvent`]: every string at its limit, plus the space between
 /// method and target when both are copied with one read (a multiple of 8).
 pub const TEXT_LEN: usize = (METHOD_LEN
     + 1
@@ -161,56 +161,15 @@ pub struct HttpServerHead {
 }
 crate::assert_size!(HttpServerHead, 24 + 2 * 8 + 16 + 8 + 8 + 8 + 8 + 7 * 8);
 
-/// One finished server span as the kernel builds it. The ring-buffer record is its first
-/// `head.header.size` bytes: the head, then only the used part of the text, where the
-/// strings sit one after another. A record of a typical request is a fifth of the whole,
-/// so the ring buffer holds five times as many spans as with fixed-size records.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct HttpServerEvent {
-    pub head: HttpServerHead,
-    pub text: [u8; TEXT_LEN],
-}
+// SAFETY: `repr(C)`, integers, byte arrays and pieces without implicit padding (the size
+// assertion above adds up every field); 144 bytes.
+unsafe impl Head for HttpServerHead {}
+
+/// One finished server span as the kernel builds it (see [`Record`]). A record of a
+/// typical request is a fifth of the whole, so the ring buffer holds five times as many
+/// spans as with fixed-size records.
+pub type HttpServerEvent = Record<HttpServerHead, TEXT_LEN>;
 crate::assert_size!(
     HttpServerEvent,
     core::mem::size_of::<HttpServerHead>() + TEXT_LEN
 );
-
-impl HttpServerEvent {
-    /// Appends `s` to the text at `*at`, as the kernel copies a string (at most `keep`
-    /// bytes), and returns its piece; for tests and fuzz seeds.
-    pub fn put(&mut self, at: &mut usize, keep: usize, s: &[u8]) -> Piece {
-        let kept = s.len().min(keep).min(TEXT_LEN - *at);
-        self.text[*at..*at + kept].copy_from_slice(&s[..kept]);
-        let piece = Piece {
-            len: s.len().min(u32::MAX as usize) as u32,
-            at: *at as u16,
-            kept: kept as u16,
-        };
-        *at += kept;
-        piece
-    }
-
-    /// The record's size when `used` bytes of the text are used.
-    pub const fn record_size(used: usize) -> usize {
-        core::mem::size_of::<HttpServerHead>() + used
-    }
-
-    /// The record the kernel copies to the ring buffer when `used` bytes of the text are
-    /// used: the head and that much text.
-    pub fn record(&self, used: usize) -> &[u8] {
-        let size = Self::record_size(used.min(TEXT_LEN));
-        // SAFETY: `size` is within `self`, a `repr(C)` type of integers and byte arrays
-        // without implicit padding, so every byte is initialised.
-        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size) }
-    }
-}
-
-impl Default for HttpServerEvent {
-    fn default() -> Self {
-        Self {
-            head: HttpServerHead::default(),
-            text: [0; TEXT_LEN],
-        }
-    }
-}

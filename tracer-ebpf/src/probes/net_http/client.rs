@@ -17,22 +17,23 @@ use aya_ebpf::{
 use tracer_common::{
     config::ProbeConfig,
     counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END, SAMPLED_OUT},
-    event::{GoroutineKey, KIND_NET_HTTP_CLIENT},
+    event::{GoroutineKey, KIND_NET_HTTP_CLIENT, Piece},
     probes::net_http::client::{
-        CONTEXT_DEPTH, ClientInflight, HttpClientEvent, LINK_CONTEXT, LINK_GOROUTINE,
-        LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE, LINK_ROOT,
+        CONTEXT_DEPTH, ClientInflight, HOST_LEN, HttpClientEvent, HttpClientHead, LINK_CONTEXT,
+        LINK_GOROUTINE, LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE, LINK_ROOT, METHOD_LEN,
+        PATH_LEN, QUERY_LEN, SCHEME_LEN, TEXT_LEN,
     },
     probes::net_http::server::SpanLink,
 };
 
 use crate::{
     go::{
-        Regs, Window, config, event_header, goroutine, new_ids, read_u64, read_words,
-        string_failed, submit_flags, zero, zeroed,
+        Regs, Window, config, event_header, goroutine, new_ids, read_u64, read_words, submit_flags,
+        zero, zeroed,
     },
     maps::{
-        CLIENT_BY_HEADER, CLIENT_INFLIGHT, CONFIGS, EVENTS, GOROUTINE_TREE, SERVER_BY_CONTEXT,
-        SERVER_BY_GOID, SERVER_INFLIGHT, count,
+        CLIENT_BY_HEADER, CLIENT_INFLIGHT, CLIENT_RECORD, CONFIGS, EVENTS, GOROUTINE_TREE,
+        SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, count,
     },
     probes::net_http::{
         inject,
@@ -274,57 +275,98 @@ fn emit(
     err_itab: u64,
     err_data: u64,
 ) {
-    let Some(mut entry) = EVENTS.reserve::<HttpClientEvent>(0) else {
-        count(DROP_RINGBUF_FULL);
+    let Some(ev) = CLIENT_RECORD.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: the reserved record is exclusively ours until submitted; every field user
-    // space reads is written below (string bytes beyond their copied length are not read).
-    let ev = unsafe { &mut *entry.as_mut_ptr() };
-    ev.header = event_header::<HttpClientEvent>(KIND_NET_HTTP_CLIENT, key);
-    ev.start_ns = start.start_ns;
+    // SAFETY: this CPU's record space, used from here to the copy below; every byte copied
+    // is written first (the head whole, the text up to its used size).
+    let ev = unsafe { &mut *ev };
+    let head = &mut ev.head;
+    head.header = event_header::<HttpClientHead>(KIND_NET_HTTP_CLIENT, key);
+    head.start_ns = start.start_ns;
     // SAFETY: the helper has no preconditions.
-    ev.end_ns = unsafe { bpf_ktime_get_ns() };
-    ev.trace_id = start.trace_id;
-    ev.span_id = start.span_id;
-    ev.parent_span_id = start.parent_span_id;
-    ev.link = start.link;
-    ev.trace_flags = start.trace_flags;
-    // SAFETY: a field of the event (see `zero`).
-    unsafe { zero(&raw mut ev._pad) };
-    ev.err_itab = err_itab;
-    ev.err_data = err_data;
-    ev.status = if response != 0 && err_itab == 0 {
+    head.end_ns = unsafe { bpf_ktime_get_ns() };
+    head.trace_id = start.trace_id;
+    head.span_id = start.span_id;
+    head.parent_span_id = start.parent_span_id;
+    head.link = start.link;
+    head.trace_flags = start.trace_flags;
+    // SAFETY: a field of the record (see `zero`).
+    unsafe { zero(&raw mut head._pad) };
+    head.err_itab = err_itab;
+    head.err_data = err_data;
+    head.status = if response != 0 && err_itab == 0 {
         read_u64(response, cfg.resp_status_code).unwrap_or(0)
     } else {
         0
     };
-    match Window::read(REQUEST_WINDOW, start.req, cfg.req_window) {
-        Some(req) => {
-            req.string(&mut ev.method, cfg.req_method);
+    const TEXT: u32 = TEXT_LEN as u32;
+    let text = ev.text.as_mut_ptr();
+    // SAFETY (every append below): `text` is the record's text of TEXT_LEN bytes, which
+    // has room for each string at its limit, in this order.
+    let at = match Window::read(REQUEST_WINDOW, start.req, cfg.req_window) {
+        Some(req) => unsafe {
+            let at = req.append::<{ METHOD_LEN as u32 }, TEXT>(
+                cfg.req_method,
+                text,
+                0,
+                &mut head.method,
+            );
             let url = req.word(cfg.req_url).unwrap_or(0);
             match Window::read(URL_WINDOW, url, cfg.url_window) {
                 Some(url) => {
-                    url.string(&mut ev.scheme, cfg.url_scheme);
-                    url.string(&mut ev.host, cfg.url_host);
-                    url.string(&mut ev.path, cfg.url_path);
-                    url.string(&mut ev.query, cfg.url_raw_query);
+                    let at = url.append::<{ SCHEME_LEN as u32 }, TEXT>(
+                        cfg.url_scheme,
+                        text,
+                        at,
+                        &mut head.scheme,
+                    );
+                    let at = url.append::<{ HOST_LEN as u32 }, TEXT>(
+                        cfg.url_host,
+                        text,
+                        at,
+                        &mut head.host,
+                    );
+                    let at = url.append::<{ PATH_LEN as u32 }, TEXT>(
+                        cfg.url_path,
+                        text,
+                        at,
+                        &mut head.path,
+                    );
+                    url.append::<{ QUERY_LEN as u32 }, TEXT>(
+                        cfg.url_raw_query,
+                        text,
+                        at,
+                        &mut head.query,
+                    )
                 }
                 None => {
-                    string_failed(&mut ev.scheme);
-                    string_failed(&mut ev.host);
-                    string_failed(&mut ev.path);
-                    string_failed(&mut ev.query);
+                    head.scheme = Piece::FAILED;
+                    head.host = Piece::FAILED;
+                    head.path = Piece::FAILED;
+                    head.query = Piece::FAILED;
+                    at
                 }
             }
-        }
+        },
         None => {
-            string_failed(&mut ev.method);
-            string_failed(&mut ev.scheme);
-            string_failed(&mut ev.host);
-            string_failed(&mut ev.path);
-            string_failed(&mut ev.query);
+            head.method = Piece::FAILED;
+            head.scheme = Piece::FAILED;
+            head.host = Piece::FAILED;
+            head.path = Piece::FAILED;
+            head.query = Piece::FAILED;
+            0
         }
+    };
+    // Never true (see `append`); it bounds the copy for the verifier.
+    if at > TEXT {
+        return;
     }
-    entry.submit(submit_flags(cfg));
+    head.header.size = HttpClientEvent::record_size(at as usize) as u32;
+    if EVENTS
+        .output::<[u8]>(ev.record(at as usize), submit_flags(cfg))
+        .is_err()
+    {
+        count(DROP_RINGBUF_FULL);
+    }
 }

@@ -340,7 +340,7 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     // is written first (the head whole, the text up to its used size).
     let ev = unsafe { &mut *ev };
     let head = &mut ev.head;
-    head.header = event_header::<HttpServerEvent>(KIND_NET_HTTP_SERVER, key);
+    head.header = event_header::<HttpServerHead>(KIND_NET_HTTP_SERVER, key);
     head.start_ns = start.start_ns;
     // SAFETY: the helper has no preconditions.
     head.end_ns = unsafe { bpf_ktime_get_ns() };

@@ -3,11 +3,11 @@
 //! with the OpenTelemetry HTTP client semantic conventions.
 use compact_str::{CompactString, format_compact};
 use tracer_common::probes::net_http::client::{
-    HttpClientEvent, LINK_CONTEXT, LINK_GOROUTINE, LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE,
-    LINK_ROOT,
+    LINK_CONTEXT, LINK_GOROUTINE, LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE, LINK_ROOT,
 };
 
 use crate::{
+    pipeline::decode::ClientRecord,
     pipeline::span::{Attributes, Span, SpanKind, Status, joined, split_host_port},
     probes::{Fields, Hook, Site},
 };
@@ -102,26 +102,38 @@ fn error_name(type_name: CompactString) -> CompactString {
 
 /// Maps a client event to a span (times still kernel-monotonic). `error_type` names the
 /// dynamic type of the call's error, when it failed (see `target::gotype`).
-pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactString>) -> Span {
+pub fn span(
+    record: &ClientRecord<'_>,
+    mapping: Mapping,
+    error_type: Option<CompactString>,
+) -> Span {
+    let ev = &*record.head;
     let mut attributes = Attributes::new();
     let mut truncated: Vec<&str> = Vec::new();
 
-    let name = CompactString::const_new(method_attributes(ev.method.bytes(), &mut attributes));
+    let name = CompactString::const_new(method_attributes(
+        record.string(&ev.method),
+        &mut attributes,
+    ));
     if ev.method.truncated() {
         truncated.push("http.request.method_original");
     }
 
     // url.full: scheme://host/path, the query only with --capture-query; never the
     // credentials (URL.User is not read).
-    let host = lossy(ev.host.bytes());
-    let (scheme, path) = (lossy(ev.scheme.bytes()), lossy(ev.path.bytes()));
+    let host = lossy(record.string(&ev.host));
+    let (scheme, path) = (
+        lossy(record.string(&ev.scheme)),
+        lossy(record.string(&ev.path)),
+    );
     let mut full = joined(&[&scheme, "://", &host, &path]);
     if ev.path.truncated() {
         truncated.push("url.full");
     }
-    if mapping.capture_query && ev.query.copied() > 0 {
+    let query = record.string(&ev.query);
+    if mapping.capture_query && !query.is_empty() {
         full.push('?');
-        full.push_str(&lossy(ev.query.bytes()));
+        full.push_str(&lossy(query));
         if ev.query.truncated() && !truncated.contains(&"url.full") {
             truncated.push("url.full");
         }
@@ -132,7 +144,7 @@ pub fn span(ev: &HttpClientEvent, mapping: Mapping, error_type: Option<CompactSt
     if !address.is_empty() {
         attributes.push(("server.address", CompactString::from(address).into()));
     }
-    let default_port = if ev.scheme.bytes() == b"https" {
+    let default_port = if record.string(&ev.scheme) == b"https" {
         443
     } else {
         80
