@@ -116,7 +116,10 @@ impl Piece {
 ///
 /// # Safety
 /// Implementors must be such a type: [`Record::record`] hands out its bytes.
-pub unsafe trait Head: Copy + Default {}
+pub unsafe trait Head: Copy + Default {
+    /// The record's header, whose `size` is set once the text's used length is known.
+    fn header_mut(&mut self) -> &mut EventHeader;
+}
 
 /// A variable-size record as the kernel builds it (in a per-CPU array): the fixed part,
 /// then a text where its strings sit one after another, each found by a [`Piece`] of the

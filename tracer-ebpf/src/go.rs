@@ -14,11 +14,11 @@ use aya_ebpf::{
 };
 use tracer_common::{
     config::{NO_FIELD, ProbeConfig},
-    counters::{DROP_NO_CONFIG, DROP_READ_FAILED},
-    event::{EventHeader, GoroutineKey, Piece, WIRE_VERSION, mix64},
+    counters::{DROP_NO_CONFIG, DROP_READ_FAILED, DROP_RINGBUF_FULL},
+    event::{EventHeader, GoroutineKey, Head, Piece, Record, WIRE_VERSION, mix64},
 };
 
-use crate::maps::{CONFIGS, IDS, SCRATCH, WINDOW_WORDS, count};
+use crate::maps::{CONFIGS, EVENTS, IDS, SCRATCH, WINDOW_WORDS, count};
 
 /// The registers a probe reads, copied once from the context.
 pub struct Regs {
@@ -96,6 +96,23 @@ pub fn event_header<T>(kind: u16, key: &GoroutineKey) -> EventHeader {
         pid: key.pid,
         tid: bpf_get_current_pid_tgid() as u32,
         g: key.g,
+    }
+}
+
+/// Copies a record built in a per-CPU array to the ring buffer: its head and the first
+/// `used` bytes of its text; counts it lost when the ring buffer is full.
+#[inline(always)]
+pub fn output<H: Head, const N: usize>(ev: &mut Record<H, N>, used: u32, cfg: &ProbeConfig) {
+    // Never true (see `append`); it bounds the copy for the verifier.
+    if used as usize > N {
+        return;
+    }
+    ev.head.header_mut().size = Record::<H, N>::record_size(used as usize) as u32;
+    if EVENTS
+        .output::<[u8]>(ev.record(used as usize), submit_flags(cfg))
+        .is_err()
+    {
+        count(DROP_RINGBUF_FULL);
     }
 }
 

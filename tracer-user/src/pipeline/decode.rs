@@ -80,17 +80,20 @@ fn borrow<T: Copy>(bytes: &[u8]) -> Option<Cow<'_, T>> {
     read(bytes).map(Cow::Owned)
 }
 
-/// A record of `kind`: its head, then the used part of a text of at most `text_len`
-/// bytes, as long as its header says.
-fn record<H: Head>(kind: u16, text_len: usize, bytes: &[u8]) -> Result<Record<'_, H>, DecodeError> {
+/// A record with `header`: its head, then the used part of a text of at most `text_len`
+/// bytes, as long as the header says.
+fn record<'a, H: Head>(
+    header: &EventHeader,
+    text_len: usize,
+    bytes: &'a [u8],
+) -> Result<Record<'a, H>, DecodeError> {
     let head_size = size_of::<H>();
-    let header: Option<EventHeader> = read(bytes);
     if bytes.len() < head_size
         || bytes.len() > head_size + text_len
-        || header.is_none_or(|header| header.size as usize != bytes.len())
+        || header.size as usize != bytes.len()
     {
         return Err(DecodeError::Size {
-            kind,
+            kind: header.kind,
             got: bytes.len(),
             expected: head_size + text_len,
         });
@@ -110,12 +113,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     }
     match header.kind {
         KIND_NET_HTTP_SERVER => Ok(Event::NetHttpServer(record(
-            header.kind,
+            &header,
             server::TEXT_LEN,
             bytes,
         )?)),
         KIND_NET_HTTP_CLIENT => Ok(Event::NetHttpClient(record(
-            header.kind,
+            &header,
             client::TEXT_LEN,
             bytes,
         )?)),

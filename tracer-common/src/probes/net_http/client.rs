@@ -101,7 +101,11 @@ crate::assert_size!(HttpClientHead, 24 + 2 * 8 + 16 + 8 + 8 + 3 * 8 + 8 + 5 * 8)
 
 // SAFETY: `repr(C)`, integers, byte arrays and pieces without implicit padding (the size
 // assertion above adds up every field); 144 bytes.
-unsafe impl Head for HttpClientHead {}
+unsafe impl Head for HttpClientHead {
+    fn header_mut(&mut self) -> &mut EventHeader {
+        &mut self.header
+    }
+}
 
 /// One finished client span as the kernel builds it (see [`Record`]).
 pub type HttpClientEvent = Record<HttpClientHead, TEXT_LEN>;

@@ -163,7 +163,11 @@ crate::assert_size!(HttpServerHead, 24 + 2 * 8 + 16 + 8 + 8 + 8 + 8 + 7 * 8);
 
 // SAFETY: `repr(C)`, integers, byte arrays and pieces without implicit padding (the size
 // assertion above adds up every field); 144 bytes.
-unsafe impl Head for HttpServerHead {}
+unsafe impl Head for HttpServerHead {
+    fn header_mut(&mut self) -> &mut EventHeader {
+        &mut self.header
+    }
+}
 
 /// One finished server span as the kernel builds it (see [`Record`]). A record of a
 /// typical request is a fifth of the whole, so the ring buffer holds five times as many

@@ -16,23 +16,23 @@ use aya_ebpf::{
 };
 use tracer_common::{
     config::ProbeConfig,
-    counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END, SAMPLED_OUT},
+    counters::{DROP_UNMATCHED_END, SAMPLED_OUT},
     event::{GoroutineKey, KIND_NET_HTTP_CLIENT, Piece},
     probes::net_http::client::{
-        CONTEXT_DEPTH, ClientInflight, HOST_LEN, HttpClientEvent, HttpClientHead, LINK_CONTEXT,
-        LINK_GOROUTINE, LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE, LINK_ROOT, METHOD_LEN,
-        PATH_LEN, QUERY_LEN, SCHEME_LEN, TEXT_LEN,
+        CONTEXT_DEPTH, ClientInflight, HOST_LEN, HttpClientHead, LINK_CONTEXT, LINK_GOROUTINE,
+        LINK_GOROUTINE_TREE, LINK_PARENT_GOROUTINE, LINK_ROOT, METHOD_LEN, PATH_LEN, QUERY_LEN,
+        SCHEME_LEN, TEXT_LEN,
     },
     probes::net_http::server::SpanLink,
 };
 
 use crate::{
     go::{
-        Regs, Window, config, event_header, goroutine, new_ids, read_u64, read_words, submit_flags,
-        zero, zeroed,
+        Regs, Window, config, event_header, goroutine, new_ids, output, read_u64, read_words, zero,
+        zeroed,
     },
     maps::{
-        CLIENT_BY_HEADER, CLIENT_INFLIGHT, CLIENT_RECORD, CONFIGS, EVENTS, GOROUTINE_TREE,
+        CLIENT_BY_HEADER, CLIENT_INFLIGHT, CLIENT_RECORD, CONFIGS, GOROUTINE_TREE,
         SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, count,
     },
     probes::net_http::{
@@ -358,15 +358,5 @@ fn emit(
             0
         }
     };
-    // Never true (see `append`); it bounds the copy for the verifier.
-    if at > TEXT {
-        return;
-    }
-    head.header.size = HttpClientEvent::record_size(at as usize) as u32;
-    if EVENTS
-        .output::<[u8]>(ev.record(at as usize), submit_flags(cfg))
-        .is_err()
-    {
-        count(DROP_RINGBUF_FULL);
-    }
+    output(ev, at, cfg);
 }

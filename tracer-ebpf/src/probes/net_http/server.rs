@@ -12,25 +12,25 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, maps::Array, programs::ProbeContext};
 use tracer_common::{
     config::ProbeConfig,
-    counters::{DROP_RINGBUF_FULL, DROP_UNMATCHED_END, SAMPLED_OUT},
+    counters::{DROP_UNMATCHED_END, SAMPLED_OUT},
     event::{GoroutineKey, KIND_NET_HTTP_SERVER, Piece},
     probes::net_http::server::{
-        END_FINISHED, END_HIJACKED, END_PANICKED, HOST_LEN, HttpServerEvent, HttpServerHead,
-        INFLIGHT_PANICKING, METHOD_LEN, PATTERN_LEN, REMOTE_LEN, ServerInflight, SpanLink,
-        TARGET_LEN, TEXT_LEN, TRACESTATE_LEN, USER_AGENT_LEN,
+        END_FINISHED, END_HIJACKED, END_PANICKED, HOST_LEN, HttpServerHead, INFLIGHT_PANICKING,
+        METHOD_LEN, PATTERN_LEN, REMOTE_LEN, ServerInflight, SpanLink, TARGET_LEN, TEXT_LEN,
+        TRACESTATE_LEN, USER_AGENT_LEN,
     },
     propagation::{KEY_TRACESTATE, KEY_USER_AGENT, RemoteContext},
 };
 
 use crate::{
     go::{
-        Regs, Window, append, config, event_header, goroutine, new_ids, read_bytes, read_u64,
-        read_words, submit_flags, zero, zeroed,
+        Regs, Window, append, config, event_header, goroutine, new_ids, output, read_bytes,
+        read_u64, read_words, zero, zeroed,
     },
     gomap::{self, Matches},
     maps::{
-        CONFIGS, EVENTS, SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, SERVER_RECORD,
-        USER_AGENT_KEY, count,
+        CONFIGS, SERVER_BY_CONTEXT, SERVER_BY_GOID, SERVER_INFLIGHT, SERVER_RECORD, USER_AGENT_KEY,
+        count,
     },
     slots::{self, Slot, keyed_slot},
     tracecontext,
@@ -404,17 +404,7 @@ fn emit(key: &GoroutineKey, start: &ServerInflight, cfg: &ProbeConfig, end_reaso
     at = unsafe {
         append::<{ TRACESTATE_LEN as u32 }, TEXT>(text, at, &mut head.tracestate, ptr, len)
     };
-    // Never true (see `append`); it bounds the copy for the verifier.
-    if at > TEXT {
-        return;
-    }
-    head.header.size = HttpServerEvent::record_size(at as usize) as u32;
-    if EVENTS
-        .output::<[u8]>(ev.record(at as usize), submit_flags(cfg))
-        .is_err()
-    {
-        count(DROP_RINGBUF_FULL);
-    }
+    output(ev, at, cfg);
 }
 
 /// Appends the method and the target (`None`: their headers were not readable) to the
