@@ -28,7 +28,7 @@ use tracer_common::{
 
 use crate::{
     mapped_slots::{MapSlotsError, MappedSlots},
-    probes::Hook,
+    probes::{Hook, detach_rank},
     target::{Inspection, ProbePoint},
 };
 
@@ -271,7 +271,8 @@ impl Loader {
 
     /// Attaches `hooks` (those `inspection` places) to the executable at `exe`, for
     /// process `pid` only, or for every process running it; `who` names the target in
-    /// messages. Returns what was attached and the links to detach it.
+    /// messages. Returns what was attached (in the order of `hooks`) and the links to
+    /// detach it, in the order they are to be detached.
     pub fn attach(
         &mut self,
         exe: &std::path::Path,
@@ -285,9 +286,14 @@ impl Loader {
             Some(pid) => UProbeScope::OneProcess(pid),
             None => UProbeScope::AllProcesses,
         };
-        let mut attached = Vec::new();
-        let mut links = Vec::new();
-        for hook in hooks {
+        // Per hook, in the order given; attached in the reverse of the detach order (see
+        // `probes::detach_rank`).
+        let mut placed: Vec<Vec<(AttachedProbe, Link)>> =
+            std::iter::repeat_with(Vec::new).take(hooks.len()).collect();
+        let mut order: Vec<usize> = (0..hooks.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(detach_rank(hooks[i].program)));
+        for i in order {
+            let hook = &hooks[i];
             for point in inspection.points(hook) {
                 let program: &mut UProbe = program(&mut self.ebpf, hook.program)?;
                 let attach_point = UProbeAttachPoint {
@@ -295,15 +301,17 @@ impl Loader {
                     cookie: Some(u64::from(slot)),
                 };
                 match program.attach(attach_point, exe, scope) {
-                    Ok(id) => {
-                        attached.push(AttachedProbe { hook: *hook, point });
-                        links.push(Link {
+                    Ok(id) => placed[i].push((
+                        AttachedProbe { hook: *hook, point },
+                        Link {
                             program: hook.program,
                             id,
-                        });
-                    }
+                        },
+                    )),
                     Err(source) if hook.required => {
-                        self.detach_links(links);
+                        self.detach_links(
+                            placed.into_iter().flatten().map(|(_, link)| link).collect(),
+                        );
                         if permission_denied(&source) && !crate::privileges::has_sys_admin() {
                             return Err(LoadError::UprobesNeedSysAdmin {
                                 program: hook.program,
@@ -327,6 +335,9 @@ impl Loader {
                 }
             }
         }
+        // The links in the order to detach them.
+        let (attached, mut links): (Vec<_>, Vec<_>) = placed.into_iter().flatten().unzip();
+        links.sort_by_key(|link: &Link| detach_rank(link.program));
         Ok((attached, links))
     }
 
@@ -494,11 +505,12 @@ impl Loader {
     }
 
     pub fn detach(&mut self) {
-        let names: Vec<String> = self
+        let mut names: Vec<String> = self
             .ebpf
             .programs()
             .map(|(name, _)| name.to_owned())
             .collect();
+        names.sort_by_key(|name| detach_rank(name));
         for name in names {
             let Some(program) = self.ebpf.program_mut(&name) else {
                 continue;

@@ -28,7 +28,7 @@ use tracer::target::{
     self, FunctionSource, Inspection, TargetError,
     dwarf::SIZE,
     layout::Source,
-    placement::{Placement, PlacementKind},
+    placement::{NOP5, Placement, PlacementKind},
 };
 use tracer_common::config::{MAP_BUCKETS, MAP_SWISS, NO_FIELD};
 use tracer_tests::go::{self, Build, Toolchain};
@@ -259,6 +259,24 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
             .unwrap_or_else(|| panic!("{at}: file offset {file_offset:#x} is beyond the file"));
 
         assert!(emulated, "{at}: {what} is single-stepped, not emulated");
+        if what == PlacementKind::CalledNop {
+            // Where the kernel makes probes on 5-byte nops calls: one of those, and on a
+            // call site the call right after it.
+            assert!(
+                matches!(hook.site, Site::AtCall(_) | Site::Once),
+                "{at}: a nop for {:?}",
+                hook.site
+            );
+            assert_eq!(
+                code.get(..5),
+                Some(&NOP5[..]),
+                "{at}: not a 5-byte nop at file offset {file_offset:#x}"
+            );
+            if matches!(hook.site, Site::AtCall(_)) {
+                assert_eq!(code.get(5), Some(&0xe8), "{at}: no call after the nop");
+            }
+            continue;
+        }
         if matches!(hook.site, Site::AtCall(_)) {
             // The call instruction itself (e8 rel32).
             assert_eq!(what, PlacementKind::AtCall, "{at}: placement");
@@ -299,13 +317,18 @@ fn check_probe_points(toolchain: &Toolchain, exe: &Path, inspection: &Inspection
             | PlacementKind::FirstInstruction
             | PlacementKind::AtCall
             | PlacementKind::Return
-            | PlacementKind::AfterCall => {}
+            | PlacementKind::AfterCall
+            | PlacementKind::CalledNop => {}
         }
     }
     // Two HTTP/2 functions are named in two layouts each; a binary has one of each.
     assert_eq!(
         inspection.functions.len(),
-        hooks().iter().filter(|h| h.site == Site::Entry).count() - 2,
+        hooks()
+            .iter()
+            .filter(|h| matches!(h.site, Site::Entry | Site::Once))
+            .count()
+            - 2,
         "only the requested functions are resolved: {:?}",
         inspection.functions.keys()
     );

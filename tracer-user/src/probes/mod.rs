@@ -18,11 +18,32 @@ pub struct Hook {
     pub purpose: &'static str,
 }
 
+/// Where the program `program` comes when probes are detached: first those that open
+/// spans (named `*_start`), then those that end a span as panicked or hijacked when its
+/// own end never came (`*_unwind`), then the rest. Probes are attached in the opposite
+/// order. A request in flight while probes come or go is then either traced whole, not
+/// traced, or counted (`unmatched_end`, `in_flight_at_exit`): never ended by the
+/// connection's close as something it was not because its own end was not attached yet
+/// or any more.
+pub fn detach_rank(program: &str) -> u8 {
+    if program.ends_with("_start") {
+        0
+    } else if program.ends_with("_unwind") {
+        1
+    } else {
+        2
+    }
+}
+
 /// Where in a function a probe goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Site {
     /// Its entry (see `target::placement::entry_point`).
     Entry,
+    /// A point every call passes exactly once, for a program that needs the goroutine and
+    /// no argument: a 5-byte nop there where the kernel makes a probe on one a call instead
+    /// of a trap (see `target::placement::once_point`), else the entry.
+    Once,
     /// Its call to this function, on the call instruction (arguments in registers).
     AtCall(&'static str),
     /// Just after its call to this function returns (results in registers; see
@@ -69,7 +90,7 @@ pub fn place(
                         site: Site::Returns,
                         ..*hook
                     },
-                    None if hook.site == Site::Entry => Hook {
+                    None if matches!(hook.site, Site::Entry | Site::Once) => Hook {
                         site: Site::FirstInstruction,
                         ..*hook
                     },

@@ -106,7 +106,7 @@ impl<'a> CallSite<'a> {
     pub fn of(hook: &crate::probes::Hook) -> Option<CallSite<'static>> {
         use crate::probes::Site;
         match hook.site {
-            Site::Entry | Site::FirstInstruction | Site::Returns => None,
+            Site::Entry | Site::Once | Site::FirstInstruction | Site::Returns => None,
             Site::AtCall(callee) => Some(CallSite {
                 caller: hook.symbol,
                 callee,
@@ -215,6 +215,12 @@ pub struct Inspection {
     ///
     /// [`Site::Returns`]: crate::probes::Site::Returns
     pub returns: HashMap<String, Vec<ProbePoint>>,
+    /// The point each of those functions passes once per call, where it has one and the
+    /// kernel makes a probe there a call (see [`placement::kernel_calls_nop_probes`]), for
+    /// [`Site::Once`] (which is at the entry otherwise).
+    ///
+    /// [`Site::Once`]: crate::probes::Site::Once
+    pub once: HashMap<String, ProbePoint>,
     /// Probe points at the requested calls, by `(caller, callee, after)`.
     pub call_sites: HashMap<(String, String, bool), ProbePoint>,
     /// Member offsets of the requested structs.
@@ -248,6 +254,13 @@ impl Inspection {
         use crate::probes::Site;
         match (hook.site, CallSite::of(hook)) {
             (Site::Returns, _) => self.returns.get(hook.symbol).cloned().unwrap_or_default(),
+            (Site::Once, _) => self
+                .once
+                .get(hook.symbol)
+                .or_else(|| self.functions.get(hook.symbol))
+                .copied()
+                .into_iter()
+                .collect(),
             (Site::FirstInstruction, _) => self
                 .functions
                 .get(hook.symbol)
@@ -362,6 +375,8 @@ pub fn inspect_bytes(
     let layouts = layouts(path, &elf, &version, structs, types)?;
     let mut points = HashMap::new();
     let mut returns = HashMap::new();
+    let mut once = HashMap::new();
+    let called_nops = placement::kernel_calls_nop_probes();
     for (name, function) in lookup(functions)? {
         let code_error = |source| TargetError::Code {
             path: path.into(),
@@ -395,6 +410,16 @@ pub fn inspect_bytes(
                 })
                 .collect();
             returns.insert(name.clone(), rets);
+            if called_nops && let Some(point) = placement::once_point(code, function.address) {
+                once.insert(
+                    name.clone(),
+                    ProbePoint {
+                        function: function.address,
+                        file_offset: start.saturating_add(point.offset),
+                        placement: point,
+                    },
+                );
+            }
         }
         points.insert(
             name,
@@ -426,7 +451,7 @@ pub fn inspect_bytes(
         let placement = if site.after {
             placement::after_call(code, caller.address, callee.address)
         } else {
-            placement::at_call(code, caller.address, callee.address)
+            placement::at_call(code, caller.address, callee.address, called_nops)
         };
         let Some(placement) = placement else {
             continue;
@@ -450,6 +475,7 @@ pub fn inspect_bytes(
         build,
         functions: points,
         returns,
+        once,
         call_sites: sites,
         offsets: layouts.offsets,
         offset_sources: layouts.sources,

@@ -33,6 +33,7 @@ pub enum PlacementKind {
     FirstInstruction,
     AtCall,
     AfterCall,
+    CalledNop,
     Return,
 }
 
@@ -45,6 +46,7 @@ impl std::fmt::Display for PlacementKind {
             Self::FirstInstruction => "first instruction (single-stepped)",
             Self::AtCall => "call",
             Self::AfterCall => "after the call",
+            Self::CalledNop => "5-byte nop (a call into the kernel where it optimizes uprobes)",
             Self::Return => "ret (single-stepped)",
         })
     }
@@ -156,21 +158,221 @@ pub fn after_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
 
 /// The probe point on the (first) direct call to `callee` in the code of a function
 /// starting at `address`: the call instruction itself, which the kernel emulates, with the
-/// callee's arguments in their registers. `None` when the function has no such call.
-pub fn at_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
+/// callee's arguments in their registers. With `called_nops` (see
+/// [`kernel_calls_nop_probes`]), the [`NOP5`] just before the call instead when there is
+/// one and nothing jumps to the call past it: the registers are the same there. `None`
+/// when the function has no such call.
+pub fn at_call(code: &[u8], address: u64, callee: u64, called_nops: bool) -> Option<Placement> {
     let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
     let mut instruction = Instruction::default();
+    let mut before = None;
     while decoder.can_decode() {
         decoder.decode_out(&mut instruction);
         if instruction.is_call_near() && instruction.near_branch_target() == callee {
+            let call = instruction.ip();
+            if called_nops
+                && let Some(nop) = before
+                && Flow::of(code, address).is_some_and(|flow| flow.only_falls_into(nop, call))
+            {
+                return Some(Placement {
+                    offset: nop.wrapping_sub(address),
+                    emulated: true,
+                    what: PlacementKind::CalledNop,
+                });
+            }
             return Some(Placement {
-                offset: instruction.ip().wrapping_sub(address),
+                offset: call.wrapping_sub(address),
                 emulated: true,
                 what: PlacementKind::AtCall,
             });
         }
+        let start = instruction.ip().wrapping_sub(address) as usize;
+        before = (code.get(start..start + instruction.len()) == Some(&NOP5[..]))
+            .then_some(instruction.ip());
     }
     None
+}
+
+/// The 5-byte nop (`nopl 0x0(%rax,%rax,1)`), the only instruction whose uprobe Linux
+/// (6.18 and later, x86-64) rewrites, after the first hit, into a call of a trampoline that
+/// enters the kernel with a system call (`arch_uprobe_optimize`): a hit then costs no
+/// trap. Go's assembler pads jumps and calls with nops so that none crosses a 32-byte
+/// boundary, and functions are 32-byte aligned, so a function compiled by one Go release
+/// has its nops at the same places in every binary.
+pub const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+
+/// The first 5-byte nop ([`NOP5`]) in the code of a function starting at `address` that
+/// every call passes exactly once: every path from the entry to a `ret` (or to a jump out
+/// of the function) goes through it, and no path from it comes back to it. A probe there
+/// sees the goroutine (R14), not the arguments. `None` when the function has no such nop,
+/// or when its control flow cannot be followed (an indirect jump, a branch into the middle
+/// of an instruction). Calls are taken to return, which only adds paths: a nop found this
+/// way is passed once whatever the calls do.
+pub fn once_point(code: &[u8], address: u64) -> Option<Placement> {
+    let flow = Flow::of(code, address)?;
+    let offset = flow
+        .nops
+        .iter()
+        .copied()
+        .find(|&nop| flow.dominates_exits(nop) && !flow.on_a_cycle(nop))
+        .map(|nop| flow.ips[nop].wrapping_sub(address))?;
+    Some(Placement {
+        offset,
+        emulated: true,
+        what: PlacementKind::CalledNop,
+    })
+}
+
+/// Whether the running kernel turns a uprobe on a [`NOP5`] into a call (Linux 6.18 and
+/// later on x86-64, or a kernel with that change backported): its symbol
+/// `arch_uprobe_optimize` is in `/proc/kallsyms`. Older kernels single-step a multi-byte
+/// nop or emulate it no faster than `push rbp`, so probes stay on the entry there. Read
+/// once.
+pub fn kernel_calls_nop_probes() -> bool {
+    static CALLS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CALLS.get_or_init(|| {
+        use std::io::BufRead as _;
+        let Ok(file) = std::fs::File::open("/proc/kallsyms") else {
+            return false;
+        };
+        std::io::BufReader::new(file)
+            .split(b'\n')
+            .map_while(Result::ok)
+            .any(|line| line.ends_with(b" arch_uprobe_optimize"))
+    })
+}
+
+/// Where each instruction of a function can go next.
+struct Flow {
+    /// Each instruction's address, in order.
+    ips: Vec<u64>,
+    /// Per instruction, the instructions it can go to next (by index).
+    next: Vec<Vec<usize>>,
+    /// Per instruction, whether it can leave the function (`ret`, a jump outside).
+    exits: Vec<bool>,
+    /// The instructions that are [`NOP5`].
+    nops: Vec<usize>,
+}
+
+impl Flow {
+    fn of(code: &[u8], address: u64) -> Option<Self> {
+        let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+        let mut decoded = Vec::new();
+        let mut instruction = Instruction::default();
+        while decoder.can_decode() {
+            decoder.decode_out(&mut instruction);
+            if instruction.is_invalid() {
+                return None;
+            }
+            decoded.push(instruction);
+        }
+        let ips: Vec<u64> = decoded.iter().map(Instruction::ip).collect();
+        let end = address.wrapping_add(code.len() as u64);
+        let inside = |target: u64| target.wrapping_sub(address) < code.len() as u64;
+        let index = |target: u64| ips.binary_search(&target).ok();
+        let mut next = Vec::with_capacity(decoded.len());
+        let mut exits = Vec::with_capacity(decoded.len());
+        let mut nops = Vec::new();
+        for (i, instruction) in decoded.iter().enumerate() {
+            let start = instruction.ip().wrapping_sub(address) as usize;
+            if code.get(start..start + instruction.len()) == Some(&NOP5[..]) {
+                nops.push(i);
+            }
+            // Falling off the end of the code goes nowhere.
+            let fall_through = (instruction.next_ip() != end).then_some(i + 1);
+            // A jump's target: inside (by index) or out of the function (`None`); a
+            // target between instructions is not followed.
+            let target = |to: u64| -> Option<Option<usize>> {
+                if inside(to) {
+                    index(to).map(Some)
+                } else {
+                    Some(None)
+                }
+            };
+            let (to, exit): (Vec<usize>, bool) = match instruction.flow_control() {
+                FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall => {
+                    (fall_through.into_iter().collect(), false)
+                }
+                FlowControl::Return => (Vec::new(), true),
+                FlowControl::UnconditionalBranch if instruction.is_jmp_short_or_near() => {
+                    match target(instruction.near_branch_target())? {
+                        Some(to) => (vec![to], false),
+                        None => (Vec::new(), true),
+                    }
+                }
+                FlowControl::ConditionalBranch if instruction.is_jcc_short_or_near() => {
+                    let taken = target(instruction.near_branch_target())?;
+                    let to = taken.into_iter().chain(fall_through).collect();
+                    (to, taken.is_none())
+                }
+                // int3 (Go's padding) and ud2: execution stops there.
+                FlowControl::Interrupt if instruction.code() == Code::Int3 => (Vec::new(), false),
+                FlowControl::Exception => (Vec::new(), false),
+                FlowControl::Interrupt => (fall_through.into_iter().collect(), false),
+                // Indirect jumps (jump tables), loops on rcx, transactions: not followed.
+                _ => return None,
+            };
+            next.push(to);
+            exits.push(exit);
+        }
+        Some(Self {
+            ips,
+            next,
+            exits,
+            nops,
+        })
+    }
+
+    /// Whether the instruction at `to` is reached only from the one at `from`.
+    fn only_falls_into(&self, from: u64, to: u64) -> bool {
+        let (Ok(from), Ok(to)) = (self.ips.binary_search(&from), self.ips.binary_search(&to))
+        else {
+            return false;
+        };
+        to != 0
+            && self
+                .next
+                .iter()
+                .enumerate()
+                .all(|(i, next)| i == from || !next.contains(&to))
+    }
+
+    /// Whether every path from the entry that leaves the function goes through `through`.
+    fn dominates_exits(&self, through: usize) -> bool {
+        let mut seen = vec![false; self.ips.len()];
+        let mut stack = vec![0];
+        seen[0] = true;
+        while let Some(i) = stack.pop() {
+            if i == through {
+                continue;
+            }
+            if self.exits[i] {
+                return false;
+            }
+            for &n in &self.next[i] {
+                if !seen[n] {
+                    seen[n] = true;
+                    stack.push(n);
+                }
+            }
+        }
+        seen[through]
+    }
+
+    /// Whether some path from `from` comes back to it.
+    fn on_a_cycle(&self, from: usize) -> bool {
+        let mut seen = vec![false; self.ips.len()];
+        let mut stack = self.next[from].clone();
+        while let Some(i) = stack.pop() {
+            if i == from {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(&self.next[i]);
+            }
+        }
+        false
+    }
 }
 
 /// Every `ret` in the code of a function starting at `address` (the kernel single-steps
@@ -264,12 +466,12 @@ mod tests {
         // Another callee: no call site.
         assert_eq!(after_call(&code, 0x1000, 0x3000), None);
         // On the call itself.
-        let p = at_call(&code, 0x1000, 0x2000).expect("the call is found");
+        let p = at_call(&code, 0x1000, 0x2000, true).expect("the call is found");
         assert_eq!(
             (p.offset, p.emulated, p.what),
             (0, true, PlacementKind::AtCall)
         );
-        assert_eq!(at_call(&code, 0x1000, 0x3000), None);
+        assert_eq!(at_call(&code, 0x1000, 0x3000, true), None);
     }
 
     /// Code at the top of the address space: the decoder's instruction pointer wraps.
@@ -279,7 +481,8 @@ mod tests {
         let address = u64::MAX - 2;
         assert_eq!(returns(&code, address).len(), 2);
         let _ = entry_point(&code, address);
-        let _ = at_call(&code, address, 0);
+        let _ = at_call(&code, address, 0, true);
+        let _ = once_point(&code, address);
         let _ = after_call(&code, address, 0);
     }
 
@@ -305,5 +508,83 @@ mod tests {
                 what: PlacementKind::FirstInstruction
             }
         );
+    }
+
+    /// `push rbp` (the prologue's), then what `tail` says, at 0x1000.
+    fn function(tail: &[u8]) -> Vec<u8> {
+        let mut code = vec![0x55];
+        code.extend_from_slice(tail);
+        code
+    }
+
+    #[test]
+    fn the_nop_every_call_passes_once() {
+        // 0x1001: test rax,rax; je +5 (to the nop); call 0x2000; nop5; pop rbp; ret:
+        // the branch and the call meet at the nop.
+        let code = function(&[
+            0x48, 0x85, 0xc0, 0x74, 0x05, 0xe8, 0xf5, 0x0f, 0x00, 0x00, 0x0f, 0x1f, 0x44, 0x00,
+            0x00, 0x5d, 0xc3,
+        ]);
+        assert_eq!(
+            once_point(&code, 0x1000),
+            Some(Placement {
+                offset: 11,
+                emulated: true,
+                what: PlacementKind::CalledNop
+            })
+        );
+        // The branch skips the nop to a second ret: not every call passes it.
+        let code = function(&[
+            0x48, 0x85, 0xc0, 0x74, 0x07, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x5d, 0xc3, 0x5d, 0xc3,
+        ]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // A jump out of the function (a tail call) before the nop is a way out too.
+        let code = function(&[
+            0x48, 0x85, 0xc0, 0x0f, 0x84, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00,
+            0x5d, 0xc3,
+        ]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // In a loop: nop5; dec rcx; jne -10 (back to the nop); pop rbp; ret.
+        let code = function(&[
+            0x0f, 0x1f, 0x44, 0x00, 0x00, 0x48, 0xff, 0xc9, 0x75, 0xf6, 0x5d, 0xc3,
+        ]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // After an indirect jump (a jump table) nothing is followed.
+        let code = function(&[0xff, 0xe0, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x5d, 0xc3]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // A branch into the middle of the nop.
+        let code = function(&[0x74, 0x01, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x5d, 0xc3]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // Other nops are not turned into calls: nopl 0x0(%rax) (4 bytes).
+        let code = function(&[0x0f, 0x1f, 0x40, 0x00, 0x5d, 0xc3]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // Go's stack check restarts the function after growing the stack: a loop through
+        // the entry, not through the nop.
+        // 0x1000: cmp rsp,[r14+0x10]; jbe +8; push rbp; nop5; pop rbp; ret;
+        // 0x100e: call morestack; jmp 0x1000
+        let code = [
+            0x49, 0x3b, 0x66, 0x10, 0x76, 0x08, 0x55, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x5d, 0xc3,
+            0xe8, 0xed, 0x0f, 0x00, 0x00, 0xeb, 0xeb,
+        ];
+        assert_eq!(once_point(&code, 0x1000).map(|p| p.offset), Some(7));
+    }
+
+    #[test]
+    fn on_a_call_the_nop_before_it_where_the_kernel_calls_nops() {
+        // 0x1000: mov rax,rbx; nop5; call 0x2000; ret
+        let code = [
+            0x48, 0x89, 0xd8, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xe8, 0xf3, 0x0f, 0x00, 0x00, 0xc3,
+        ];
+        let p = at_call(&code, 0x1000, 0x2000, true).expect("the call is found");
+        assert_eq!((p.offset, p.what), (3, PlacementKind::CalledNop));
+        let p = at_call(&code, 0x1000, 0x2000, false).expect("the call is found");
+        assert_eq!((p.offset, p.what), (8, PlacementKind::AtCall));
+        // A branch to the call itself passes no nop: the call then.
+        // 0x1000: je +5 (to the call); nop5; call 0x2000; ret
+        let code = [
+            0x74, 0x05, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xe8, 0xf4, 0x0f, 0x00, 0x00, 0xc3,
+        ];
+        let p = at_call(&code, 0x1000, 0x2000, true).expect("the call is found");
+        assert_eq!((p.offset, p.what), (7, PlacementKind::AtCall));
     }
 }

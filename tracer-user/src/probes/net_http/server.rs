@@ -25,8 +25,10 @@ pub const HOOKS: &[Hook] = &[
         required: true,
         purpose: "start of server spans",
     },
+    // It reads the response's status and the request, which finishRequest leaves as
+    // they are: any point it passes once will do.
     Hook {
-        site: Site::Entry,
+        site: Site::Once,
         symbol: "net/http.(*response).finishRequest",
         program: "net_http_server_finish",
         required: true,
