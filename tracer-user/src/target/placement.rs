@@ -198,18 +198,24 @@ pub fn at_call(code: &[u8], address: u64, callee: u64, called_nops: bool) -> Opt
 /// enters the kernel with a system call (`arch_uprobe_optimize`): a hit then costs no
 /// trap. Go's assembler pads jumps and calls with nops so that none crosses a 32-byte
 /// boundary, and functions are 32-byte aligned, so a function compiled by one Go release
-/// has its nops at the same places in every binary.
+/// (with the same build flags: `-race`, PGO, `GOAMD64` change the code) has its nops at
+/// the same places in every binary.
 pub const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
 
 /// The first 5-byte nop ([`NOP5`]) in the code of a function starting at `address` that
 /// every call passes exactly once: every path from the entry to a `ret` (or to a jump out
 /// of the function) goes through it, and no path from it comes back to it. A probe there
 /// sees the goroutine (R14), not the arguments. `None` when the function has no such nop,
-/// or when its control flow cannot be followed (an indirect jump, a branch into the middle
-/// of an instruction). Calls are taken to return, which only adds paths: a nop found this
-/// way is passed once whatever the calls do.
+/// or when its control flow cannot be followed: an indirect jump, a branch into the middle
+/// of an instruction, a call into its own body, or a way out that no path from the entry
+/// reaches (the runtime resumes a function whose deferred call recovered a panic at a
+/// block of its own, after the normal return). Calls are taken to return, which only adds
+/// paths.
 pub fn once_point(code: &[u8], address: u64) -> Option<Placement> {
     let flow = Flow::of(code, address)?;
+    if !flow.exits_reached() {
+        return None;
+    }
     let offset = flow
         .nops
         .iter()
@@ -278,8 +284,10 @@ impl Flow {
             if code.get(start..start + instruction.len()) == Some(&NOP5[..]) {
                 nops.push(i);
             }
-            // Falling off the end of the code goes nowhere.
-            let fall_through = (instruction.next_ip() != end).then_some(i + 1);
+            // Falling off the end of the code: after a call (of a function that does not
+            // return, like a panic), nowhere; after anything else, out of the function.
+            let falls_off = instruction.next_ip() == end;
+            let fall_through = (!falls_off).then_some(i + 1);
             // A jump's target: inside (by index) or out of the function (`None`); a
             // target between instructions is not followed.
             let target = |to: u64| -> Option<Option<usize>> {
@@ -290,9 +298,18 @@ impl Flow {
                 }
             };
             let (to, exit): (Vec<usize>, bool) = match instruction.flow_control() {
-                FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall => {
+                // A call into the body would run part of it twice.
+                FlowControl::Call
+                    if instruction.is_call_near()
+                        && inside(instruction.near_branch_target())
+                        && instruction.near_branch_target() != address =>
+                {
+                    return None;
+                }
+                FlowControl::Call | FlowControl::IndirectCall => {
                     (fall_through.into_iter().collect(), false)
                 }
+                FlowControl::Next => (fall_through.into_iter().collect(), falls_off),
                 FlowControl::Return => (Vec::new(), true),
                 FlowControl::UnconditionalBranch if instruction.is_jmp_short_or_near() => {
                     match target(instruction.near_branch_target())? {
@@ -303,12 +320,12 @@ impl Flow {
                 FlowControl::ConditionalBranch if instruction.is_jcc_short_or_near() => {
                     let taken = target(instruction.near_branch_target())?;
                     let to = taken.into_iter().chain(fall_through).collect();
-                    (to, taken.is_none())
+                    (to, taken.is_none() || falls_off)
                 }
                 // int3 (Go's padding) and ud2: execution stops there.
                 FlowControl::Interrupt if instruction.code() == Code::Int3 => (Vec::new(), false),
                 FlowControl::Exception => (Vec::new(), false),
-                FlowControl::Interrupt => (fall_through.into_iter().collect(), false),
+                FlowControl::Interrupt => (fall_through.into_iter().collect(), falls_off),
                 // Indirect jumps (jump tables), loops on rcx, transactions: not followed.
                 _ => return None,
             };
@@ -335,6 +352,24 @@ impl Flow {
                 .iter()
                 .enumerate()
                 .all(|(i, next)| i == from || !next.contains(&to))
+    }
+
+    /// Whether every way out of the function is reached from its entry.
+    fn exits_reached(&self) -> bool {
+        let mut seen = vec![false; self.ips.len()];
+        let mut stack = vec![0];
+        seen[0] = true;
+        while let Some(i) = stack.pop() {
+            for &n in &self.next[i] {
+                if !std::mem::replace(&mut seen[n], true) {
+                    stack.push(n);
+                }
+            }
+        }
+        self.exits
+            .iter()
+            .zip(&seen)
+            .all(|(&exit, &seen)| !exit || seen)
     }
 
     /// Whether every path from the entry that leaves the function goes through `through`.
@@ -554,6 +589,21 @@ mod tests {
         assert_eq!(once_point(&code, 0x1000), None);
         // A branch into the middle of the nop.
         let code = function(&[0x74, 0x01, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x5d, 0xc3]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // A way out after the normal return that no branch reaches (where the runtime
+        // resumes after a recovered panic): nop5; pop rbp; ret; pop rbp; ret.
+        let code = function(&[0x0f, 0x1f, 0x44, 0x00, 0x00, 0x5d, 0xc3, 0x5d, 0xc3]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // A call into the function's own body: nop5; call 0x1001 (the nop); pop rbp; ret.
+        let code = function(&[
+            0x0f, 0x1f, 0x44, 0x00, 0x00, 0xe8, 0xf6, 0xff, 0xff, 0xff, 0x5d, 0xc3,
+        ]);
+        assert_eq!(once_point(&code, 0x1000), None);
+        // Code that runs off its end leaves the function: nop5 only after a branch to
+        // the end. test rax,rax; jne +5; nop5; pop rbp
+        let code = function(&[
+            0x48, 0x85, 0xc0, 0x75, 0x05, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x5d,
+        ]);
         assert_eq!(once_point(&code, 0x1000), None);
         // Other nops are not turned into calls: nopl 0x0(%rax) (4 bytes).
         let code = function(&[0x0f, 0x1f, 0x40, 0x00, 0x5d, 0xc3]);

@@ -25,8 +25,9 @@ pub const HOOKS: &[Hook] = &[
         required: true,
         purpose: "start of server spans",
     },
-    // It reads the response's status and the request, which finishRequest leaves as
-    // they are: any point it passes once will do.
+    // It reads the request, which finishRequest leaves as it is, and the response's
+    // status, which it sets (200) first when the handler wrote none (0 reads as 200):
+    // any point it passes once will do.
     Hook {
         site: Site::Once,
         symbol: "net/http.(*response).finishRequest",
