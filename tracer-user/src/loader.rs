@@ -286,10 +286,9 @@ impl Loader {
             Some(pid) => UProbeScope::OneProcess(pid),
             None => UProbeScope::AllProcesses,
         };
-        // Per hook, in the order given; attached in the reverse of the detach order (see
-        // `probes::detach_rank`).
-        let mut placed: Vec<Vec<(AttachedProbe, Link)>> =
-            std::iter::repeat_with(Vec::new).take(hooks.len()).collect();
+        // Each probe with the index of its hook; attached in the reverse of the detach
+        // order (see `probes::detach_rank`).
+        let mut placed: Vec<(usize, AttachedProbe, Link)> = Vec::new();
         let mut order: Vec<usize> = (0..hooks.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(detach_rank(hooks[i].program)));
         for i in order {
@@ -301,7 +300,8 @@ impl Loader {
                     cookie: Some(u64::from(slot)),
                 };
                 match program.attach(attach_point, exe, scope) {
-                    Ok(id) => placed[i].push((
+                    Ok(id) => placed.push((
+                        i,
                         AttachedProbe { hook: *hook, point },
                         Link {
                             program: hook.program,
@@ -309,9 +309,7 @@ impl Loader {
                         },
                     )),
                     Err(source) if hook.required => {
-                        self.detach_links(
-                            placed.into_iter().flatten().map(|(_, link)| link).collect(),
-                        );
+                        self.detach_links(placed.into_iter().map(|(_, _, link)| link).collect());
                         if permission_denied(&source) && !crate::privileges::has_sys_admin() {
                             return Err(LoadError::UprobesNeedSysAdmin {
                                 program: hook.program,
@@ -335,9 +333,13 @@ impl Loader {
                 }
             }
         }
-        // The links in the order to detach them.
-        let (attached, mut links): (Vec<_>, Vec<_>) = placed.into_iter().flatten().unzip();
-        links.sort_by_key(|link: &Link| detach_rank(link.program));
+        // What was attached in the order of `hooks`, the links in the order to detach them.
+        placed.sort_by_key(|&(i, _, _)| i);
+        let (attached, mut links): (Vec<_>, Vec<_>) = placed
+            .into_iter()
+            .map(|(_, probe, link)| (probe, link))
+            .unzip();
+        links.sort_by_key(|link| detach_rank(link.program));
         Ok((attached, links))
     }
 

@@ -186,9 +186,7 @@ pub fn at_call(code: &[u8], address: u64, callee: u64, called_nops: bool) -> Opt
                 what: PlacementKind::AtCall,
             });
         }
-        let start = instruction.ip().wrapping_sub(address) as usize;
-        before = (code.get(start..start + instruction.len()) == Some(&NOP5[..]))
-            .then_some(instruction.ip());
+        before = is_nop5(code, address, &instruction).then_some(instruction.ip());
     }
     None
 }
@@ -201,6 +199,12 @@ pub fn at_call(code: &[u8], address: u64, callee: u64, called_nops: bool) -> Opt
 /// (with the same build flags: `-race`, PGO, `GOAMD64` change the code) has its nops at
 /// the same places in every binary.
 pub const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+
+/// Whether `instruction`, decoded from `code` at `address`, is a [`NOP5`].
+fn is_nop5(code: &[u8], address: u64, instruction: &Instruction) -> bool {
+    let start = instruction.ip().wrapping_sub(address) as usize;
+    code.get(start..start + instruction.len()) == Some(&NOP5[..])
+}
 
 /// The first 5-byte nop ([`NOP5`]) in the code of a function starting at `address` that
 /// every call passes exactly once: every path from the entry to a `ret` (or to a jump out
@@ -280,8 +284,7 @@ impl Flow {
         let mut exits = Vec::with_capacity(decoded.len());
         let mut nops = Vec::new();
         for (i, instruction) in decoded.iter().enumerate() {
-            let start = instruction.ip().wrapping_sub(address) as usize;
-            if code.get(start..start + instruction.len()) == Some(&NOP5[..]) {
+            if is_nop5(code, address, instruction) {
                 nops.push(i);
             }
             // Falling off the end of the code: after a call (of a function that does not
@@ -356,16 +359,7 @@ impl Flow {
 
     /// Whether every way out of the function is reached from its entry.
     fn exits_reached(&self) -> bool {
-        let mut seen = vec![false; self.ips.len()];
-        let mut stack = vec![0];
-        seen[0] = true;
-        while let Some(i) = stack.pop() {
-            for &n in &self.next[i] {
-                if !std::mem::replace(&mut seen[n], true) {
-                    stack.push(n);
-                }
-            }
-        }
+        let seen = self.reached(&[0], None);
         self.exits
             .iter()
             .zip(&seen)
@@ -374,39 +368,36 @@ impl Flow {
 
     /// Whether every path from the entry that leaves the function goes through `through`.
     fn dominates_exits(&self, through: usize) -> bool {
-        let mut seen = vec![false; self.ips.len()];
-        let mut stack = vec![0];
-        seen[0] = true;
-        while let Some(i) = stack.pop() {
-            if i == through {
-                continue;
-            }
-            if self.exits[i] {
-                return false;
-            }
-            for &n in &self.next[i] {
-                if !seen[n] {
-                    seen[n] = true;
-                    stack.push(n);
-                }
-            }
-        }
-        seen[through]
+        let seen = self.reached(&[0], Some(through));
+        seen[through] && (0..seen.len()).all(|i| i == through || !seen[i] || !self.exits[i])
     }
 
     /// Whether some path from `from` comes back to it.
     fn on_a_cycle(&self, from: usize) -> bool {
+        self.reached(&self.next[from], None)[from]
+    }
+
+    /// Per instruction, whether a path from one of `starts` reaches it; paths stop at
+    /// `stop` (reached, not gone past).
+    fn reached(&self, starts: &[usize], stop: Option<usize>) -> Vec<bool> {
         let mut seen = vec![false; self.ips.len()];
-        let mut stack = self.next[from].clone();
-        while let Some(i) = stack.pop() {
-            if i == from {
-                return true;
-            }
-            if !std::mem::replace(&mut seen[i], true) {
-                stack.extend(&self.next[i]);
+        let mut stack = Vec::new();
+        for &start in starts {
+            if !std::mem::replace(&mut seen[start], true) {
+                stack.push(start);
             }
         }
-        false
+        while let Some(i) = stack.pop() {
+            if Some(i) == stop {
+                continue;
+            }
+            for &n in &self.next[i] {
+                if !std::mem::replace(&mut seen[n], true) {
+                    stack.push(n);
+                }
+            }
+        }
+        seen
     }
 }
 
