@@ -9,8 +9,9 @@
 //! `-ldflags=-s -w`, and position-independent) into `target/fuzz-corpus/bin/`, then cut
 //! into what each target reads into `target/fuzz-corpus/<target>/seeds/`: whole binaries
 //! (`elf_inspect`), their `.go.buildinfo` (`buildinfo`), function table and module data
-//! (`pclntab`), uncompressed debug sections (`dwarf`), type descriptors (`derive`), and
-//! ring-buffer records built from the wire structs (`decode`). libFuzzer adds the inputs
+//! (`pclntab`), uncompressed debug sections (`dwarf`), type descriptors (`derive`), the
+//! code of the probed functions (`placement`), and ring-buffer records built from the wire
+//! structs (`decode`). libFuzzer adds the inputs
 //! it finds to `target/fuzz-corpus/<target>/`, which later runs start from.
 //!
 //! # Builds
@@ -35,6 +36,7 @@ use crate::{cmd, setup, target_dir, workspace_root};
 const TARGETS: &[(&str, usize)] = &[
     ("decode", 4096),
     ("buildinfo", 4096),
+    ("placement", 4096),
     ("pclntab", 0),
     ("dwarf", 0),
     ("derive", 0),
@@ -137,8 +139,15 @@ fn fuzz(target: &'static str, corpus: &Path, max_len: usize, seconds: u64) -> Re
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-max_len={max_len}"))
-        // A hang, a process over 2 GiB or a single allocation over it is a crash.
-        .args(["-timeout=10", "-rss_limit_mb=2048", "-print_final_stats=1"]);
+        // A hang or a single allocation over 2 GiB is a crash. libFuzzer keeps its corpus
+        // in memory (whole binaries, megabytes each, for `elf_inspect`), so the limit on the
+        // whole process is higher: a long run adds hundreds of them.
+        .args([
+            "-timeout=10",
+            "-malloc_limit_mb=2048",
+            "-rss_limit_mb=16384",
+            "-print_final_stats=1",
+        ]);
     let line = cmd::describe(&command);
     eprintln!("$ {line} 2> {}", log_path.display());
     let started = Instant::now();
@@ -323,6 +332,21 @@ fn write_seeds(target: &str, binaries: &[GoBinary], dir: &Path) -> Result<()> {
                 written += 1;
             }
             "decode" => {}
+            "placement" => {
+                if !(binary.plain && binary.fixture == "net_http_server") {
+                    continue;
+                }
+                let data = fs::read(&binary.path)
+                    .with_context(|| format!("reading {}", binary.path.display()))?;
+                for (i, bytes) in placement_seeds(&data)
+                    .with_context(|| format!("reading {}", binary.path.display()))?
+                    .into_iter()
+                    .enumerate()
+                {
+                    fs::write(dir.join(format!("{}-{i}", binary.name)), bytes)?;
+                    written += 1;
+                }
+            }
             _ => {
                 let data = fs::read(&binary.path)
                     .with_context(|| format!("reading {}", binary.path.display()))?;
@@ -374,6 +398,46 @@ fn section(elf: &object::File<'_>, name: &str) -> Option<(u64, Vec<u8>)> {
         section.address(),
         section.uncompressed_data().ok()?.into_owned(),
     ))
+}
+
+/// Functions the tracer probes, each with the function it calls where its probe is placed
+/// on (or after) a call: the `placement` seeds. A name a Go release lacks gives no seed.
+const PLACED: &[(&str, Option<&str>)] = &[
+    ("net/http.serverHandler.ServeHTTP", None),
+    ("net/http.(*response).finishRequest", None),
+    ("net/http.(*conn).serve.func1", None),
+    ("runtime.gopanic", None),
+    ("runtime.newproc.func1", Some("runtime.runqput")),
+    (
+        "net/http.(*Request).write",
+        Some("net/http.Header.writeSubset"),
+    ),
+    ("net/http.(*Client).send", Some("net/http.send")),
+];
+
+/// The `placement` inputs of a Go binary (see `fuzz/fuzz_targets/placement.rs`):
+/// `[address u64][callee u64][code]` per function of [`PLACED`] it has.
+fn placement_seeds(data: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let elf = object::File::parse(data)?;
+    let symbol = |name: &str| elf.symbols().find(|s| s.name() == Ok(name));
+    let text = elf.section_by_name(".text").context("no .text")?;
+    let code = text.uncompressed_data()?;
+    let mut seeds = Vec::new();
+    for (function, callee) in PLACED {
+        let Some(function) = symbol(function) else {
+            continue;
+        };
+        let callee = callee.and_then(symbol).map_or(0, |s| s.address());
+        let start = function.address().wrapping_sub(text.address()) as usize;
+        let Some(body) = code.get(start..start.saturating_add(function.size() as usize)) else {
+            continue;
+        };
+        let mut seed = function.address().to_le_bytes().to_vec();
+        seed.extend_from_slice(&callee.to_le_bytes());
+        seed.extend_from_slice(body);
+        seeds.push(seed);
+    }
+    Ok(seeds)
 }
 
 /// Sections as chunks `[address u64][len u32][bytes]`; an absent one as address and

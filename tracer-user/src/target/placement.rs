@@ -110,7 +110,7 @@ const AFTER_CALL_INSTRUCTIONS: usize = 4;
 /// their registers. Between the call and it there may only be instructions that write
 /// nothing but flags (`test`, `cmp`) and nops; a conditional branch is preferred to a
 /// multi-byte nop. Otherwise the instruction the call returns to (single-stepped).
-/// `None` when the function has no such call.
+/// `None` when the function has no such call, or when the call is its last instruction.
 pub fn after_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
     let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
     let mut instruction = Instruction::default();
@@ -122,7 +122,8 @@ pub fn after_call(code: &[u8], address: u64, callee: u64) -> Option<Placement> {
             break;
         }
     }
-    let returns_to = returns_to?;
+    // A call that ends the code returns to another function (or never returns).
+    let returns_to = returns_to.filter(|&to| to.wrapping_sub(address) < code.len() as u64)?;
     let single_stepped = Placement {
         offset: returns_to.wrapping_sub(address),
         emulated: false,
@@ -275,6 +276,10 @@ impl Flow {
                 return None;
             }
             decoded.push(instruction);
+        }
+        // No code (bytes past the end of the file): no entry to walk from.
+        if decoded.is_empty() {
+            return None;
         }
         let ips: Vec<u64> = decoded.iter().map(Instruction::ip).collect();
         let end = address.wrapping_add(code.len() as u64);
@@ -510,6 +515,22 @@ mod tests {
         let _ = at_call(&code, address, 0, true);
         let _ = once_point(&code, address);
         let _ = after_call(&code, address, 0);
+    }
+
+    /// No code (a function whose bytes lie past the end of the file): nothing found, no
+    /// panic.
+    #[test]
+    fn no_code_places_nothing() {
+        assert_eq!(once_point(&[], 0x1000), None);
+        assert_eq!(at_call(&[], 0x1000, 0x2000, true), None);
+        assert_eq!(after_call(&[], 0x1000, 0x2000), None);
+        assert!(returns(&[], 0x1000).is_empty());
+        let _ = entry_point(&[], 0x1000);
+        // A call that ends the code returns to no instruction of it.
+        assert_eq!(
+            after_call(&[0xe8, 0xfb, 0x0f, 0x00, 0x00], 0x1000, 0x2000),
+            None
+        );
     }
 
     #[test]
