@@ -867,6 +867,61 @@ fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_trace
     assert_eq!(output.stderr.matches(&removed).count(), 1, "{output}");
 }
 
+/// `--binary PATH` rewritten in place by a build of another Go release, which is run at
+/// once, while the kernel is still removing the old build's probes (a grace period each,
+/// about 0.1 s): without a wait the new build would meet breakpoints at the old offsets,
+/// with the old build's instructions. Its start is held (fanotify) until the last old
+/// probe is gone; it then runs unharmed, and every request is a span once its own probes
+/// are live.
+#[test]
+fn binary_rewritten_in_place_and_run_at_once_starts_after_its_old_probes_are_gone() {
+    const OLD: &str = "1.22.10";
+    const NEW: &str = "1.25.5";
+    const REQUESTS: usize = 20;
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let (old_go, old_exe) = process::build_http_server(OLD).expect("build the old program");
+    let (new_go, new_exe) = process::build_http_server(NEW).expect("build the new program");
+    let new_bytes = fs::read(&new_exe).expect("read the new program");
+    let (_dir, path, tracer) = trace_installed("run-at-once", &old_exe, &old_go);
+    let mut old = start_traced(&tracer, &path, old_go);
+    send_ok(&old, "/hello", 3);
+    old.fixture_mut().kill().expect("stop the old program");
+
+    // Written over and started at once: the start goes on once the old probes are gone.
+    let writing = Instant::now();
+    rewrite_in_place(&path, &new_bytes);
+    let mut fixture = Fixture::spawn(&path, &[]).expect("start the new program");
+    let started = writing.elapsed();
+    if let Err(error) = fixture.wait_for_stdout_line("listening on ", process::STARTUP_TIMEOUT) {
+        let status = fixture.kill().expect("reap the program");
+        panic!(
+            "the new program did not start: {status}\n{error}\n--- tracer stderr ---\n{}",
+            tracer.stderr()
+        );
+    }
+    let mut new = HttpServer::from_fixture(fixture, new_go).expect("the program serves");
+    let held = format!("{}: pid {} held ", path.display(), new.pid());
+    let held = wait_lines(&tracer, &held, 1, NOTICE);
+    eprintln!("written and started in {started:?}: {held}");
+    wait_lines(
+        &tracer,
+        &probes_live(&path, new.toolchain().runtime_version()),
+        1,
+        ATTACH_TIMEOUT,
+    );
+
+    send_ok(&new, "/hello", REQUESTS);
+    terminate_unharmed(&mut new);
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{output}");
+    let spans = output.spans().expect("spans");
+    expect_hello_spans(&spans, &old, &path, 3);
+    expect_hello_spans(&spans, &new, &path, REQUESTS);
+    assert_eq!(spans.len(), 3 + REQUESTS, "{output}");
+    expect_count(&summary(&output), "dropped", 0);
+}
+
 /// `--binary PATH`, a new build renamed over PATH (a deploy: a new inode at the path):
 /// its probes are live at once, before any process runs it, the old file's are detached,
 /// and the new file is watched in turn (rewriting it in place is noticed).

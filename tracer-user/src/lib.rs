@@ -12,6 +12,7 @@ pub mod connections;
 pub mod container;
 pub mod doctor;
 pub mod export;
+pub mod gate;
 pub mod http;
 pub mod kube;
 pub mod launch;

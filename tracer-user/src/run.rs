@@ -345,10 +345,12 @@ fn trace(
             }
             break;
         }
-        pipeline.wait(config.placement, targets.watch_fd());
+        pipeline.wait(config.placement, targets.wake_fds());
     }
 
-    // Detach, then export whatever the kernel finished before that.
+    // Detach, then export whatever the kernel finished before that. The probes of
+    // binaries changed on disk go first: their held starts go on after.
+    targets.wait_removals(&mut loader);
     loader.detach();
     pipeline.drain(&mut targets, &mut loader, true);
     // Spans of exited processes still in the slots are lost with them, not in flight.
@@ -851,8 +853,8 @@ impl Pipeline {
 
     /// Waits for the next drain: a timer, as events come without wake-ups; with other
     /// tracers' placement, until the kernel wakes the reader for an event (or the timer).
-    /// A change to a watched binary (`watch`) ends the wait at once.
-    fn wait(&self, placement: Placement, watch: Option<std::os::fd::BorrowedFd<'_>>) {
+    /// A change to a watched binary, or a start held back (`wake`), ends the wait at once.
+    fn wait(&self, placement: Placement, wake: [Option<std::os::fd::BorrowedFd<'_>>; 2]) {
         use std::os::fd::AsRawFd as _;
         let pollfd = |fd| libc::pollfd {
             fd,
@@ -866,10 +868,8 @@ impl Pipeline {
             _ if self.held => -1,
             _ => self.events.as_raw_fd(),
         };
-        let mut fds = [
-            pollfd(events),
-            pollfd(watch.map_or(-1, |fd| fd.as_raw_fd())),
-        ];
+        let [watch, gate] = wake.map(|fd| pollfd(fd.map_or(-1, |fd| fd.as_raw_fd())));
+        let mut fds = [pollfd(events), watch, gate];
         // SAFETY: valid pollfds for the duration of the call; the result (ready, timed
         // out or interrupted) only decides when to drain.
         unsafe {

@@ -25,6 +25,7 @@ use std::{
 use crate::{
     cli::{Config, Facts, Filter},
     container::Placement,
+    gate::{Gate, HOLD_LIMIT},
     kube::{self, Kube},
     loader::{AttachedProbe, Detaching, Link, Loader},
     pipeline::resource::{Naming, Resource},
@@ -161,6 +162,9 @@ pub struct Targets {
     /// again before (a uprobe added where one is still registered would share its copy
     /// of the old instruction).
     detaching: Vec<Removal>,
+    /// Holds the starts of a binary whose probes are being removed (`None` with `--pid`
+    /// and `--`, or without fanotify permission events).
+    gate: Option<Gate>,
 }
 
 /// A process waiting for its pod's metadata before the filter decides on it.
@@ -190,6 +194,17 @@ impl Targets {
                 })
                 .ok(),
         };
+        let gate = match scope {
+            Scope::Each => None,
+            _ => Gate::new()
+                .map_err(|error| {
+                    log::warn!(
+                        "a program started within a second of a rewrite of its traced binary may meet the old probes: {:#}",
+                        anyhow::Error::new(error)
+                    );
+                })
+                .ok(),
+        };
         Self {
             scope,
             hooks,
@@ -207,12 +222,17 @@ impl Targets {
             failed: HashMap::new(),
             checked: Instant::now(),
             detaching: Vec::new(),
+            gate,
         }
     }
 
-    /// The descriptor that becomes readable when a watched file changed, to wait on.
-    pub fn watch_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.watcher.as_ref().map(Watcher::fd)
+    /// The descriptors to wait on: readable when a watched file changed, and when a
+    /// program asks to start running a binary whose probes are being removed.
+    pub fn wake_fds(&self) -> [Option<std::os::fd::BorrowedFd<'_>>; 2] {
+        [
+            self.watcher.as_ref().map(Watcher::fd),
+            self.gate.as_ref().map(Gate::fd),
+        ]
     }
 
     /// Whether `pid` runs a traced binary but the filter waits for its pod's metadata.
@@ -388,17 +408,20 @@ impl Targets {
         let who = binary.shown.clone();
         let file = opened.stamp.file;
         // A process started running the new content (rare: a wait of a grace period
-        // per old probe at most).
+        // per old probe at most). Starts held meanwhile go on once the new probes are
+        // live (or could not be), traced from their first instruction.
         self.wait_removed(loader, file);
         binary.inspected = Some((opened.stamp, digest(&opened.data)));
-        match loader.attach(
+        let attached = loader.attach(
             &opened.handle(),
             None,
             &who,
             &binary.inspection,
             &binary.plan.hooks,
             binary.slot,
-        ) {
+        );
+        self.open_gate(file, &who);
+        match attached {
             Ok((attached, links)) => {
                 binary.attached = attached;
                 binary.links = links;
@@ -552,6 +575,7 @@ impl Targets {
             .as_mut()
             .map(Watcher::reports)
             .unwrap_or_default();
+        self.poll_gate();
         let mut everything = false;
         // A `--binary` path's file whose old probes are all gone may be attached again.
         let mut paths = self.finish_removals(loader);
@@ -604,6 +628,7 @@ impl Targets {
             if self.detaching[index].detaching.is_done() {
                 let removal = self.detaching.swap_remove(index);
                 settling |= self.settling.contains_key(&removal.file);
+                self.open_gate(removal.file, &removal.shown);
                 self.removed(loader, removal);
             } else {
                 index += 1;
@@ -612,7 +637,51 @@ impl Targets {
         settling
     }
 
-    /// Waits until the old probes of `file` (changed on disk) are all removed.
+    /// Waits until the old probes of every binary changed on disk are all removed (before
+    /// the tracer ends: the starts it holds go on then).
+    pub fn wait_removals(&mut self, loader: &mut Loader) {
+        while let Some(mut removal) = self.detaching.pop() {
+            removal.detaching.wait();
+            self.open_gate(removal.file, &removal.shown);
+            self.removed(loader, removal);
+        }
+    }
+
+    /// Lets the starts of `file` (`shown`) held so far go on, and the later ones pass.
+    fn open_gate(&mut self, file: FileId, shown: &str) {
+        let Some(gate) = &mut self.gate else {
+            return;
+        };
+        for held in gate.open(file) {
+            log::info!(
+                "{shown}: pid {} held {:?} at its start, until the old probes were removed",
+                held.pid,
+                held.waited
+            );
+        }
+    }
+
+    /// Lets the starts that asked to go on meanwhile go on, but those of a binary whose
+    /// probes are being removed, which wait for the last (at most [`HOLD_LIMIT`]).
+    fn poll_gate(&mut self) {
+        let Some(gate) = &mut self.gate else {
+            return;
+        };
+        for late in gate.poll() {
+            let shown = self
+                .detaching
+                .iter()
+                .find(|r| r.file == late.file)
+                .map_or("a binary changed on disk", |r| r.shown.as_str());
+            log::warn!(
+                "{shown}: pid {} started after {HOLD_LIMIT:?} held, its old probes not all removed",
+                late.pid
+            );
+        }
+    }
+
+    /// Waits until the old probes of `file` (changed on disk) are all removed; the starts
+    /// held meanwhile wait for [`Targets::open_gate`].
     fn wait_removed(&mut self, loader: &mut Loader, file: FileId) {
         while let Some(index) = self.detaching.iter().position(|r| r.file == file) {
             let mut removal = self.detaching.swap_remove(index);
@@ -676,6 +745,15 @@ impl Targets {
         let Some(binary) = self.binaries.remove(&file) else {
             return;
         };
+        // Programs that start running the file meanwhile wait for the last probe to go.
+        if let (Some(gate), Some(exe)) = (&mut self.gate, binary.exe.clone())
+            && let Err(error) = gate.close(file, exe)
+        {
+            log::warn!(
+                "{}: a program started before its old probes are all removed may meet them: cannot hold starts: {error}",
+                binary.shown
+            );
+        }
         // Started now, on a thread of its own: the kernel takes a grace period per
         // uprobe, and the reader does not wait.
         let detaching = loader.detach_links_apart(binary.links);
