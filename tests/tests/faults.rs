@@ -804,21 +804,21 @@ fn expect_hello_spans(spans: &[Span], server: &HttpServer, path: &Path, count: u
     }
 }
 
-/// `--binary PATH`, the file at PATH rewritten in place (same inode, as `cp` over it
-/// does) between two runs of the program, by a build of another Go release whose
-/// functions are elsewhere: the kernel would put the old build's breakpoints, with the
-/// old build's instructions, into the new one. The tracer removes the probes as soon as
-/// the write begins, attaches to the new content once the writer is done, and the new
-/// build runs unharmed and traced, every request a span.
-#[test]
-fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_traced_unharmed() {
-    const OLD: &str = "1.22.10";
-    const NEW: &str = "1.25.5";
-    const REQUESTS: usize = 20;
-    let _serial = tracer_tests::serial();
-    tracer_tests::require_root();
-    let (old_go, old_exe) = process::build_http_server(OLD).expect("build the old program");
-    let (new_go, new_exe) = process::build_http_server(NEW).expect("build the new program");
+/// A `--binary` tracer whose path's old build (Go 1.22) ran, served 3 traced requests and
+/// stopped, and the bytes of a build of another release (Go 1.25) whose probed functions
+/// are elsewhere, to write over it.
+struct Rewrite {
+    new_go: go::Toolchain,
+    new_bytes: Vec<u8>,
+    path: PathBuf,
+    tracer: Tracer,
+    old: HttpServer,
+    _dir: TempDir,
+}
+
+fn old_build_traced_and_stopped(name: &str) -> Rewrite {
+    let (old_go, old_exe) = process::build_http_server("1.22.10").expect("build the old one");
+    let (new_go, new_exe) = process::build_http_server("1.25.5").expect("build the new one");
     let probed = [
         "net/http.serverHandler.ServeHTTP",
         "net/http.(*response).finishRequest",
@@ -831,12 +831,39 @@ fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_trace
         assert_ne!(old_at[i], new_at[i], "{symbol} moved between the builds");
     }
     let new_bytes = fs::read(&new_exe).expect("read the new program");
-    let (_dir, path, tracer) = trace_installed("in-place", &old_exe, &old_go);
-
-    // The old build runs and is traced, then stops.
+    let (dir, path, tracer) = trace_installed(name, &old_exe, &old_go);
     let mut old = start_traced(&tracer, &path, old_go);
     send_ok(&old, "/hello", 3);
     old.fixture_mut().kill().expect("stop the old program");
+    Rewrite {
+        new_go,
+        new_bytes,
+        path,
+        tracer,
+        old,
+        _dir: dir,
+    }
+}
+
+/// `--binary PATH`, the file at PATH rewritten in place (same inode, as `cp` over it
+/// does) between two runs of the program, by a build of another Go release whose
+/// functions are elsewhere: the kernel would put the old build's breakpoints, with the
+/// old build's instructions, into the new one. The tracer removes the probes as soon as
+/// the write begins, attaches to the new content once the writer is done, and the new
+/// build runs unharmed and traced, every request a span.
+#[test]
+fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_traced_unharmed() {
+    const REQUESTS: usize = 20;
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let Rewrite {
+        new_go,
+        new_bytes,
+        path,
+        tracer,
+        old,
+        _dir,
+    } = old_build_traced_and_stopped("in-place");
 
     // The new build is written over it; the probes go at the first write.
     let writing = Instant::now();
@@ -875,18 +902,17 @@ fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_trace
 /// are live.
 #[test]
 fn binary_rewritten_in_place_and_run_at_once_starts_after_its_old_probes_are_gone() {
-    const OLD: &str = "1.22.10";
-    const NEW: &str = "1.25.5";
     const REQUESTS: usize = 20;
     let _serial = tracer_tests::serial();
     tracer_tests::require_root();
-    let (old_go, old_exe) = process::build_http_server(OLD).expect("build the old program");
-    let (new_go, new_exe) = process::build_http_server(NEW).expect("build the new program");
-    let new_bytes = fs::read(&new_exe).expect("read the new program");
-    let (_dir, path, tracer) = trace_installed("run-at-once", &old_exe, &old_go);
-    let mut old = start_traced(&tracer, &path, old_go);
-    send_ok(&old, "/hello", 3);
-    old.fixture_mut().kill().expect("stop the old program");
+    let Rewrite {
+        new_go,
+        new_bytes,
+        path,
+        tracer,
+        old,
+        _dir,
+    } = old_build_traced_and_stopped("run-at-once");
 
     // Written over and started at once: the start goes on once the old probes are gone.
     let writing = Instant::now();

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::process::FileId;
+use crate::{process::FileId, watch::read_ready};
 
 /// The longest a start is held: a removal that takes longer (the tracer stopped by a
 /// signal, a kernel far slower than expected) must not hang the program that waits.
@@ -116,39 +116,24 @@ impl Gate {
     /// Takes the starts that ask to go on: those of a closed file are held, any other goes
     /// on at once. Lets go those held for [`HOLD_LIMIT`]; returns them.
     pub fn poll(&mut self) -> Vec<Released> {
-        let mut buffer = std::mem::take(&mut self.buffer);
-        loop {
-            // SAFETY: the buffer is valid for writes of its length for the whole call.
-            let n = unsafe {
-                libc::read(
-                    self.fanotify.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                )
-            };
-            // Nothing more (EAGAIN), or an error the next call sees again.
-            let Ok(n) = usize::try_from(n) else {
-                break;
-            };
-            if n == 0 {
-                break;
-            }
-            for (fd, pid) in parse(&buffer[..n]) {
-                // SAFETY: the kernel opened this descriptor for this process with the
-                // event; it is owned here from now on.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                match file_of(fd.as_fd()).filter(|file| self.closed.contains_key(file)) {
-                    Some(file) => self.held.push(Held {
-                        fd,
-                        file,
-                        pid,
-                        since: Instant::now(),
-                    }),
-                    None => respond(self.fanotify.as_fd(), fd.as_fd()),
-                }
+        let mut asked = Vec::new();
+        read_ready(self.fanotify.as_fd(), &mut self.buffer, |read| {
+            asked.extend(parse(read))
+        });
+        for (fd, pid) in asked {
+            // SAFETY: the kernel opened this descriptor for this process with the event;
+            // it is owned here from now on.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            match file_of(fd.as_fd()).filter(|file| self.closed.contains_key(file)) {
+                Some(file) => self.held.push(Held {
+                    fd,
+                    file,
+                    pid,
+                    since: Instant::now(),
+                }),
+                None => respond(self.fanotify.as_fd(), fd.as_fd()),
             }
         }
-        self.buffer = buffer;
         let (late, keep) = std::mem::take(&mut self.held)
             .into_iter()
             .partition(|held| held.since.elapsed() >= HOLD_LIMIT);

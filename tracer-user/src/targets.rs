@@ -183,28 +183,19 @@ impl Targets {
         config: &Config,
         kube: Option<Kube>,
     ) -> Self {
-        let watcher = match scope {
-            Scope::Each => None,
-            _ => Watcher::new()
-                .map_err(|error| {
-                    log::warn!(
-                        "traced binaries changed on disk are noticed within {CHECK_INTERVAL:?} only: {:#}",
-                        anyhow::Error::new(error)
-                    );
-                })
-                .ok(),
-        };
-        let gate = match scope {
-            Scope::Each => None,
-            _ => Gate::new()
-                .map_err(|error| {
-                    log::warn!(
-                        "a program started within a second of a rewrite of its traced binary may meet the old probes: {:#}",
-                        anyhow::Error::new(error)
-                    );
-                })
-                .ok(),
-        };
+        // Both only where probes live in files, each said once when it cannot start.
+        let shared = scope != Scope::Each;
+        let watcher = shared.then(Watcher::new).and_then(|made| {
+            started(
+                made,
+                format_args!(
+                    "traced binaries changed on disk are noticed within {CHECK_INTERVAL:?} only"
+                ),
+            )
+        });
+        let gate = shared.then(Gate::new).and_then(|made| {
+            started(made, format_args!("a program started within a second of a rewrite of its traced binary may meet the old probes"))
+        });
         Self {
             scope,
             hooks,
@@ -1125,6 +1116,15 @@ impl Targets {
         );
         Ok(())
     }
+}
+
+/// `made`, or `None` after a warning that says what is lost (`without`) and why.
+fn started<T, E: std::error::Error + Send + Sync + 'static>(
+    made: Result<T, E>,
+    without: std::fmt::Arguments<'_>,
+) -> Option<T> {
+    made.map_err(|error| log::warn!("{without}: {:#}", anyhow::Error::new(error)))
+        .ok()
 }
 
 /// A digest of a binary's content, to tell a file whose attributes changed from one

@@ -175,24 +175,8 @@ impl Watcher {
     /// Every report waiting, in order (none when nothing happened).
     pub fn reports(&mut self) -> Vec<Report> {
         let mut reports = Vec::new();
-        let mut buffer = std::mem::take(&mut self.buffer);
-        loop {
-            // SAFETY: the buffer is valid for writes of its length for the whole call.
-            let n = unsafe {
-                libc::read(
-                    self.inotify.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                )
-            };
-            // Nothing more (EAGAIN), or an error the next call sees again.
-            let Ok(n) = usize::try_from(n) else {
-                break;
-            };
-            if n == 0 {
-                break;
-            }
-            for (wd, mask) in parse(&buffer[..n]) {
+        read_ready(self.inotify.as_fd(), &mut self.buffer, |read| {
+            for (wd, mask) in parse(read) {
                 if mask & libc::IN_Q_OVERFLOW != 0 {
                     reports.push(Report::Overflow);
                     continue;
@@ -207,9 +191,22 @@ impl Watcher {
                     self.watches.remove(&file);
                 }
             }
-        }
-        self.buffer = buffer;
+        });
         reports
+    }
+}
+
+/// Reads the non-blocking descriptor `fd` into `buffer` until nothing more is waiting,
+/// handing `each` what every read returned.
+pub fn read_ready(fd: BorrowedFd<'_>, buffer: &mut [u8], mut each: impl FnMut(&[u8])) {
+    loop {
+        // SAFETY: the buffer is valid for writes of its length for the whole call.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        // Nothing more (EAGAIN), or an error the next call sees again.
+        match usize::try_from(n) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => each(&buffer[..n]),
+        }
     }
 }
 
