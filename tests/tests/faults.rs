@@ -814,9 +814,15 @@ struct Rewrite {
     tracer: Tracer,
     old: HttpServer,
     _dir: TempDir,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
+/// Requests the new build of a [`Rewrite`] serves once its probes are live.
+const REWRITE_REQUESTS: usize = 20;
+
 fn old_build_traced_and_stopped(name: &str) -> Rewrite {
+    let serial = tracer_tests::serial();
+    tracer_tests::require_root();
     let (old_go, old_exe) = process::build_http_server("1.22.10").expect("build the old one");
     let (new_go, new_exe) = process::build_http_server("1.25.5").expect("build the new one");
     let probed = [
@@ -842,6 +848,24 @@ fn old_build_traced_and_stopped(name: &str) -> Rewrite {
         tracer,
         old,
         _dir: dir,
+        _serial: serial,
+    }
+}
+
+impl Rewrite {
+    /// Sends [`REWRITE_REQUESTS`] to the new build `new`, ends it (checked unharmed), stops
+    /// the tracer and checks its spans: one per request of either build, none dropped.
+    fn finish(self, mut new: HttpServer) -> TracerOutput {
+        send_ok(&new, "/hello", REWRITE_REQUESTS);
+        terminate_unharmed(&mut new);
+        let output = self.tracer.stop().expect("stop the tracer");
+        assert_eq!(output.code(), Some(0), "{output}");
+        let spans = output.spans().expect("spans");
+        expect_hello_spans(&spans, &self.old, &self.path, 3);
+        expect_hello_spans(&spans, &new, &self.path, REWRITE_REQUESTS);
+        assert_eq!(spans.len(), 3 + REWRITE_REQUESTS, "{output}");
+        expect_count(&summary(&output), "dropped", 0);
+        output
     }
 }
 
@@ -853,27 +877,18 @@ fn old_build_traced_and_stopped(name: &str) -> Rewrite {
 /// build runs unharmed and traced, every request a span.
 #[test]
 fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_traced_unharmed() {
-    const REQUESTS: usize = 20;
-    let _serial = tracer_tests::serial();
-    tracer_tests::require_root();
-    let Rewrite {
-        new_go,
-        new_bytes,
-        path,
-        tracer,
-        old,
-        _dir,
-    } = old_build_traced_and_stopped("in-place");
+    let rewrite = old_build_traced_and_stopped("in-place");
+    let (path, tracer) = (&rewrite.path, &rewrite.tracer);
 
     // The new build is written over it; the probes go at the first write.
     let writing = Instant::now();
-    rewrite_in_place(&path, &new_bytes);
+    rewrite_in_place(path, &rewrite.new_bytes);
     let removed = format!("{} changed on disk: probes removed", path.display());
-    wait_lines(&tracer, &removed, 1, NOTICE);
+    wait_lines(tracer, &removed, 1, NOTICE);
     let noticed = writing.elapsed();
     wait_lines(
-        &tracer,
-        &probes_live(&path, new_go.runtime_version()),
+        tracer,
+        &probes_live(path, rewrite.new_go.runtime_version()),
         1,
         ATTACH_TIMEOUT,
     );
@@ -881,16 +896,8 @@ fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_trace
     assert!(noticed < Duration::from_secs(2), "noticed in {noticed:?}");
 
     // The new build: unharmed, and every request a span of it.
-    let mut new = start_traced(&tracer, &path, new_go);
-    send_ok(&new, "/hello", REQUESTS);
-    terminate_unharmed(&mut new);
-    let output = tracer.stop().expect("stop the tracer");
-    assert_eq!(output.code(), Some(0), "{output}");
-    let spans = output.spans().expect("spans");
-    expect_hello_spans(&spans, &old, &path, 3);
-    expect_hello_spans(&spans, &new, &path, REQUESTS);
-    assert_eq!(spans.len(), 3 + REQUESTS, "{output}");
-    expect_count(&summary(&output), "dropped", 0);
+    let new = start_traced(tracer, path, rewrite.new_go.clone());
+    let output = rewrite.finish(new);
     assert_eq!(output.stderr.matches(&removed).count(), 1, "{output}");
 }
 
@@ -902,22 +909,13 @@ fn binary_rewritten_in_place_loses_its_probes_at_once_and_its_new_build_is_trace
 /// are live.
 #[test]
 fn binary_rewritten_in_place_and_run_at_once_starts_after_its_old_probes_are_gone() {
-    const REQUESTS: usize = 20;
-    let _serial = tracer_tests::serial();
-    tracer_tests::require_root();
-    let Rewrite {
-        new_go,
-        new_bytes,
-        path,
-        tracer,
-        old,
-        _dir,
-    } = old_build_traced_and_stopped("run-at-once");
+    let rewrite = old_build_traced_and_stopped("run-at-once");
+    let (path, tracer) = (&rewrite.path, &rewrite.tracer);
 
     // Written over and started at once: the start goes on once the old probes are gone.
     let writing = Instant::now();
-    rewrite_in_place(&path, &new_bytes);
-    let mut fixture = Fixture::spawn(&path, &[]).expect("start the new program");
+    rewrite_in_place(path, &rewrite.new_bytes);
+    let mut fixture = Fixture::spawn(path, &[]).expect("start the new program");
     let started = writing.elapsed();
     if let Err(error) = fixture.wait_for_stdout_line("listening on ", process::STARTUP_TIMEOUT) {
         let status = fixture.kill().expect("reap the program");
@@ -926,26 +924,17 @@ fn binary_rewritten_in_place_and_run_at_once_starts_after_its_old_probes_are_gon
             tracer.stderr()
         );
     }
-    let mut new = HttpServer::from_fixture(fixture, new_go).expect("the program serves");
+    let new = HttpServer::from_fixture(fixture, rewrite.new_go.clone()).expect("it serves");
     let held = format!("{}: pid {} held ", path.display(), new.pid());
-    let held = wait_lines(&tracer, &held, 1, NOTICE);
+    let held = wait_lines(tracer, &held, 1, NOTICE);
     eprintln!("written and started in {started:?}: {held}");
     wait_lines(
-        &tracer,
-        &probes_live(&path, new.toolchain().runtime_version()),
+        tracer,
+        &probes_live(path, rewrite.new_go.runtime_version()),
         1,
         ATTACH_TIMEOUT,
     );
-
-    send_ok(&new, "/hello", REQUESTS);
-    terminate_unharmed(&mut new);
-    let output = tracer.stop().expect("stop the tracer");
-    assert_eq!(output.code(), Some(0), "{output}");
-    let spans = output.spans().expect("spans");
-    expect_hello_spans(&spans, &old, &path, 3);
-    expect_hello_spans(&spans, &new, &path, REQUESTS);
-    assert_eq!(spans.len(), 3 + REQUESTS, "{output}");
-    expect_count(&summary(&output), "dropped", 0);
+    rewrite.finish(new);
 }
 
 /// `--binary PATH`, a new build renamed over PATH (a deploy: a new inode at the path):
