@@ -619,9 +619,14 @@ fn connections_opened_before_the_tracer_attached_carry_traceparent() {
     );
     let summary = output.summary().expect("a summary line");
     assert_eq!(summary.get("dropped"), Some(0), "{}", summary.line);
-    // The first call went out before the connection was taken in, most likely.
+    // The first call went out before the connection was taken in, most likely: then it
+    // is counted as sent without the header. Every call after the attach is one or the
+    // other.
     let injected = summary.get("injected").unwrap_or(0);
+    let unsent = summary.get("inject_skipped_unsent").unwrap_or(0);
+    eprintln!("injected={injected} inject_skipped_unsent={unsent}");
     assert!((3..=4).contains(&injected), "{}", summary.line);
+    assert_eq!(injected + unsent, 4, "every call accounted: {}", summary.line);
     let spans = output.spans().expect("JSON spans");
     let clients = of_kind(&spans, "client");
     for body in &bodies {
@@ -637,6 +642,32 @@ fn connections_opened_before_the_tracer_attached_carry_traceparent() {
         });
         assert!(named, "{received} names a client span: {spans:?}");
     }
+}
+
+/// A call on a pooled connection the tracer has not taken in yet goes out without
+/// `traceparent`; when no later call on it replaces its record, it is counted at exit.
+#[test]
+fn a_call_sent_before_its_connection_was_taken_in_is_counted_at_exit() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let services = start_chain(go::DEFAULT, 2);
+    chain_request(services[0].addr());
+    let tracer = trace(&[services[0].pid()], &[]);
+    let body = chain_request(services[0].addr());
+    let taken = tracer_tests::poll_until(ATTACH_TIMEOUT, || {
+        (watched_connections(tracer.pid()) == 1).then_some(())
+    });
+    assert!(taken.is_some(), "the pooled connection joined the socket map");
+    let output: TracerOutput = tracer.stop().expect("the tracer stops");
+    let summary = output.summary().expect("a summary line");
+    let injected = summary.get("injected").unwrap_or(0);
+    let unsent = summary.get("inject_skipped_unsent").unwrap_or(0);
+    assert_eq!(injected + unsent, 1, "the call accounted: {}", summary.line);
+    assert_eq!(
+        injected == 1,
+        received_traceparent(&body).is_some(),
+        "counted as it went out: {body}"
+    );
 }
 
 /// Checks that no program in `programs` calls `bpf_probe_write_user`.

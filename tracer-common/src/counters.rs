@@ -34,8 +34,14 @@ pub const INJECT_UNSURE: u32 = 10;
 pub const PROCESS_EVENTS_LOST: u32 = 11;
 /// A span of a trace the sampler leaves out: not sent to user space (not lost: unwanted).
 pub const SAMPLED_OUT: u32 = 12;
+/// An outgoing request's header was recorded but the request never passed the socket
+/// program: its connection was not in the socket map yet (opened before its port was
+/// watched, and not taken in yet), so it went out without `traceparent`. Counted when the
+/// connection's next request (or, after the TTL, any other) takes the record's place,
+/// and for the records left at exit.
+pub const INJECT_UNSENT: u32 = 13;
 /// Number of counters.
-pub const NUM_COUNTERS: u32 = 13;
+pub const NUM_COUNTERS: u32 = 14;
 
 /// Stable names of the counters, indexed by their constant, for summaries and logs.
 pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
@@ -52,4 +58,5 @@ pub const COUNTER_NAMES: [&str; NUM_COUNTERS as usize] = [
     "inject_skipped_unsure",
     "process_events_lost",
     "sampled_out_in_kernel",
+    "inject_skipped_unsent",
 ];

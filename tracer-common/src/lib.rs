@@ -41,6 +41,7 @@ impl_pod!(
     event::IdState,
     inflight::Evicted,
     probes::net_http::client::ClientInflight,
+    probes::net_http::client::PendingHeader,
     probes::net_http::server::ServerInflight,
     probes::net_http::server::SpanLink,
 );

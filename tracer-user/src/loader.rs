@@ -21,7 +21,7 @@ use tracer_common::{
     event::IdState,
     inflight::{SlotHead, TTL_NS},
     probes::net_http::{
-        client::ClientInflight,
+        client::{ClientInflight, PendingHeader},
         server::{ServerInflight, SpanLink},
     },
 };
@@ -117,18 +117,21 @@ pub struct Loader {
     mapped: Vec<(&'static str, MappedSlots)>,
 }
 
-/// The slot arrays scanned for the spans of processes that exited (created mappable in
-/// `tracer-ebpf/src/maps.rs`).
-const SCANNED: [&str; 4] = [
+/// The slot arrays scanned for the spans of processes that exited, and the injection
+/// headers never sent at exit (created mappable in `tracer-ebpf/src/maps.rs` and
+/// `probes/net_http/inject.rs`).
+const SCANNED: [&str; 5] = [
     SERVER_INFLIGHT,
     CLIENT_INFLIGHT,
     SERVER_BY_GOID,
     SERVER_BY_CONTEXT,
+    PENDING,
 ];
 const SERVER_INFLIGHT: &str = "SERVER_INFLIGHT";
 const CLIENT_INFLIGHT: &str = "CLIENT_INFLIGHT";
 const SERVER_BY_GOID: &str = "SERVER_BY_GOID";
 const SERVER_BY_CONTEXT: &str = "SERVER_BY_CONTEXT";
+const PENDING: &str = "PENDING";
 
 /// Links being detached by [`Loader::detach_links_apart`].
 pub struct Detaching(Option<std::thread::JoinHandle<()>>);
@@ -551,6 +554,17 @@ impl Loader {
         Ok(counts)
     }
 
+    /// The outgoing requests' headers recorded and never sent (see `INJECT_UNSENT`), to
+    /// count at exit; 0 without injection's map.
+    pub fn unsent_headers(&self) -> Result<u64, LoadError> {
+        if self.ebpf.map(PENDING).is_none() {
+            return Ok(0);
+        }
+        let mut unsent = 0;
+        self.for_each_taken::<PendingHeader>(PENDING, |_| unsent += 1)?;
+        Ok(unsent)
+    }
+
     /// Calls `f` with the head of every taken slot of the slot array `name` (of `T`s).
     fn for_each_taken<T: Headed>(
         &self,
@@ -710,6 +724,7 @@ macro_rules! headed {
 headed!(ServerInflight, g);
 headed!(ClientInflight, g);
 headed!(SpanLink, key);
+headed!(PendingHeader, conn);
 
 /// The injection path's `sk_msg` and `sock_ops` programs.
 const SEND: &str = "tracer_send";

@@ -12,7 +12,7 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use tracer_common::{
     config::NO_FIELD,
-    counters::{COUNTER_NAMES, NUM_DROPS, PROCESS_EVENTS_LOST, SAMPLED_OUT},
+    counters::{COUNTER_NAMES, INJECT_UNSENT, NUM_DROPS, PROCESS_EVENTS_LOST, SAMPLED_OUT},
     process::{PROCESS_EXEC, PROCESS_EXIT, ProcessEvent},
 };
 
@@ -359,7 +359,8 @@ fn trace(
     drop(targets);
     let inflight = loader.inflight(Clock::monotonic_now(), &gone)?;
     pipeline.counters.process_exited += inflight.process_exited;
-    let kernel = loader.counters()?;
+    let mut kernel = loader.counters()?;
+    kernel[INJECT_UNSENT as usize] += loader.unsent_headers()?;
     drop(loader);
     pipeline.exporters.finish();
     let summary = pipeline.summary(&kernel, inflight.in_flight, inflight.expired);

@@ -132,6 +132,13 @@ pub const PENDING_BYTES: usize =
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PendingHeader {
+    /// The connection, [`connection_key`] of its ports; 0 when the entry is free.
+    pub conn: u64,
+    /// The recording process.
+    pub pid: u32,
+    pub _pad: u32,
+    /// When the header was recorded.
+    pub start_ns: u64,
     /// The lines: `len` bytes.
     pub bytes: [u8; PENDING_BYTES],
     pub len: u32,
@@ -139,18 +146,12 @@ pub struct PendingHeader {
     pub at: u32,
     /// The first bytes of the request as buffered.
     pub prefix: [u8; INJECT_PREFIX],
-    /// When the header was recorded.
-    pub start_ns: u64,
-    /// The recording process.
-    pub pid: u32,
-    pub _pad: u32,
-    /// The connection, [`connection_key`] of its ports; 0 when the entry is free.
-    pub conn: u64,
 }
 crate::assert_size!(
     PendingHeader,
-    PENDING_BYTES + 4 + 4 + INJECT_PREFIX + 8 + 8 + 8
+    8 + 8 + 8 + PENDING_BYTES + 4 + 4 + INJECT_PREFIX
 );
+crate::assert_slot_head!(PendingHeader, conn);
 
 /// The key of a TCP connection of one process: its local and remote ports (never 0).
 #[inline(always)]

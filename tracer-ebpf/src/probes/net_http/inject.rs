@@ -29,7 +29,7 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::{
-        BPF_ANY, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_TCP_CONNECT_CB,
+        BPF_ANY, BPF_F_MMAPABLE, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_TCP_CONNECT_CB,
         sk_action::SK_PASS,
     },
     helpers::{
@@ -42,7 +42,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     config::ProbeConfig,
-    counters::{INJECT_NO_ROOM, INJECT_PRESENT, INJECT_UNSURE, INJECTED},
+    counters::{INJECT_NO_ROOM, INJECT_PRESENT, INJECT_UNSENT, INJECT_UNSURE, INJECTED},
     inflight::SLOTS,
     probes::net_http::{
         client::{
@@ -159,7 +159,7 @@ pub static SOCKETS: SockHash<u64> = SockHash::with_max_entries(65536, 0);
 /// Headers waiting for their request to be sent, by connection (set-associative slots
 /// keyed by the process and `connection_key`).
 #[map]
-static PENDING: Array<PendingHeader> = Array::with_max_entries(SLOTS, 0);
+static PENDING: Array<PendingHeader> = Array::with_max_entries(SLOTS, BPF_F_MMAPABLE);
 
 keyed_slot!(PendingHeader, conn);
 
@@ -267,9 +267,13 @@ fn try_inject(ctx: &ProbeContext) -> Option<()> {
     let now = unsafe { bpf_ktime_get_ns() };
     let key = link_key(pid, conn);
     let (pending, claim) = slots::claim(&PENDING, &key, now)?;
-    if matches!(claim, Claim::Evicted) {
+    match claim {
         // Another connection's header, never sent.
-        count(INJECT_UNSURE);
+        Claim::Evicted => count(INJECT_UNSURE),
+        // A header no request carried out (this connection's last one, or another's
+        // expired): its connection did not pass the socket program when it was sent.
+        _ if pending.conn != 0 => count(INJECT_UNSENT),
+        _ => {}
     }
     pending.conn = 0;
     // SAFETY: the prefix buffer holds INJECT_PREFIX bytes.
