@@ -912,9 +912,14 @@ fn binary_rewritten_in_place_and_run_at_once_starts_after_its_old_probes_are_gon
     let rewrite = old_build_traced_and_stopped("run-at-once");
     let (path, tracer) = (&rewrite.path, &rewrite.tracer);
 
-    // Written over and started at once: the start goes on once the old probes are gone.
+    // Written over and started as soon as the tracer has seen the write (a writer that
+    // is done before it wakes leaves nothing to hold: a test machine's load must not
+    // decide the test), while the old probes are still being removed: the start goes on
+    // once they are gone.
     let writing = Instant::now();
     rewrite_in_place(path, &rewrite.new_bytes);
+    let removed = format!("{} changed on disk: probes removed", path.display());
+    wait_lines(tracer, &removed, 1, NOTICE);
     let mut fixture = Fixture::spawn(path, &[]).expect("start the new program");
     let started = writing.elapsed();
     if let Err(error) = fixture.wait_for_stdout_line("listening on ", process::STARTUP_TIMEOUT) {

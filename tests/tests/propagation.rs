@@ -626,7 +626,12 @@ fn connections_opened_before_the_tracer_attached_carry_traceparent() {
     let unsent = summary.get("inject_skipped_unsent").unwrap_or(0);
     eprintln!("injected={injected} inject_skipped_unsent={unsent}");
     assert!((3..=4).contains(&injected), "{}", summary.line);
-    assert_eq!(injected + unsent, 4, "every call accounted: {}", summary.line);
+    assert_eq!(
+        injected + unsent,
+        4,
+        "every call accounted: {}",
+        summary.line
+    );
     let spans = output.spans().expect("JSON spans");
     let clients = of_kind(&spans, "client");
     for body in &bodies {
@@ -657,7 +662,10 @@ fn a_call_sent_before_its_connection_was_taken_in_is_counted_at_exit() {
     let taken = tracer_tests::poll_until(ATTACH_TIMEOUT, || {
         (watched_connections(tracer.pid()) == 1).then_some(())
     });
-    assert!(taken.is_some(), "the pooled connection joined the socket map");
+    assert!(
+        taken.is_some(),
+        "the pooled connection joined the socket map"
+    );
     let output: TracerOutput = tracer.stop().expect("the tracer stops");
     let summary = output.summary().expect("a summary line");
     let injected = summary.get("injected").unwrap_or(0);

@@ -27,6 +27,12 @@ pub const HOLD_LIMIT: Duration = Duration::from_secs(10);
 /// Room for this many events per read.
 const EVENTS_PER_READ: usize = 64;
 
+/// About how many starts are held at once (each holds a descriptor; one read more may
+/// pass it): the later ones are left in the kernel's queue, where they wait alike, and
+/// are read once some go on (a descriptor the kernel cannot open for an event would make
+/// it deny the start).
+const MAX_HELD: usize = 256;
+
 /// The size of `struct fanotify_event_metadata` (version 3).
 const EVENT_HEADER: usize = 24;
 
@@ -117,8 +123,10 @@ impl Gate {
     /// on at once. Lets go those held for [`HOLD_LIMIT`]; returns them.
     pub fn poll(&mut self) -> Vec<Released> {
         let mut asked = Vec::new();
+        let room = MAX_HELD.saturating_sub(self.held.len());
         read_ready(self.fanotify.as_fd(), &mut self.buffer, |read| {
-            asked.extend(parse(read))
+            asked.extend(parse(read));
+            asked.len() + EVENTS_PER_READ <= room
         });
         for (fd, pid) in asked {
             // SAFETY: the kernel opened this descriptor for this process with the event;
@@ -216,15 +224,14 @@ fn parse(bytes: &[u8]) -> Vec<(i32, i32)> {
     while let Some(event) = rest.get(..EVENT_HEADER) {
         let field = |at: usize| -> [u8; 4] { event[at..at + 4].try_into().expect("four bytes") };
         let len = u32::from_ne_bytes(field(0)) as usize;
-        let mask = u64::from_ne_bytes(event[8..16].try_into().expect("eight bytes"));
         let fd = i32::from_ne_bytes(field(16));
         let pid = i32::from_ne_bytes(field(20));
         if len < EVENT_HEADER {
             break;
         }
-        // Only exec permission is asked for; any event with a descriptor is answered
-        // (and the descriptor closed) alike.
-        if fd >= 0 && mask != 0 {
+        // Only exec permission is asked for (the mask at 8..16); any event with a
+        // descriptor is answered (and the descriptor closed) alike.
+        if fd >= 0 {
             events.push((fd, pid));
         }
         rest = rest.get(len..).unwrap_or_default();

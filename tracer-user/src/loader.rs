@@ -523,6 +523,9 @@ impl Loader {
             let result = match program {
                 // Programs of hooks not in use were never loaded.
                 aya::programs::Program::UProbe(uprobe) if uprobe.fd().is_ok() => uprobe.unload(),
+                // No request is injected after this: the headers still recorded are
+                // counted unsent at exit, and no injection after the count goes uncounted.
+                aya::programs::Program::SkMsg(send) if send.fd().is_ok() => send.unload(),
                 _ => Ok(()),
             };
             if let Err(error) = result {

@@ -569,7 +569,10 @@ impl Targets {
         self.poll_gate();
         let mut everything = false;
         // A `--binary` path's file whose old probes are all gone may be attached again.
-        let mut paths = self.finish_removals(loader);
+        let finished = self.finish_removals(loader);
+        let mut paths = finished
+            .iter()
+            .any(|(file, _)| self.settling.contains_key(file));
         for report in reports {
             match report {
                 Report::Overflow => everything = true,
@@ -608,34 +611,48 @@ impl Targets {
         if periodic || paths {
             self.look_at_paths(loader, periodic);
         }
+        // Only now: a `--binary` file attached again just above let its held starts go
+        // with its new probes live.
+        for (file, shown) in finished {
+            self.open_gate(file, &shown);
+        }
     }
 
     /// Frees the slots of the binaries changed on disk whose probes are all removed now;
-    /// returns whether one of them waits to be attached again (`--binary`).
-    fn finish_removals(&mut self, loader: &mut Loader) -> bool {
-        let mut settling = false;
+    /// returns their files (and names), whose held starts may go on.
+    fn finish_removals(&mut self, loader: &mut Loader) -> Vec<(FileId, String)> {
+        let mut finished = Vec::new();
         let mut index = 0;
         while index < self.detaching.len() {
             if self.detaching[index].detaching.is_done() {
                 let removal = self.detaching.swap_remove(index);
-                settling |= self.settling.contains_key(&removal.file);
-                self.open_gate(removal.file, &removal.shown);
+                finished.push((removal.file, removal.shown.clone()));
                 self.removed(loader, removal);
             } else {
                 index += 1;
             }
         }
-        settling
+        finished
     }
 
     /// Waits until the old probes of every binary changed on disk are all removed (before
     /// the tracer ends: the starts it holds go on then).
     pub fn wait_removals(&mut self, loader: &mut Loader) {
         while let Some(mut removal) = self.detaching.pop() {
-            removal.detaching.wait();
+            self.wait_removal(&mut removal);
             self.open_gate(removal.file, &removal.shown);
             self.removed(loader, removal);
         }
+    }
+
+    /// Waits until `removal` is done, letting held starts go on at [`HOLD_LIMIT`]
+    /// meanwhile.
+    fn wait_removal(&mut self, removal: &mut Removal) {
+        while !removal.detaching.is_done() {
+            self.poll_gate();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        removal.detaching.wait();
     }
 
     /// Lets the starts of `file` (`shown`) held so far go on, and the later ones pass.
@@ -676,7 +693,7 @@ impl Targets {
     fn wait_removed(&mut self, loader: &mut Loader, file: FileId) {
         while let Some(index) = self.detaching.iter().position(|r| r.file == file) {
             let mut removal = self.detaching.swap_remove(index);
-            removal.detaching.wait();
+            self.wait_removal(&mut removal);
             self.removed(loader, removal);
         }
     }

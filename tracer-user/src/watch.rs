@@ -191,21 +191,26 @@ impl Watcher {
                     self.watches.remove(&file);
                 }
             }
+            true
         });
         reports
     }
 }
 
 /// Reads the non-blocking descriptor `fd` into `buffer` until nothing more is waiting,
-/// handing `each` what every read returned.
-pub fn read_ready(fd: BorrowedFd<'_>, buffer: &mut [u8], mut each: impl FnMut(&[u8])) {
+/// handing `each` what every read returned; stops early when `each` says so (false).
+pub fn read_ready(fd: BorrowedFd<'_>, buffer: &mut [u8], mut each: impl FnMut(&[u8]) -> bool) {
     loop {
         // SAFETY: the buffer is valid for writes of its length for the whole call.
         let n = unsafe { libc::read(fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
         // Nothing more (EAGAIN), or an error the next call sees again.
         match usize::try_from(n) {
             Ok(0) | Err(_) => break,
-            Ok(n) => each(&buffer[..n]),
+            Ok(n) => {
+                if !each(&buffer[..n]) {
+                    break;
+                }
+            }
         }
     }
 }
