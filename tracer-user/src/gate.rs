@@ -6,9 +6,11 @@
 //! would meet the old build's breakpoints at the old offsets, and run the old build's
 //! instructions there. While a file's probes are being removed, the gate marks it with
 //! fanotify for `FAN_OPEN_EXEC_PERM`: the kernel then asks the tracer before an `execve`
-//! of the file goes on, and the tracer answers once the last probe is gone. It only ever
-//! allows (a denied exec would fail the program's start), and never holds a start longer
-//! than [`HOLD_LIMIT`]. When the tracer ends, the kernel lets every held start go on.
+//! of the file goes on, and the tracer answers once the last probe is gone (with
+//! `--binary`, once the new probes are live: the process is traced from its first
+//! instruction). It only ever allows (a denied exec would fail the program's start), and
+//! never holds a start longer than [`HOLD_LIMIT`]. When the tracer ends, the kernel lets
+//! every held start go on.
 //!
 //! fanotify: <https://man7.org/linux/man-pages/man7/fanotify.7.html>.
 use std::{
