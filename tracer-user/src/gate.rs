@@ -60,8 +60,6 @@ pub struct Released {
     pub file: FileId,
     pub pid: i32,
     pub waited: Duration,
-    /// Let go at [`HOLD_LIMIT`], the probes not all removed.
-    pub timed_out: bool,
 }
 
 /// The fanotify group, the files closed to starts, and the starts held.
@@ -114,11 +112,7 @@ impl Gate {
             // A mark the kernel dropped already (the file is gone) fails: nothing to undo.
             let _ = self.mark(libc::FAN_MARK_REMOVE, &exe);
         }
-        let (go, keep) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|held| held.file == file);
-        self.held = keep;
-        go.into_iter().map(|held| self.allow(held, false)).collect()
+        self.release(|held| held.file == file)
     }
 
     /// Takes the starts that ask to go on: those of a closed file are held, any other goes
@@ -144,23 +138,23 @@ impl Gate {
                 None => respond(self.fanotify.as_fd(), fd.as_fd()),
             }
         }
-        let (late, keep) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|held| held.since.elapsed() >= HOLD_LIMIT);
-        self.held = keep;
-        late.into_iter()
-            .map(|held| self.allow(held, true))
-            .collect()
+        self.release(|held| held.since.elapsed() >= HOLD_LIMIT)
     }
 
-    fn allow(&self, held: Held, timed_out: bool) -> Released {
-        respond(self.fanotify.as_fd(), held.fd.as_fd());
-        Released {
-            file: held.file,
-            pid: held.pid,
-            waited: held.since.elapsed(),
-            timed_out,
-        }
+    /// Lets the held starts `which` picks go on; returns them.
+    fn release(&mut self, which: impl Fn(&Held) -> bool) -> Vec<Released> {
+        let group = self.fanotify.as_fd();
+        self.held
+            .extract_if(.., |held| which(held))
+            .map(|held| {
+                respond(group, held.fd.as_fd());
+                Released {
+                    file: held.file,
+                    pid: held.pid,
+                    waited: held.since.elapsed(),
+                }
+            })
+            .collect()
     }
 
     fn mark(&self, action: libc::c_uint, exe: &File) -> std::io::Result<()> {

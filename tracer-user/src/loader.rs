@@ -838,9 +838,15 @@ mod tests {
 
     /// Frees the slots of exited processes in the kernel's arrays, mapped and not, and
     /// says how long a pass takes each way.
+    /// Needs root, as the end-to-end tests do (`cargo xtask test` runs both as root).
     #[test]
-    #[ignore = "needs root (loads the eBPF maps): cargo test --release -p tracer-user --lib -- --ignored --nocapture loader"]
     fn the_slots_of_exited_processes_are_released_mapped_or_not() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "loading the eBPF maps needs root: run the tests as root"
+        );
         let mut loader = Loader::load(&[]).expect("loading the eBPF maps");
         assert_eq!(
             loader

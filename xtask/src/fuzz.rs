@@ -332,28 +332,19 @@ fn write_seeds(target: &str, binaries: &[GoBinary], dir: &Path) -> Result<()> {
                 written += 1;
             }
             "decode" => {}
-            "placement" => {
-                if !(binary.plain && binary.fixture == "net_http_server") {
-                    continue;
-                }
-                let data = fs::read(&binary.path)
-                    .with_context(|| format!("reading {}", binary.path.display()))?;
-                for (i, bytes) in placement_seeds(&data)
-                    .with_context(|| format!("reading {}", binary.path.display()))?
-                    .into_iter()
-                    .enumerate()
-                {
-                    fs::write(dir.join(format!("{}-{i}", binary.name)), bytes)?;
-                    written += 1;
-                }
-            }
             _ => {
                 let data = fs::read(&binary.path)
                     .with_context(|| format!("reading {}", binary.path.display()))?;
-                if let Some(bytes) = section_seed(target, &data, binary)
-                    .with_context(|| format!("reading {}", binary.path.display()))?
-                {
-                    fs::write(seed, bytes)?;
+                let seeds = section_seeds(target, &data, binary)
+                    .with_context(|| format!("reading {}", binary.path.display()))?;
+                let one = seeds.len() == 1;
+                for (i, bytes) in seeds.into_iter().enumerate() {
+                    let name = if one {
+                        seed.clone()
+                    } else {
+                        dir.join(format!("{}-{i}", binary.name))
+                    };
+                    fs::write(name, bytes)?;
                     written += 1;
                 }
             }
@@ -363,12 +354,19 @@ fn write_seeds(target: &str, binaries: &[GoBinary], dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What the section targets read of `binary` (see `fuzz/src/lib.rs` for the format), or
-/// `None` when this binary gives `target` nothing new.
-fn section_seed(target: &str, data: &[u8], binary: &GoBinary) -> Result<Option<Vec<u8>>> {
+/// What the section targets read of `binary` (see `fuzz/src/lib.rs` for the format), and
+/// the code `placement` reads of it: none when this binary gives `target` nothing new.
+fn section_seeds(target: &str, data: &[u8], binary: &GoBinary) -> Result<Vec<Vec<u8>>> {
     let elf = object::File::parse(data)?;
     // Non-default builds differ in what the whole-file targets read.
     let one_per_toolchain = binary.plain && binary.fixture == "net_http_server";
+    if target == "placement" {
+        return if one_per_toolchain {
+            placement_seeds(&elf)
+        } else {
+            Ok(Vec::new())
+        };
+    }
     Ok(match target {
         "buildinfo" => section(&elf, ".go.buildinfo").map(|(_, bytes)| bytes),
         "pclntab" if one_per_toolchain => {
@@ -388,7 +386,9 @@ fn section_seed(target: &str, data: &[u8], binary: &GoBinary) -> Result<Option<V
         }
         "derive" if one_per_toolchain => derive_seed(&elf),
         _ => None,
-    })
+    }
+    .into_iter()
+    .collect())
 }
 
 /// The address and uncompressed bytes of section `name`.
@@ -417,8 +417,7 @@ const PLACED: &[(&str, Option<&str>)] = &[
 
 /// The `placement` inputs of a Go binary (see `fuzz/fuzz_targets/placement.rs`):
 /// `[address u64][callee u64][code]` per function of [`PLACED`] it has.
-fn placement_seeds(data: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let elf = object::File::parse(data)?;
+fn placement_seeds(elf: &object::File<'_>) -> Result<Vec<Vec<u8>>> {
     let symbol = |name: &str| elf.symbols().find(|s| s.name() == Ok(name));
     let text = elf.section_by_name(".text").context("no .text")?;
     let code = text.uncompressed_data()?;
