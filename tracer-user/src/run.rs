@@ -383,7 +383,7 @@ fn start_exporters(config: &Config) -> Result<Exporters, RunError> {
         let (sink, policy): (Box<dyn Sink>, Policy) = match kind {
             ExporterKind::Stdout => {
                 let encoder: Box<dyn Encoder> = match config.format {
-                    Format::Json => Box::new(JsonLines),
+                    Format::Json => Box::new(JsonLines::default()),
                     Format::Text => Box::new(Text),
                 };
                 let stream = Stream::new(encoder, Box::new(std::io::stdout()));

@@ -9,12 +9,62 @@
 //! ```
 //! Ids are lowercase hex; `parent_span_id` is `null` for a root span; times are UNIX
 //! nanoseconds; attributes and resource follow the OpenTelemetry semantic conventions.
-use super::{Encoder, Item};
-use crate::pipeline::span::{Hex, Value};
+use std::sync::Arc;
 
-/// The JSON lines encoder.
+use super::{Encoder, Item};
+use crate::pipeline::{
+    resource::Resource,
+    span::{Hex, Value},
+};
+
+/// The JSON lines encoder. It keeps the encoding of the last span's resource: spans come
+/// in runs from one process, whose resource is the same object, so most spans copy it
+/// whole (about a third of a line) instead of encoding it again.
 #[derive(Debug, Default)]
-pub struct JsonLines;
+pub struct JsonLines {
+    /// A resource (held, so no other can take its address) and the end of a line with it:
+    /// `,"resource":{…}}` and the newline.
+    resource: Option<(Arc<Resource>, Vec<u8>)>,
+}
+
+impl JsonLines {
+    /// The end of a line for `resource`, encoded now unless it was the last one's.
+    fn resource_end(&mut self, resource: &Arc<Resource>) -> &[u8] {
+        let cached = self
+            .resource
+            .as_ref()
+            .is_some_and(|(last, _)| Arc::ptr_eq(last, resource));
+        if !cached {
+            let mut out = Vec::with_capacity(256);
+            resource_end(&mut out, resource);
+            self.resource = Some((Arc::clone(resource), out));
+        }
+        self.resource
+            .as_ref()
+            .map_or(&[], |(_, out)| out.as_slice())
+    }
+}
+
+/// Appends `,"resource":{…}}` and the newline that end the line of a span of `r`.
+fn resource_end(out: &mut Vec<u8>, r: &Resource) {
+    out.extend_from_slice(b",\"resource\":{");
+    key(out, "service.name");
+    string(out, &r.service_name);
+    out.extend_from_slice(b",\"process.pid\":");
+    number(out, r.pid);
+    out.extend_from_slice(b",\"process.executable.path\":");
+    string(out, &r.executable_path);
+    out.extend_from_slice(b",\"process.runtime.name\":\"go\",\"process.runtime.version\":");
+    string(out, &r.runtime_version);
+    out.extend_from_slice(b",\"host.name\":");
+    string(out, &r.host_name);
+    for (name, value) in &r.attributes {
+        out.push(b',');
+        key(out, name);
+        string(out, value);
+    }
+    out.extend_from_slice(b"}}\n");
+}
 
 /// Appends `s` as a JSON string. Most values need no escaping and are copied whole.
 fn string(out: &mut Vec<u8>, s: &str) {
@@ -57,14 +107,14 @@ impl Encoder for JsonLines {
     fn encode(&mut self, item: &Item, out: &mut Vec<u8>) {
         let span = &item.span;
         out.extend_from_slice(b"{\"trace_id\":\"");
-        out.extend_from_slice(Hex::<32>::new(&span.trace_id).as_str().as_bytes());
+        out.extend_from_slice(Hex::<32>::new(&span.trace_id).as_bytes());
         out.extend_from_slice(b"\",\"span_id\":\"");
-        out.extend_from_slice(Hex::<16>::new(&span.span_id).as_str().as_bytes());
+        out.extend_from_slice(Hex::<16>::new(&span.span_id).as_bytes());
         out.extend_from_slice(b"\",\"parent_span_id\":");
         match span.parent_span_id {
             Some(parent) => {
                 out.push(b'"');
-                out.extend_from_slice(Hex::<16>::new(&parent).as_str().as_bytes());
+                out.extend_from_slice(Hex::<16>::new(&parent).as_bytes());
                 out.push(b'"');
             }
             None => out.extend_from_slice(b"null"),
@@ -94,24 +144,8 @@ impl Encoder for JsonLines {
                 Value::Int(n) => number(out, *n),
             }
         }
-        let r = &item.resource;
-        out.extend_from_slice(b"},\"resource\":{");
-        key(out, "service.name");
-        string(out, &r.service_name);
-        out.extend_from_slice(b",\"process.pid\":");
-        number(out, r.pid);
-        out.extend_from_slice(b",\"process.executable.path\":");
-        string(out, &r.executable_path);
-        out.extend_from_slice(b",\"process.runtime.name\":\"go\",\"process.runtime.version\":");
-        string(out, &r.runtime_version);
-        out.extend_from_slice(b",\"host.name\":");
-        string(out, &r.host_name);
-        for (name, value) in &r.attributes {
-            out.push(b',');
-            key(out, name);
-            string(out, value);
-        }
-        out.extend_from_slice(b"}}\n");
+        out.push(b'}');
+        out.extend_from_slice(self.resource_end(&item.resource));
     }
 }
 
@@ -123,7 +157,7 @@ mod tests {
     fn encodes_contract_shape() {
         let item = Item::sample();
         let mut out = Vec::new();
-        JsonLines.encode(&item, &mut out);
+        JsonLines::default().encode(&item, &mut out);
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.ends_with('\n') && text.lines().count() == 1);
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
@@ -137,6 +171,47 @@ mod tests {
         assert_eq!(v["resource"]["process.runtime.name"], "go");
         assert_eq!(v["resource"]["service.name"], "shop");
         assert_eq!(v["resource"]["container.id"], "c0ffee");
+    }
+
+    #[test]
+    fn each_span_carries_its_own_processs_resource() {
+        let shop = Item::sample();
+        let mut cart = Item::sample();
+        cart.resource = Arc::new(Resource {
+            service_name: "cart \"eu\"".into(),
+            pid: 8,
+            ..(*shop.resource).clone()
+        });
+        let mut encoder = JsonLines::default();
+        let mut out = Vec::new();
+        for item in [&shop, &shop, &cart, &cart, &shop] {
+            encoder.encode(item, &mut out);
+        }
+        let lines: Vec<serde_json::Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).expect("json"))
+            .collect();
+        let services: Vec<_> = lines
+            .iter()
+            .map(|v| {
+                (
+                    v["resource"]["service.name"].clone(),
+                    v["resource"]["process.pid"].clone(),
+                )
+            })
+            .collect();
+        let shop = (serde_json::json!("shop"), serde_json::json!(7));
+        let cart = (serde_json::json!("cart \"eu\""), serde_json::json!(8));
+        assert_eq!(
+            services,
+            [shop.clone(), shop.clone(), cart.clone(), cart, shop]
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|v| v["resource"]["container.id"] == "c0ffee")
+        );
     }
 
     #[test]

@@ -127,6 +127,11 @@ impl<const N: usize> Hex<N> {
         // Only ASCII hex digits are ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
+
+    /// The digits, as bytes (no UTF-8 check: what an encoder writes out).
+    pub fn as_bytes(&self) -> &[u8; N] {
+        &self.0
+    }
 }
 
 impl<const N: usize> std::fmt::Display for Hex<N> {
