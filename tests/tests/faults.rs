@@ -1581,6 +1581,149 @@ fn a_stalled_reader_loses_no_span_the_ring_buffer_can_hold() {
     expect_bounded_memory(peak);
 }
 
+/// The scheduling policy (field 41 of `stat`) of each thread of process `pid`: its id,
+/// name and policy.
+fn thread_policies(pid: u32) -> Vec<(u32, String, i32)> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let tid = path.file_name()?.to_str()?.parse().ok()?;
+            let name = fs::read_to_string(path.join("comm")).ok()?;
+            let stat = fs::read_to_string(path.join("stat")).ok()?;
+            let after_name = stat.get(stat.rfind(')')? + 2..)?;
+            let policy = after_name.split(' ').nth(38)?.parse().ok()?;
+            Some((tid, name.trim().to_owned(), policy))
+        })
+        .collect()
+}
+
+/// The policy of the tracer's span path: its main thread's, and the stdout exporter's;
+/// `None` while they differ (the watchdog is moving them) or one is not found.
+fn span_path_policy(pid: u32) -> Option<i32> {
+    let policies = thread_policies(pid);
+    let policy = |wanted: &dyn Fn(u32, &str) -> bool| {
+        policies
+            .iter()
+            .find(|(tid, name, _)| wanted(*tid, name))
+            .map(|&(_, _, policy)| policy)
+    };
+    let main = policy(&|tid, _| tid == pid)?;
+    (policy(&|_, name| name == "export-stdout")? == main).then_some(main)
+}
+
+/// Waits up to `within` for the span path's policy to be `wanted`.
+fn await_policy(pid: u32, wanted: i32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if span_path_policy(pid) == Some(wanted) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// Requests sent while the tracer's CPU is taken.
+const CROWDED: usize = 20_000;
+
+/// While it keeps up, the tracer's span path (the reader and the exporter) waits in the
+/// idle scheduling class, where it takes no CPU time anything else wants; when a CPU hog
+/// shares its CPU, the watchdog moves it back to the normal class and no span is lost;
+/// once the CPU is free again, it yields again.
+#[test]
+fn the_span_path_yields_the_cpu_while_it_keeps_up_and_takes_it_back_when_crowded_out() {
+    let _serial = tracer_tests::serial();
+    tracer_tests::require_root();
+    let server = HttpServer::start(go::DEFAULT).expect("start the fixture");
+    let tracer = Tracer::attach(server.pid(), &[]).expect("attach");
+    send_ok(&server, "/hello", 1);
+    assert!(
+        await_policy(tracer.pid(), libc::SCHED_IDLE, Duration::from_secs(5)),
+        "the span path waits in the idle class: {:?}",
+        thread_policies(tracer.pid())
+    );
+    // Every thread of the tracer on one CPU, and a busy loop (normal class, niceness 0)
+    // on it for a bounded time.
+    let cpus = thread::available_parallelism().map_or(1, usize::from);
+    let cpu = (cpus - 1).to_string();
+    let pinned = Command::new("taskset")
+        .args(["-a", "-c", "-p", &cpu, &tracer.pid().to_string()])
+        .output()
+        .expect("taskset");
+    assert!(pinned.status.success(), "taskset: {pinned:?}");
+    let hogging = Arc::new(AtomicBool::new(true));
+    let hog = thread::spawn({
+        let hogging = Arc::clone(&hogging);
+        let cpu: usize = cpus - 1;
+        move || {
+            // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes within it.
+            let set = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                set
+            };
+            // SAFETY: `set` is valid for the call; 0 names this thread.
+            unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+            let until = Instant::now() + Duration::from_secs(30);
+            let mut spins = 0u64;
+            while hogging.load(Ordering::Relaxed) && Instant::now() < until {
+                spins = std::hint::black_box(spins.wrapping_add(1));
+            }
+        }
+    });
+    // The burst gives the reader more work than the idle class gets done on a busy
+    // CPU: a thread notes whether the span path is moved to the normal class meanwhile.
+    let sending = Arc::new(AtomicBool::new(true));
+    let watcher = thread::spawn({
+        let sending = Arc::clone(&sending);
+        let pid = tracer.pid();
+        move || {
+            let mut seen = false;
+            while sending.load(Ordering::Relaxed) && !seen {
+                seen = span_path_policy(pid) == Some(libc::SCHED_OTHER);
+                thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        }
+    });
+    let (ok, failures) = burst(
+        server.addr(),
+        "/hello",
+        CROWDED,
+        Instant::now() + Duration::from_secs(30),
+    );
+    // Time for the watchdog to see a reader still behind after the burst.
+    let crowded = await_policy(tracer.pid(), libc::SCHED_OTHER, Duration::from_millis(500));
+    sending.store(false, Ordering::Relaxed);
+    let crowded = watcher.join().expect("the watcher") || crowded;
+    hogging.store(false, Ordering::Relaxed);
+    hog.join().expect("the busy loop");
+    assert!(
+        crowded,
+        "a busy CPU moves the span path back to the normal class: {:?}",
+        thread_policies(tracer.pid())
+    );
+    assert!(
+        failures.is_empty() && ok == CROWDED,
+        "every request succeeds: {ok} of {CROWDED} did, {failures:?}"
+    );
+    // Caught up, it yields again (after at least a second in the normal class).
+    assert!(
+        await_policy(tracer.pid(), libc::SCHED_IDLE, Duration::from_secs(10)),
+        "a free CPU puts the span path back in the idle class: {:?}",
+        thread_policies(tracer.pid())
+    );
+    let output = tracer.stop().expect("stop the tracer");
+    assert_eq!(output.code(), Some(0), "{}", output.stderr);
+    let spans = output.spans().expect("spans");
+    let summary = summary(&output);
+    expect_count(&summary, "dropped", 0);
+    assert_eq!(spans.len(), CROWDED + 1, "a span per request");
+}
+
 /// Soak (a longer run, not in CI: `cargo test --release -p tracer-tests --test faults -- --ignored soak`):
 /// requests per cycle, and cycles. Each cycle sends `SOAK_HELLO` plain requests and
 /// `SOAK_CHAIN` chained ones (a server span, a client span with `traceparent` injected,

@@ -127,7 +127,8 @@ pub struct Cli {
 
     /// Scheduling niceness of the tracer's threads (0-19): under CPU contention the traced
     /// programs and their clients run first; spans that then cannot be read in time are
-    /// dropped and counted.
+    /// dropped and counted. While it keeps up, the span path waits in the idle scheduling
+    /// class instead, and takes this niceness back when it falls behind.
     #[arg(long, env = "TRACER_NICE", value_name = "N", default_value_t = DEFAULT_NICE,
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub nice: i32,

@@ -20,6 +20,7 @@ pub mod loader;
 pub mod mapped_slots;
 pub mod metrics;
 pub mod pipeline;
+pub mod priority;
 pub mod privileges;
 pub mod probes;
 pub mod process;

@@ -369,8 +369,12 @@ impl Loader {
         let taken = self.take_links(links);
         let thread = std::thread::Builder::new()
             .name("detach-changed".into())
-            // Dropping a link detaches it; without a thread, they are closed here.
-            .spawn(move || drop(taken));
+            // Dropping a link detaches it; without a thread, they are closed here. Held
+            // program starts wait for it: not in the main loop's idle class.
+            .spawn(move || {
+                crate::priority::leave_idle_class();
+                drop(taken)
+            });
         Detaching(thread.ok())
     }
 

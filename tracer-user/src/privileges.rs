@@ -5,6 +5,7 @@ const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_NICE: u32 = 23;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
@@ -25,6 +26,12 @@ fn effective_capabilities() -> u64 {
         .find_map(|line| line.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .unwrap_or(0)
+}
+
+/// Whether this process has CAP_SYS_NICE, which a thread needs to leave the idle
+/// scheduling class (see [`crate::priority`]).
+pub fn has_sys_nice() -> bool {
+    effective_capabilities() & (1 << CAP_SYS_NICE) != 0
 }
 
 /// Which capabilities are missing from `effective` (CAP_SYS_ADMIN stands in for both).

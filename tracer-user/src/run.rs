@@ -33,6 +33,7 @@ use crate::{
         resource::Resource,
         sampler::Sampler,
     },
+    priority::Yielding,
     privileges::{self, PrivilegeError},
     probes::{
         Hook, Placement, Site,
@@ -309,6 +310,8 @@ fn trace(
         held: false,
     };
     let mut exit_code = None;
+    // From here on the span path yields the CPU to everything else while it keeps up.
+    let yielding = Yielding::start(&pipeline.exporters.thread_ids());
     loop {
         let finished = match &running {
             Some(running) => {
@@ -322,7 +325,8 @@ fn trace(
         targets.check_files(&mut loader);
         // Processes are followed once every span before their events has been read: a
         // process forgotten too early would leave its spans without a target.
-        if pipeline.drain(&mut targets, &mut loader, false) {
+        let caught_up = pipeline.drain(&mut targets, &mut loader, false);
+        if caught_up {
             pipeline.follow_processes(&mut targets, &mut loader);
         }
         targets.refresh_metadata(&mut loader);
@@ -345,8 +349,12 @@ fn trace(
             }
             break;
         }
+        if let Some(yielding) = &yielding {
+            yielding.turn(caught_up);
+        }
         pipeline.wait(config.placement, targets.wake_fds());
     }
+    drop(yielding);
 
     // Detach, then export whatever the kernel finished before that. The probes of
     // binaries changed on disk go first: their held starts go on after.

@@ -184,6 +184,8 @@ pub struct Stats {
     pub queued: AtomicU64,
     /// Batches offered that the thread has not taken yet.
     pub ahead: AtomicU64,
+    /// The thread's id, once it runs (see [`crate::priority`]).
+    pub thread_id: std::sync::atomic::AtomicI32,
 }
 
 /// The reader's end of an exporter.
@@ -303,6 +305,15 @@ impl Exporters {
         last.offer(batch);
     }
 
+    /// The ids of the exporters' threads that run.
+    pub fn thread_ids(&self) -> Vec<libc::pid_t> {
+        self.0
+            .iter()
+            .map(|(_, exporter)| exporter.stats.thread_id.load(Ordering::Relaxed))
+            .filter(|&tid| tid > 0)
+            .collect()
+    }
+
     /// True while any exporter is [`behind`](Exporter::behind).
     pub fn behind(&self) -> bool {
         self.0.iter().any(|(_, exporter)| exporter.behind())
@@ -349,6 +360,9 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        self.stats.thread_id.store(tid, Ordering::Relaxed);
         if let Some(why) = self.sink.unreachable() {
             log::warn!(
                 "{}: back end unreachable ({why}): spans wait (up to {}) and are retried",
