@@ -1646,18 +1646,36 @@ fn the_span_path_yields_the_cpu_while_it_keeps_up_and_takes_it_back_when_crowded
         thread_policies(tracer.pid())
     );
     // Every thread of the tracer on one CPU, and a busy loop (normal class, niceness 0)
-    // on it for a bounded time.
-    let cpus = thread::available_parallelism().map_or(1, usize::from);
-    let cpu = (cpus - 1).to_string();
+    // on it for a bounded time: the highest CPU this test may use, the load on others.
+    // SAFETY: a zeroed cpu_set_t is an empty set; the call fills it.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `allowed` is valid for the call; 0 names this thread.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut allowed) };
+    assert_eq!(rc, 0, "sched_getaffinity");
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is within the set.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &allowed) })
+        .collect();
+    assert!(
+        cpus.len() >= 2,
+        "the test needs 2 CPUs, it may use {cpus:?}"
+    );
+    let cpu = cpus[cpus.len() - 1];
     let pinned = Command::new("taskset")
-        .args(["-a", "-c", "-p", &cpu, &tracer.pid().to_string()])
+        .args([
+            "-a",
+            "-c",
+            "-p",
+            &cpu.to_string(),
+            &tracer.pid().to_string(),
+        ])
         .output()
         .expect("taskset");
     assert!(pinned.status.success(), "taskset: {pinned:?}");
     let hogging = Arc::new(AtomicBool::new(true));
+    let (hog_pinned, hog_ready) = std::sync::mpsc::channel();
     let hog = thread::spawn({
         let hogging = Arc::clone(&hogging);
-        let cpu: usize = cpus - 1;
         move || {
             // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes within it.
             let set = unsafe {
@@ -1666,14 +1684,20 @@ fn the_span_path_yields_the_cpu_while_it_keeps_up_and_takes_it_back_when_crowded
                 set
             };
             // SAFETY: `set` is valid for the call; 0 names this thread.
-            unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+            let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+            let _ = hog_pinned.send(rc);
             let until = Instant::now() + Duration::from_secs(30);
             let mut spins = 0u64;
-            while hogging.load(Ordering::Relaxed) && Instant::now() < until {
+            while rc == 0 && hogging.load(Ordering::Relaxed) && Instant::now() < until {
                 spins = std::hint::black_box(spins.wrapping_add(1));
             }
         }
     });
+    assert_eq!(
+        hog_ready.recv().expect("the busy loop"),
+        0,
+        "sched_setaffinity"
+    );
     // The burst gives the reader more work than the idle class gets done on a busy
     // CPU: a thread notes whether the span path is moved to the normal class meanwhile.
     let sending = Arc::new(AtomicBool::new(true));

@@ -164,8 +164,12 @@ impl Detacher {
         let (sender, receiver) = std::sync::mpsc::channel::<Vec<UProbeLink>>();
         let thread = std::thread::Builder::new()
             .name("detacher".into())
-            // Dropping a link detaches it.
-            .spawn(move || receiver.iter().for_each(drop))?;
+            // Dropping a link detaches it. Started from the main loop at its first detach:
+            // the exit waits for it, so not in the loop's idle class.
+            .spawn(move || {
+                crate::priority::leave_idle_class();
+                receiver.iter().for_each(drop)
+            })?;
         Ok(Self {
             sender: Some(sender),
             thread: Some(thread),

@@ -311,7 +311,7 @@ fn trace(
     };
     let mut exit_code = None;
     // From here on the span path yields the CPU to everything else while it keeps up.
-    let yielding = Yielding::start(&pipeline.exporters.thread_ids());
+    let yielding = Yielding::start(pipeline.exporters.thread_ids());
     loop {
         let finished = match &running {
             Some(running) => {

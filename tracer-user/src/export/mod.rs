@@ -184,8 +184,8 @@ pub struct Stats {
     pub queued: AtomicU64,
     /// Batches offered that the thread has not taken yet.
     pub ahead: AtomicU64,
-    /// The thread's id, once it runs (see [`crate::priority`]).
-    pub thread_id: std::sync::atomic::AtomicI32,
+    /// The thread's id while it runs, else 0 (see [`crate::priority`]).
+    pub thread_id: Arc<std::sync::atomic::AtomicI32>,
 }
 
 /// The reader's end of an exporter.
@@ -305,12 +305,11 @@ impl Exporters {
         last.offer(batch);
     }
 
-    /// The ids of the exporters' threads that run.
-    pub fn thread_ids(&self) -> Vec<libc::pid_t> {
+    /// The exporters' thread ids, each 0 while its thread does not run.
+    pub fn thread_ids(&self) -> Vec<Arc<std::sync::atomic::AtomicI32>> {
         self.0
             .iter()
-            .map(|(_, exporter)| exporter.stats.thread_id.load(Ordering::Relaxed))
-            .filter(|&tid| tid > 0)
+            .map(|(_, exporter)| Arc::clone(&exporter.stats.thread_id))
             .collect()
     }
 
@@ -360,9 +359,7 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        self.stats.thread_id.store(tid, Ordering::Relaxed);
+        let _live = crate::priority::LiveThreadId::publish(&self.stats.thread_id);
         if let Some(why) = self.sink.unreachable() {
             log::warn!(
                 "{}: back end unreachable ({why}): spans wait (up to {}) and are retried",

@@ -543,6 +543,9 @@ impl Grpc {
         use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            // Its blocking threads (name lookups) start from the exporter's thread, in
+            // its idle class while it keeps up: a send waits for them.
+            .on_thread_start(crate::priority::leave_idle_class)
             .build()
             .context("start the gRPC runtime")?;
         let url = if config.endpoint.contains("://") {
