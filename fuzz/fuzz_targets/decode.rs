@@ -58,8 +58,9 @@ fn pipeline(record: &[u8]) {
         });
     }
     let mut out = Vec::new();
+    let mut json = JsonLines::default();
     for item in &items {
-        JsonLines.encode(item, &mut out);
+        json.encode(item, &mut out);
         let _ = text::line(item);
     }
     // The encoder the exporters use writes what the message structs encode to.
