@@ -1604,14 +1604,12 @@ fn thread_policies(pid: u32) -> Vec<(u32, String, i32)> {
 /// `None` while they differ (the watchdog is moving them) or one is not found.
 fn span_path_policy(pid: u32) -> Option<i32> {
     let policies = thread_policies(pid);
-    let policy = |wanted: &dyn Fn(u32, &str) -> bool| {
-        policies
-            .iter()
-            .find(|(tid, name, _)| wanted(*tid, name))
-            .map(|&(_, _, policy)| policy)
-    };
-    let main = policy(&|tid, _| tid == pid)?;
-    (policy(&|_, name| name == "export-stdout")? == main).then_some(main)
+    let main = policies.iter().find(|(tid, _, _)| *tid == pid)?.2;
+    let exporter = policies
+        .iter()
+        .find(|(_, name, _)| name == "export-stdout")?
+        .2;
+    (exporter == main).then_some(main)
 }
 
 /// Waits up to `within` for the span path's policy to be `wanted`.

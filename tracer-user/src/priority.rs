@@ -197,7 +197,8 @@ impl Yielding {
     }
 
     /// Times the span path was moved back to the normal class.
-    pub fn promotions(&self) -> u64 {
+    #[cfg(test)]
+    fn promotions(&self) -> u64 {
         self.shared.promotions.load(SeqCst)
     }
 }

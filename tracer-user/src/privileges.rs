@@ -31,7 +31,12 @@ fn effective_capabilities() -> u64 {
 /// Whether this process has CAP_SYS_NICE, which a thread needs to leave the idle
 /// scheduling class (see [`crate::priority`]).
 pub fn has_sys_nice() -> bool {
-    effective_capabilities() & (1 << CAP_SYS_NICE) != 0
+    has_capability(CAP_SYS_NICE)
+}
+
+/// Whether capability `cap` is in this process's effective set.
+fn has_capability(cap: u32) -> bool {
+    effective_capabilities() & (1 << cap) != 0
 }
 
 /// Which capabilities are missing from `effective` (CAP_SYS_ADMIN stands in for both).
@@ -51,7 +56,7 @@ pub fn missing_capabilities(effective: u64) -> Option<String> {
 /// Whether this process has CAP_SYS_ADMIN: the kernel's uprobe perf events accept no
 /// narrower capability (CAP_PERFMON is refused with EACCES; measured on Linux 6.18).
 pub fn has_sys_admin() -> bool {
-    effective_capabilities() & (1 << CAP_SYS_ADMIN) != 0
+    has_capability(CAP_SYS_ADMIN)
 }
 
 /// Capabilities that are not required but whose absence limits what can be traced, with
